@@ -1,0 +1,22 @@
+// Vitest global setup: one throwaway redis-server (no persistence) for the whole run.
+import type { TestProject } from "vitest/node";
+import { type RedisServer, removeRedisDir, startRedis } from "./redis-server.js";
+
+let server: RedisServer | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  server = await startRedis();
+  project.provide("redisUrl", server.url);
+}
+
+export async function teardown(): Promise<void> {
+  if (!server) return;
+  await server.stop();
+  removeRedisDir(server);
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    redisUrl: string;
+  }
+}
