@@ -1,0 +1,49 @@
+/**
+ * Fleet nodes (Go: `api.Node`, types.go:857-870).
+ */
+import { parseRfc3339 } from "./rfc3339.js";
+
+/** Node status values used by the fleet. */
+export const NodeStatus = {
+  Online: "Online",
+  Draining: "Draining",
+  Offline: "Offline",
+} as const;
+export type NodeStatus = (typeof NodeStatus)[keyof typeof NodeStatus];
+
+/** The seed's Node JSON: `port` is a string and `lastSeen` an RFC 3339 time. */
+export interface Node {
+  host: string;
+  ipv4: string;
+  port: string;
+  lastSeen: string;
+  status: string;
+}
+
+/** A node as shown by `GET /nodes` and `/status`: the seed's Node plus fleet bookkeeping. */
+export interface NodeView extends Node {
+  id: string;
+  /** The fleet's liveness verdict (see {@link onlineAt}). */
+  online: boolean;
+  runningJobs: number;
+}
+
+/** Go `Node.Online()`: true only for the exact string `Online` (`online` is false). */
+export function nodeOnline(n: Pick<Node, "status">): boolean {
+  return n.status === NodeStatus.Online;
+}
+
+/**
+ * The fleet's liveness rule: the node says `Online` AND its last heartbeat is younger than
+ * `offlineAfterMs` at `nowMs`. `nowMs` should be the Redis server's clock so every node judges
+ * alike. A missing or unparsable `lastSeen` counts as not online.
+ */
+export function onlineAt(
+  n: Pick<Node, "status" | "lastSeen">,
+  nowMs: number,
+  offlineAfterMs: number,
+): boolean {
+  if (!nodeOnline(n) || typeof n.lastSeen !== "string") return false;
+  const seen = parseRfc3339(n.lastSeen);
+  return seen !== undefined && nowMs - seen.epochMs < offlineAfterMs;
+}

@@ -1,0 +1,46 @@
+// Every Redis key and channel the fleet uses, in one place. All start with the fleet's prefix,
+// so fleets with different prefixes share one Redis without seeing each other.
+
+export interface Keys {
+  readonly prefix: string;
+  /** Hash: `spec` (immutable job JSON), `owner`, `user`, `ver`, and the mutable fields (status, pid, …). */
+  job(id: string): string;
+  /** Sorted set of every job id, scored by submission time (ms). */
+  readonly jobsAll: string;
+  /** Sorted set of one user's job ids, scored by submission time (ms). */
+  jobsByUser(user: string): string;
+  /** Set of the unfinished jobs a node owns (settled by a peer when the node is lost). */
+  nodeJobs(nodeId: string): string;
+  /** Sorted set of terminal job ids, scored by their last update (ms), for expiry. */
+  readonly expiry: string;
+  /** Stream of status events: the fleet-wide, ordered history clients resume from. */
+  readonly events: string;
+  /** String: id of the newest status event, so each publish can name its predecessor. */
+  readonly eventsLast: string;
+  /** Pub/sub channel: `<eventId>\n<previousEventId>\n<event JSON>`. */
+  readonly eventsChannel: string;
+  /** Hash: a node's record (host, ipv4, port, status, epoch, lastSeenMs, runningJobs, …). */
+  node(nodeId: string): string;
+  /** Sorted set of node ids, scored by last heartbeat (Redis server time, ms). */
+  readonly nodes: string;
+  /** Pub/sub channel: a node id whose record changed (join, leave, status). */
+  readonly nodesChannel: string;
+}
+
+export function fleetKeys(prefix: string): Keys {
+  const p = prefix;
+  return {
+    prefix: p,
+    job: (id) => `${p}:job:${id}`,
+    jobsAll: `${p}:jobs`,
+    jobsByUser: (user) => `${p}:jobs:user:${user}`,
+    nodeJobs: (nodeId) => `${p}:node:${nodeId}:jobs`,
+    expiry: `${p}:jobs:expiry`,
+    events: `${p}:events`,
+    eventsLast: `${p}:events:last`,
+    eventsChannel: `${p}:events:ch`,
+    node: (nodeId) => `${p}:node:${nodeId}`,
+    nodes: `${p}:nodes`,
+    nodesChannel: `${p}:nodes:ch`,
+  };
+}

@@ -1,0 +1,30 @@
+--[[ settle_lost: a surviving node declares a silent node lost. Its unfinished jobs become Failed
+(with a message naming the node) and its epoch is bumped, so it can no longer write. Atomic, and
+a no-op the second time, so exactly one peer settles each loss however many try.
+KEYS[1] lost node hash   KEYS[2] its unfinished jobs (set)   KEYS[3] nodes (zset)
+KEYS[4] events stream    KEYS[5] events:last   KEYS[6] expiry (zset)
+ARGV[1] lost node id     ARGV[2] lost-after (ms)   ARGV[3] events max length   ARGV[4] events channel
+ARGV[5] job key prefix ('<prefix>:job:')   ARGV[6] status message   ARGV[7] lastUpdateTime (RFC 3339)
+Returns the number of jobs settled, or -1 (not lost yet) / -2 (already settled). ]]
+local now = now_ms()
+local lastSeen = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0')
+if now - lastSeen < tonumber(ARGV[2]) then return -1 end
+local epoch = redis.call('HGET', KEYS[1], 'epoch') or '0'
+if redis.call('HGET', KEYS[1], 'settledEpoch') == epoch then return -2 end
+
+local newEpoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'settledEpoch', newEpoch, 'status', 'Offline', 'runningJobs', 0)
+local settled = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local jobKey = ARGV[5] .. id
+  local status = redis.call('HGET', jobKey, 'status')
+  if status and not TERMINAL[status] then
+    redis.call('HSET', jobKey, 'status', 'Failed', 'statusMessage', ARGV[6], 'lastUpdateTime', ARGV[7])
+    redis.call('HINCRBY', jobKey, 'ver', 1)
+    emit_event(KEYS[4], KEYS[5], ARGV[4], ARGV[3], job_event(jobKey, id))
+    redis.call('ZADD', KEYS[6], now, id)
+    settled = settled + 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return settled

@@ -1,0 +1,81 @@
+// Redis connections for a node: one for commands, one for subscriptions, one for blocking reads.
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "pino";
+import { ApiError, ErrCode } from "../api/index.js";
+
+export interface RedisSettings {
+  redisUrl: string;
+  redisSentinels?: { host: string; port: number }[];
+  redisMasterName?: string;
+}
+
+/**
+ * Commands fail at once while Redis is away (no offline queue), so requests get a prompt
+ * 503 instead of hanging; ioredis keeps reconnecting in the background.
+ */
+export function connectRedis(settings: RedisSettings, name: string, logger: Logger): Redis {
+  const common: RedisOptions = {
+    connectionName: name,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    commandTimeout: 5_000,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 1_000),
+    reconnectOnError: (err) => err.message.startsWith("READONLY"),
+  };
+  const redis = settings.redisSentinels
+    ? new Redis({
+        ...common,
+        sentinels: settings.redisSentinels,
+        name: settings.redisMasterName ?? "mymaster",
+        ...credentialsOf(settings.redisUrl),
+      })
+    : new Redis(settings.redisUrl, common);
+  let wasReady = false;
+  redis.on("ready", () => {
+    if (wasReady) logger.info({ connection: name }, "redis reconnected");
+    wasReady = true;
+  });
+  redis.on("error", (err: Error) => logger.debug({ connection: name, err: err.message }, "redis error"));
+  redis.on("end", () => logger.debug({ connection: name }, "redis connection ended"));
+  return redis;
+}
+
+function credentialsOf(url: string): Pick<RedisOptions, "username" | "password" | "db"> {
+  try {
+    const u = new URL(url);
+    return {
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(u.pathname.length > 1 ? { db: Number(u.pathname.slice(1)) } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** Connects, retrying until Redis answers or the deadline passes. */
+export async function waitConnected(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === "ready") return;
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off("ready", onReady);
+      reject(new Error(`Redis did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once("ready", onReady);
+  });
+  if (redis.status === "wait") redis.connect().catch(() => undefined);
+  await ready;
+}
+
+/** Turns a Redis failure into the client-facing error (503, code 4). */
+export function redisUnavailable(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const why = err instanceof Error ? err.message : String(err);
+  return new ApiError(ErrCode.PluginRestarted, `Redis is unreachable: ${why}`);
+}

@@ -1,0 +1,271 @@
+// The node registry: each node's record in Redis, its heartbeat, and every node's view of the
+// fleet. Liveness is judged on Redis server time only, so skewed host clocks don't matter.
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { NodeStatus, type NodeView, onlineAt } from "../api/index.js";
+import type { JobStore } from "./job-store.js";
+import type { Keys } from "./keys.js";
+import type { ScriptedRedis } from "./scripts.js";
+
+export interface SelfInfo {
+  nodeId: string;
+  host: string;
+  ipv4: string;
+  port: string;
+}
+
+export interface RegistryOptions {
+  heartbeatMs: number;
+  offlineAfterMs: number;
+  lostAfterMs: number;
+  /** How many jobs this node runs now (reported in the record). */
+  runningJobs: () => number;
+  /**
+   * Called when this node finds it was fenced off (declared lost while partitioned) or its
+   * record vanished (Redis lost its data): reconcile local processes before re-registering.
+   */
+  onFenced: (currentEpoch: number) => Promise<void>;
+}
+
+interface NodeRecord {
+  host: string;
+  ipv4: string;
+  port: string;
+  status: string;
+  runningJobs: number;
+  epoch: string;
+  settledEpoch: string;
+  lastSeenMs: number;
+}
+
+export class Registry {
+  private epochValue = 0;
+  private statusValue: NodeStatus = NodeStatus.Online;
+  private clockOffsetMs = 0;
+  private lastBeatMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private beating: Promise<void> | undefined;
+  private readonly table = new Map<string, NodeRecord>();
+  private redisLatencyMs = 0;
+  private readonly settling = new Set<string>();
+
+  constructor(
+    private readonly redis: ScriptedRedis,
+    private readonly sub: Redis,
+    private readonly keys: Keys,
+    private readonly store: JobStore,
+    private readonly self: SelfInfo,
+    private readonly opts: RegistryOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  get epoch(): number {
+    return this.epochValue;
+  }
+
+  get status(): NodeStatus {
+    return this.statusValue;
+  }
+
+  get latencyMs(): number {
+    return this.redisLatencyMs;
+  }
+
+  /** This node's estimate of Redis server time (ms), from the offset seen at each heartbeat. */
+  nowMs(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** True when the last heartbeat reached Redis within OFFLINE_AFTER. */
+  heartbeatFresh(): boolean {
+    return Date.now() - this.lastBeatMs < this.opts.offlineAfterMs;
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    this.sub.on("message", (channel: string, nodeId: string) => {
+      if (channel === this.keys.nodesChannel) void this.refreshNode(nodeId).catch(() => undefined);
+    });
+    await this.sub.subscribe(this.keys.nodesChannel);
+    await this.refreshAll();
+    this.schedule();
+  }
+
+  /** Registers under a new epoch; every write this node makes from now on carries it. */
+  async register(): Promise<void> {
+    const [epoch, now] = (await this.redis.registerNode(
+      this.keys.node(this.self.nodeId),
+      this.keys.nodes,
+      this.self.nodeId,
+      this.keys.nodesChannel,
+      "host",
+      this.self.host,
+      "ipv4",
+      this.self.ipv4,
+      "port",
+      this.self.port,
+      "status",
+      this.statusValue,
+      "runningJobs",
+      this.opts.runningJobs(),
+    )) as [number, number];
+    this.epochValue = Number(epoch);
+    this.noteServerTime(Number(now), Date.now());
+    this.logger.info({ epoch: this.epochValue }, "registered in the fleet");
+  }
+
+  /** Changes this node's status (Draining, Offline) and tells the fleet at once. */
+  async setStatus(status: NodeStatus): Promise<void> {
+    this.statusValue = status;
+    await this.beat();
+  }
+
+  async close(finalStatus: NodeStatus = NodeStatus.Offline): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.beating?.catch(() => undefined);
+    this.statusValue = finalStatus;
+    await this.beatOnce().catch(() => undefined);
+  }
+
+  /** Every node known to the fleet, sorted by id, with the fleet's Online() verdict. */
+  nodes(): NodeView[] {
+    return [...this.table.keys()].sort().map((id) => this.view(id)!);
+  }
+
+  node(nodeId: string): NodeView | undefined {
+    return this.view(nodeId);
+  }
+
+  isOnline(nodeId: string): boolean {
+    return this.view(nodeId)?.online ?? false;
+  }
+
+  private view(id: string): NodeView | undefined {
+    const r = this.table.get(id);
+    if (!r) return undefined;
+    const lastSeen = new Date(r.lastSeenMs).toISOString();
+    return {
+      id,
+      host: r.host,
+      ipv4: r.ipv4,
+      port: r.port,
+      lastSeen,
+      status: r.status,
+      online: onlineAt({ status: r.status, lastSeen }, this.nowMs(), this.opts.offlineAfterMs),
+      runningJobs: r.runningJobs,
+    };
+  }
+
+  /** Self-rescheduling (not setInterval): a slow beat never overlaps the next. */
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.beating = this.tick().finally(() => {
+        this.beating = undefined;
+        this.schedule();
+      });
+    }, this.opts.heartbeatMs);
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.beat();
+      await this.refreshAll();
+      await this.settleLostNodes();
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, "heartbeat failed");
+    }
+  }
+
+  private async beat(): Promise<void> {
+    const fenced = await this.beatOnce();
+    if (fenced === undefined) return;
+    this.logger.warn({ epoch: this.epochValue, current: fenced }, "this node was fenced off; reconciling");
+    await this.opts.onFenced(fenced);
+    await this.register();
+  }
+
+  /** One round trip; returns the current epoch when it is no longer ours. */
+  private async beatOnce(): Promise<number | undefined> {
+    const sent = Date.now();
+    const [ok, epoch, now] = (await this.redis.heartbeat(
+      this.keys.node(this.self.nodeId),
+      this.keys.nodes,
+      this.self.nodeId,
+      this.epochValue,
+      this.keys.nodesChannel,
+      this.statusValue,
+      this.opts.runningJobs(),
+    )) as [number, number, number];
+    this.noteServerTime(Number(now), sent);
+    if (Number(ok) === 1) {
+      this.lastBeatMs = Date.now();
+      return undefined;
+    }
+    return Number(epoch);
+  }
+
+  private noteServerTime(serverMs: number, sentMs: number): void {
+    const received = Date.now();
+    this.redisLatencyMs = received - sentMs;
+    // The server read its clock about halfway through the round trip.
+    this.clockOffsetMs = serverMs - (sentMs + received) / 2;
+  }
+
+  /** Periodic re-read: one sorted-set read for every lastSeen, full records only for new ids. */
+  async refreshAll(): Promise<void> {
+    const flat = await this.redis.zrange(this.keys.nodes, 0, -1, "WITHSCORES");
+    const seen = new Set<string>();
+    const unknown: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const id = flat[i]!;
+      seen.add(id);
+      const r = this.table.get(id);
+      if (r) r.lastSeenMs = Number(flat[i + 1]);
+      else unknown.push(id);
+    }
+    for (const id of this.table.keys()) if (!seen.has(id)) this.table.delete(id);
+    await Promise.all(unknown.map((id) => this.refreshNode(id)));
+  }
+
+  async refreshNode(nodeId: string): Promise<void> {
+    const [h, score] = await Promise.all([
+      this.redis.hgetall(this.keys.node(nodeId)),
+      this.redis.zscore(this.keys.nodes, nodeId),
+    ]);
+    if (!h.host) {
+      this.table.delete(nodeId);
+      return;
+    }
+    this.table.set(nodeId, {
+      host: h.host,
+      ipv4: h.ipv4 ?? "",
+      port: h.port ?? "",
+      status: h.status ?? NodeStatus.Offline,
+      runningJobs: Number(h.runningJobs ?? 0),
+      epoch: h.epoch ?? "0",
+      settledEpoch: h.settledEpoch ?? "",
+      lastSeenMs: Number(score ?? h.lastSeenMs ?? 0),
+    });
+  }
+
+  /** Nodes silent past LOST_AFTER and not yet settled: the script decides, exactly once. */
+  private async settleLostNodes(): Promise<void> {
+    const now = this.nowMs();
+    for (const [id, r] of this.table) {
+      if (id === this.self.nodeId || r.epoch === r.settledEpoch || this.settling.has(id)) continue;
+      if (now - r.lastSeenMs < this.opts.lostAfterMs) continue;
+      this.settling.add(id);
+      try {
+        const message = `Node ${id} was lost: no heartbeat for ${Math.round((now - r.lastSeenMs) / 1000)} s`;
+        const n = await this.store.settleLost(id, this.opts.lostAfterMs, message, new Date(now).toISOString());
+        if (n >= 0) this.logger.warn({ lostNode: id, settledJobs: n }, "settled a lost node's jobs");
+        await this.refreshNode(id);
+      } finally {
+        this.settling.delete(id);
+      }
+    }
+  }
+}

@@ -1,0 +1,187 @@
+// The status bus: every node hears every status change of the fleet, in order, exactly once.
+//
+// Scripts append each event to a stream and publish it with its predecessor's id. A node delivers
+// a published event at once when its predecessor is the last event it delivered; otherwise it
+// missed something (a dropped subscription, a Redis restart) and reads the gap from the stream
+// first. Stream ids order events fleet-wide, so clients can resume from any node.
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { compareEventIds } from "./event-id.js";
+import type { Keys } from "./keys.js";
+
+/** A status event as stored: the public fields plus `ver` and `user` for routing and dedup. */
+export interface BusEvent {
+  eventId: string;
+  id: string;
+  name?: string;
+  status: string;
+  statusCode?: string;
+  statusMessage?: string;
+  lastUpdateTime?: string;
+  ver: number;
+  user: string;
+}
+
+export type BusListener = (event: BusEvent) => void;
+/** Called when events were trimmed from the stream before this node read them. */
+export type ResyncListener = () => void;
+
+export function parseStreamEntry(id: string, fields: string[]): BusEvent | undefined {
+  const idx = fields.indexOf("e");
+  if (idx < 0 || idx + 1 >= fields.length) return undefined;
+  return { ...(JSON.parse(fields[idx + 1]!) as Omit<BusEvent, "eventId">), eventId: id };
+}
+
+export class StatusBus {
+  private lastId = "0-0";
+  private catchingUp: Promise<void> | undefined;
+  private pending: { id: string; prev: string; json: string }[] = [];
+  private readonly byJob = new Map<string, Set<BusListener>>();
+  private readonly byUser = new Map<string, Set<BusListener>>();
+  private readonly all = new Set<BusListener>();
+  private readonly resyncListeners = new Set<ResyncListener>();
+  private closed = false;
+  /** Events delivered by this node (for metrics). */
+  delivered = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly sub: Redis,
+    private readonly keys: Keys,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Position of the newest event this node has delivered. */
+  get position(): string {
+    return this.lastId;
+  }
+
+  async start(): Promise<void> {
+    this.lastId = (await this.redis.get(this.keys.eventsLast)) ?? "0-0";
+    this.sub.on("message", (channel: string, message: string) => {
+      if (channel === this.keys.eventsChannel) this.onMessage(message);
+    });
+    // After any reconnect ioredis re-subscribes; whatever was published meanwhile is in the stream.
+    this.sub.on("ready", () => this.catchUp());
+    await this.sub.subscribe(this.keys.eventsChannel);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.byJob.clear();
+    this.byUser.clear();
+    this.all.clear();
+  }
+
+  /** Listen to one job, one user's jobs, or (`undefined`) every job. Returns the unsubscribe. */
+  listen(scope: { jobId: string } | { user: string } | "all", fn: BusListener): () => void {
+    if (scope === "all") {
+      this.all.add(fn);
+      return () => this.all.delete(fn);
+    }
+    const [map, key] = "jobId" in scope ? [this.byJob, scope.jobId] : [this.byUser, scope.user];
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) map.delete(key);
+    };
+  }
+
+  onResync(fn: ResyncListener): () => void {
+    this.resyncListeners.add(fn);
+    return () => this.resyncListeners.delete(fn);
+  }
+
+  /** Stream events after `afterId` (exclusive), oldest first, at most `count`. */
+  async readAfter(afterId: string, count = 1000): Promise<BusEvent[]> {
+    const entries = (await this.redis.xrange(this.keys.events, `(${afterId}`, "+", "COUNT", count)) as [
+      string,
+      string[],
+    ][];
+    return entries.flatMap(([id, fields]) => parseStreamEntry(id, fields) ?? []);
+  }
+
+  private onMessage(message: string): void {
+    const [id = "", prev = "", json = ""] = splitMessage(message);
+    if (this.catchingUp) {
+      this.pending.push({ id, prev, json });
+      return;
+    }
+    if (compareEventIds(id, this.lastId) <= 0) return; // already delivered from the stream
+    if (prev === this.lastId) {
+      this.deliver({ ...(JSON.parse(json) as Omit<BusEvent, "eventId">), eventId: id });
+      return;
+    }
+    this.pending.push({ id, prev, json });
+    this.catchUp();
+  }
+
+  /** Reads everything after the last delivered event from the stream, then drains the queue. */
+  private catchUp(): void {
+    if (this.catchingUp || this.closed) return;
+    this.catchingUp = (async () => {
+      for (let attempt = 0; !this.closed; attempt++) {
+        try {
+          await this.readGap();
+          break;
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, "status bus catch-up failed; retrying");
+          await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2_000)));
+        }
+      }
+    })().finally(() => {
+      this.catchingUp = undefined;
+      const queued = this.pending;
+      this.pending = [];
+      for (const m of queued) {
+        if (compareEventIds(m.id, this.lastId) > 0) {
+          this.onMessage(`${m.id}\n${m.prev}\n${m.json}`);
+        }
+      }
+    });
+  }
+
+  private async readGap(): Promise<void> {
+    if (this.lastId !== "0-0" && (await this.trimmedAfter(this.lastId))) this.resync();
+    for (;;) {
+      const batch = await this.readAfter(this.lastId);
+      for (const ev of batch) this.deliver(ev);
+      if (batch.length < 1000) return;
+    }
+  }
+
+  /** True when retention trimmed events newer than `id`: resuming from it would leave a gap. */
+  async trimmedAfter(id: string): Promise<boolean> {
+    let info: unknown[];
+    try {
+      info = (await this.redis.xinfo("STREAM", this.keys.events)) as unknown[];
+    } catch (err) {
+      if ((err as Error).message.includes("no such key")) return false;
+      throw err;
+    }
+    const i = info.indexOf("max-deleted-entry-id");
+    const maxDeleted = i >= 0 ? String(info[i + 1]) : "0-0";
+    return compareEventIds(maxDeleted, id) > 0;
+  }
+
+  private resync(): void {
+    this.logger.warn({ position: this.lastId }, "status events were trimmed before this node read them");
+    for (const fn of this.resyncListeners) fn();
+  }
+
+  private deliver(ev: BusEvent): void {
+    this.lastId = ev.eventId;
+    this.delivered++;
+    for (const fn of this.byJob.get(ev.id) ?? []) fn(ev);
+    for (const fn of this.byUser.get(ev.user) ?? []) fn(ev);
+    for (const fn of this.all) fn(ev);
+  }
+}
+
+function splitMessage(message: string): [string, string, string] {
+  const a = message.indexOf("\n");
+  const b = message.indexOf("\n", a + 1);
+  return [message.slice(0, a), message.slice(a + 1, b), message.slice(b + 1)];
+}

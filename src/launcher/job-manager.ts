@@ -1,0 +1,319 @@
+// The lifecycle of the jobs this node owns: submit → Pending → Running → terminal, control
+// operations as signals, re-adoption after a restart, reconciliation after fencing, expiry.
+// Every status change goes through the job store (Redis) first; the runner only runs processes.
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import {
+  ApiError,
+  type ControlResult,
+  ErrCode,
+  invalidStateMessage,
+  type Job,
+  JobOperation,
+  JobStatus,
+  terminalStatus,
+  validForStatus,
+} from "../api/index.js";
+import { type JobStore, type MutableFields, StoreConflict } from "../cluster/job-store.js";
+import type { Registry } from "../cluster/registry.js";
+import { LaunchError, type LocalRunner } from "../runner/index.js";
+import { runAsFor } from "../runner/users.js";
+
+export interface JobManagerOptions {
+  nodeId: string;
+  host: string;
+  clusterName: string;
+  scratchPath: string;
+  maxRunningJobs: number;
+  jobExpiryHours: number;
+}
+
+/** Sortable, unique job ids: time first (base 36), then randomness. */
+export function newJobId(nowMs: number): string {
+  return `${Math.floor(nowMs).toString(36).padStart(9, "0")}-${randomBytes(5).toString("hex")}`;
+}
+
+const SIGNALS = {
+  [JobOperation.Suspend]: "SIGSTOP",
+  [JobOperation.Resume]: "SIGCONT",
+  [JobOperation.Stop]: "SIGTERM",
+  [JobOperation.Kill]: "SIGKILL",
+} as const;
+
+export class JobManager {
+  /** Pending jobs waiting for a free slot (maxRunningJobs), oldest first. */
+  private readonly queue: string[] = [];
+  /** Jobs between "launch started" and "exec reported", with a cancel flag. */
+  private readonly launching = new Map<string, { canceled: boolean }>();
+  /** One chain of store writes per job, so Running is always recorded before the exit. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private runner!: LocalRunner;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly registry: Registry,
+    private readonly opts: JobManagerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The runner is created by the node with this manager's exit callback. */
+  attach(runner: LocalRunner): void {
+    this.runner = runner;
+  }
+
+  runningCount(): number {
+    return this.runner.running().length;
+  }
+
+  private owner() {
+    return { nodeId: this.opts.nodeId, epoch: this.registry.epoch };
+  }
+
+  private now(): string {
+    return new Date(this.registry.nowMs()).toISOString();
+  }
+
+  /** Serialises writes for one job. */
+  private chain<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.chains.set(id, settled);
+    void settled.then(() => {
+      if (this.chains.get(id) === settled) this.chains.delete(id);
+    });
+    return next;
+  }
+
+  private async write(id: string, fields: MutableFields, requireStatus: readonly string[] = []): Promise<boolean> {
+    try {
+      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, requireStatus);
+      return true;
+    } catch (err) {
+      if (err instanceof StoreConflict) {
+        this.logger.info({ jobId: id, refused: err.message, fields }, "job update refused");
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  /** Records the job (the 201 promise: it is in Redis) and starts it, or queues it. */
+  async submit(input: Job, user: string): Promise<Job> {
+    const nowMs = this.registry.nowMs();
+    const id = newJobId(nowMs);
+    const now = new Date(nowMs).toISOString();
+    const outDir = join(this.opts.scratchPath, "output", safeName(user));
+    const files: string[] = [];
+    const stdoutFile = input.stdoutFile || join(outDir, `${id}.stdout`);
+    const stderrFile = input.stderrFile || join(outDir, `${id}.stderr`);
+    if (!input.stdoutFile) files.push(stdoutFile);
+    if (!input.stderrFile) files.push(stderrFile);
+    const job: Job = {
+      ...input,
+      id,
+      user,
+      cluster: input.cluster || this.opts.clusterName,
+      host: this.opts.host,
+      stdoutFile,
+      stderrFile,
+      status: JobStatus.Pending,
+      submissionTime: now,
+      lastUpdateTime: now,
+    };
+    delete job.pid;
+    delete job.exitCode;
+    delete job.statusMessage;
+    delete job.statusCode;
+    try {
+      await this.store.create(job, this.owner(), files);
+    } catch (err) {
+      if (err instanceof StoreConflict && err.kind === "FENCED") {
+        throw new ApiError(ErrCode.PluginRestarted, `Node ${this.opts.nodeId} is rejoining the fleet; retry`);
+      }
+      throw err;
+    }
+    this.enqueue(job);
+    return job;
+  }
+
+  private enqueue(job: Job): void {
+    this.queue.push(job.id);
+    this.pumpQueue(new Map([[job.id, job]]));
+  }
+
+  /** Starts queued jobs while there are free slots. */
+  private pumpQueue(known = new Map<string, Job>()): void {
+    const limit = this.opts.maxRunningJobs;
+    while (this.queue.length > 0 && (limit === 0 || this.runner.running().length + this.launching.size < limit)) {
+      const id = this.queue.shift()!;
+      const job = known.get(id);
+      void this.start(id, job).catch((err) => this.logger.error({ jobId: id, err }, "job start failed"));
+    }
+  }
+
+  private async start(id: string, known?: Job): Promise<void> {
+    const job = known ?? (await this.store.get(id))?.job;
+    if (!job || job.status !== JobStatus.Pending) return;
+    const flag = { canceled: false };
+    this.launching.set(id, flag);
+    try {
+      const { pid } = await this.runner.launch({
+        id,
+        ...(job.command ? { command: job.command } : {}),
+        ...(job.exe ? { exe: job.exe } : {}),
+        args: job.args ?? [],
+        environment: job.environment ?? [],
+        ...(job.workingDirectory ? { workingDirectory: job.workingDirectory } : {}),
+        ...(job.stdin ? { stdin: job.stdin } : {}),
+        stdoutFile: job.stdoutFile!,
+        stderrFile: job.stderrFile!,
+        ...(job.user ? withRunAs(job.user) : {}),
+      });
+      if (flag.canceled) {
+        this.runner.signal(id, "SIGKILL");
+        return;
+      }
+      await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid }, [JobStatus.Pending]));
+    } catch (err) {
+      const message = err instanceof LaunchError ? err.message : `Could not launch: ${(err as Error).message}`;
+      if (!flag.canceled) {
+        await this.chain(id, () =>
+          this.write(id, { status: JobStatus.Failed, statusMessage: message }, [JobStatus.Pending]),
+        );
+      }
+    } finally {
+      this.launching.delete(id);
+    }
+  }
+
+  /** Runner callback: the job's process ended with its real exit code. */
+  onExit(id: string, exitCode: number): void {
+    void this.chain(id, async () => {
+      await this.write(id, { status: JobStatus.Finished, exitCode });
+      this.runner.forget(id);
+    })
+      .catch((err) => this.logger.error({ jobId: id, err }, "could not record exit"))
+      .finally(() => this.pumpQueue());
+  }
+
+  /** Runs a control operation on a job this node owns. */
+  async control(job: Job, op: JobOperation): Promise<ControlResult> {
+    const id = job.id;
+    const required = validForStatus(op);
+    if (job.status !== required) throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(op));
+    if (op === JobOperation.Cancel) return this.cancel(id);
+    const signal = SIGNALS[op];
+    if (!this.runner.signal(id, signal)) {
+      throw new ApiError(ErrCode.JobControlFailure, `Could not send ${signal} to job ${id}: process not found`);
+    }
+    let ok = true;
+    if (op === JobOperation.Suspend) ok = await this.chain(id, () => this.write(id, { status: JobStatus.Suspended }, [JobStatus.Running]));
+    if (op === JobOperation.Resume) ok = await this.chain(id, () => this.write(id, { status: JobStatus.Running }, [JobStatus.Suspended]));
+    if (op === JobOperation.Kill) {
+      ok = await this.chain(id, () =>
+        this.write(id, { status: JobStatus.Killed, exitCode: 137 }, [JobStatus.Running, JobStatus.Suspended]),
+      );
+    }
+    if (!ok) throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(op));
+    const verb = { [JobOperation.Suspend]: "suspended", [JobOperation.Resume]: "resumed", [JobOperation.Stop]: "sent SIGTERM", [JobOperation.Kill]: "killed" }[op];
+    return { statusMessage: `Job ${id} ${verb}`, operationComplete: true };
+  }
+
+  private async cancel(id: string): Promise<ControlResult> {
+    const queued = this.queue.indexOf(id);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    const launching = this.launching.get(id);
+    if (launching) launching.canceled = true;
+    const ok = await this.chain(id, () =>
+      this.write(id, { status: JobStatus.Canceled, statusMessage: "Canceled by user" }, [JobStatus.Pending]),
+    );
+    if (!ok) throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(JobOperation.Cancel));
+    return { statusMessage: `Job ${id} canceled`, operationComplete: true };
+  }
+
+  /**
+   * After a restart (same node id, new epoch): every unfinished job this node owns is watched
+   * again or finished with the exit code its supervisor recorded while the node was down.
+   */
+  async adoptAll(): Promise<void> {
+    const ids = await this.store.unfinishedOf(this.opts.nodeId);
+    const pending: string[] = [];
+    for (const stored of await this.store.getMany(ids)) {
+      const { job } = stored;
+      const state = this.runner.adopt(job.id);
+      if (state === "running") {
+        if (job.status === JobStatus.Pending) {
+          const pid = this.runner.pid(job.id);
+          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) }, [JobStatus.Pending]);
+        }
+      } else if (state === "lost") {
+        // Queued when the node died: never launched, so launch it now. Otherwise it is gone.
+        if (job.status === JobStatus.Pending) pending.push(job.id);
+        else await this.write(job.id, { status: JobStatus.Failed, statusMessage: `The job's process was lost on node ${this.opts.nodeId}` });
+      } else {
+        await this.write(job.id, { status: JobStatus.Finished, exitCode: state.exitCode });
+        this.runner.forget(job.id);
+      }
+    }
+    pending.sort();
+    this.queue.push(...pending);
+    this.logger.info({ adopted: ids.length, relaunched: pending.length }, "re-adopted this node's jobs");
+    await this.reconcile();
+    this.pumpQueue();
+  }
+
+  /**
+   * Processes this node still runs for jobs that are no longer its own (settled by a peer while
+   * this node was cut off, or gone from Redis) are terminated, so records and reality agree.
+   */
+  async reconcile(): Promise<void> {
+    for (const id of this.runner.known()) {
+      const stored = await this.store.get(id);
+      if (stored && stored.owner === this.opts.nodeId && !terminalStatus(stored.job.status ?? "")) continue;
+      if (stored && stored.job.status === JobStatus.Killed) continue;
+      if (this.runner.signal(id, "SIGKILL")) {
+        this.logger.warn({ jobId: id, status: stored?.job.status }, "terminated a process whose job was settled without this node");
+      }
+      this.runner.forget(id);
+    }
+  }
+
+  startExpiry(intervalMs = 60_000): void {
+    const run = async () => {
+      try {
+        const cutoff = this.registry.nowMs() - this.opts.jobExpiryHours * 3_600_000;
+        for (;;) {
+          const removed = await this.store.expire(cutoff, this.opts.nodeId);
+          for (const { files } of removed) await Promise.all(files.map((f) => rm(f, { force: true })));
+          if (removed.length) this.logger.info({ removed: removed.length }, "expired jobs removed");
+          if (removed.length < 500) break;
+        }
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, "job expiry failed");
+      }
+      this.expiryTimer = setTimeout(run, intervalMs);
+      this.expiryTimer.unref();
+    };
+    this.expiryTimer = setTimeout(run, Math.min(intervalMs, 1_000));
+    this.expiryTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    await Promise.all([...this.chains.values()]);
+  }
+}
+
+function withRunAs(user: string) {
+  const runAs = runAsFor(user);
+  return runAs ? { runAs } : {};
+}
+
+/** A user name as a single, harmless path segment. */
+function safeName(user: string): string {
+  return user.replace(/[^A-Za-z0-9._-]/g, "_") || "_";
+}

@@ -1,0 +1,392 @@
+// The node's implementation of the HTTP layer's port: fleet-wide reads from Redis, owner-only
+// work on local processes, status streams from the status bus.
+import { readFileSync } from "node:fs";
+import {
+  ApiError,
+  type ClusterInfo,
+  type ControlResult,
+  ErrCode,
+  includes,
+  isHostMount,
+  isWildcard,
+  type Job,
+  type JobFilter,
+  type JobOperation,
+  JobOutput,
+  JobStatus,
+  type NetworkInfo,
+  type NodeView,
+  NodeStatus,
+  type OutputChunk,
+  type ResourceSample,
+  terminalStatus,
+  withFields,
+} from "../api/index.js";
+import type { JobStore, StoredJob } from "../cluster/job-store.js";
+import type { Registry } from "../cluster/registry.js";
+import type { BusEvent, StatusBus } from "../cluster/status-bus.js";
+import { compareEventIds, isEventId } from "../cluster/event-id.js";
+import type {
+  Caller,
+  HealthReport,
+  JobLocation,
+  LauncherService,
+  StatusStreamItem,
+  StatusStreamOptions,
+} from "../http/service.js";
+import { followOutput, type LocalRunner, networkInfo } from "../runner/index.js";
+import type { JobManager } from "./job-manager.js";
+import { AsyncQueue, sleep } from "./queue.js";
+
+export interface ServiceOptions {
+  nodeId: string;
+  clusterConfigFile?: string;
+  resourcePollMs: number;
+  /** Health inputs the service cannot see by itself. */
+  isDraining: () => boolean;
+  isClosing: () => boolean;
+  redisConnected: () => boolean;
+}
+
+function notFound(id: string, caller: Caller): ApiError {
+  return new ApiError(ErrCode.JobNotFound, `Job ${id} could not be found for user ${caller.admin ? "*" : caller.user}`);
+}
+
+function visible(caller: Caller, stored: StoredJob | undefined): stored is StoredJob {
+  return stored !== undefined && (caller.admin || stored.user === caller.user);
+}
+
+/** A bus event as clients see it (no internal `ver`/`user`). */
+function publicEvent(ev: BusEvent): Exclude<StatusStreamItem, { resync: true }> {
+  const { ver: _v, user: _u, ...rest } = ev;
+  return rest as Exclude<StatusStreamItem, { resync: true }>;
+}
+
+function snapshotEvent(job: Job, eventId: string): Exclude<StatusStreamItem, { resync: true }> {
+  return {
+    eventId,
+    id: job.id,
+    ...(job.name ? { name: job.name } : {}),
+    status: (job.status ?? JobStatus.Pending) as JobStatus,
+    ...(job.statusCode ? { statusCode: job.statusCode } : {}),
+    ...(job.statusMessage ? { statusMessage: job.statusMessage } : {}),
+    ...(job.lastUpdateTime ? { lastUpdateTime: job.lastUpdateTime } : {}),
+  };
+}
+
+export class NodeService implements LauncherService {
+  private readonly cluster: ClusterInfo;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly registry: Registry,
+    private readonly bus: StatusBus,
+    private readonly manager: JobManager,
+    private readonly runner: LocalRunner,
+    private readonly opts: ServiceOptions,
+  ) {
+    this.cluster = loadClusterInfo(opts.clusterConfigFile);
+  }
+
+  get nodeId(): string {
+    return this.opts.nodeId;
+  }
+
+  async submit(caller: Caller, job: Job): Promise<Job> {
+    validateSubmission(job);
+    if (job.user && job.user !== caller.user && !caller.admin) {
+      throw new ApiError(ErrCode.InvalidRequest, "user: only admins may submit jobs on behalf of another user");
+    }
+    const user = job.user && caller.admin ? job.user : caller.user;
+    if (user === "*") throw new ApiError(ErrCode.InvalidRequest, "user: a job needs a real user, not *");
+    return this.manager.submit(job, user);
+  }
+
+  private async visibleJob(caller: Caller, id: string): Promise<StoredJob> {
+    const stored = await this.store.get(id);
+    if (!visible(caller, stored)) throw notFound(id, caller);
+    return stored;
+  }
+
+  async getJob(caller: Caller, id: string, fields?: string[]): Promise<Job> {
+    return withFields((await this.visibleJob(caller, id)).job, fields);
+  }
+
+  async listJobs(caller: Caller, filter: JobFilter, user?: string): Promise<Job[]> {
+    const scope = caller.admin ? (user ?? "*") : caller.user;
+    const stored = await this.store.list({
+      ...(scope === "*" ? {} : { user: scope }),
+      ...(filter.startTime ? { startMs: Date.parse(filter.startTime) } : {}),
+      ...(filter.endTime ? { endMs: Date.parse(filter.endTime) } : {}),
+    });
+    return stored
+      .map((s) => s.job)
+      .filter((j) => includes(filter, j))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((j) => withFields(j, filter.fields));
+  }
+
+  async locate(caller: Caller, id: string): Promise<JobLocation> {
+    const { owner } = await this.visibleJob(caller, id);
+    if (owner === this.opts.nodeId) return { owner, local: true, online: true, draining: false };
+    const node = this.registry.node(owner);
+    return {
+      owner,
+      local: false,
+      online: node?.online ?? false,
+      draining: node?.status === NodeStatus.Draining,
+      ...(node ? { baseUrl: `http://${node.ipv4}:${node.port}` } : {}),
+    };
+  }
+
+  /** Owner-only calls that arrive here for a job owned elsewhere (forwarding is HTTP's job). */
+  private async ownJob(caller: Caller, id: string): Promise<StoredJob> {
+    const stored = await this.visibleJob(caller, id);
+    if (stored.owner !== this.opts.nodeId) {
+      throw new ApiError(ErrCode.PluginRestarted, `Job ${id} is owned by node ${stored.owner}, not ${this.opts.nodeId}`);
+    }
+    return stored;
+  }
+
+  async control(caller: Caller, id: string, operation: JobOperation): Promise<ControlResult> {
+    const { job } = await this.ownJob(caller, id);
+    return this.manager.control(job, operation);
+  }
+
+  async network(caller: Caller, id: string): Promise<NetworkInfo> {
+    await this.ownJob(caller, id);
+    return networkInfo();
+  }
+
+  clusterInfo(): ClusterInfo {
+    return this.cluster;
+  }
+
+  async nodes(): Promise<NodeView[]> {
+    return this.registry.nodes();
+  }
+
+  async *statusStream(caller: Caller, id: string, opts: StatusStreamOptions): AsyncIterable<StatusStreamItem> {
+    const one = !isWildcard(id);
+    if (one) await this.visibleJob(caller, id);
+    const inScope = (ev: { id: string; user: string }) =>
+      one ? ev.id === id : caller.admin || ev.user === caller.user;
+    // Listen first, then read history or the snapshot, so nothing falls between the two.
+    const live = new AsyncQueue<BusEvent | "resync">(opts.signal);
+    const scope = one ? { jobId: id } : caller.admin ? ("all" as const) : { user: caller.user };
+    const stopListening = this.bus.listen(scope, (ev) => live.push(ev));
+    const stopResync = this.bus.onResync(() => live.push("resync"));
+    const lastVer = new Map<string, number>();
+    try {
+      let cursor: string;
+      let since = opts.since;
+      if (since !== undefined && !isEventId(since)) {
+        throw new ApiError(ErrCode.InvalidRequest, `since: "${since}" is not an event id`);
+      }
+      if (since !== undefined && (await this.bus.trimmedAfter(since))) {
+        yield { resync: true };
+        since = undefined;
+      }
+      if (since !== undefined) {
+        cursor = since;
+        for (;;) {
+          const batch = await this.bus.readAfter(cursor);
+          for (const ev of batch) {
+            cursor = ev.eventId;
+            if (!inScope(ev)) continue;
+            lastVer.set(ev.id, ev.ver);
+            yield publicEvent(ev);
+            if (one && terminalStatus(ev.status)) return;
+          }
+          if (batch.length < 1000) break;
+        }
+      } else {
+        const snap = await this.snapshot(caller, id);
+        cursor = snap.position;
+        for (const s of snap.jobs) {
+          lastVer.set(s.job.id, s.ver);
+          yield snapshotEvent(s.job, cursor);
+          if (one && terminalStatus(s.job.status ?? "")) return;
+        }
+      }
+      for await (const ev of live) {
+        if (ev === "resync") {
+          yield { resync: true };
+          const snap = await this.snapshot(caller, id);
+          for (const s of snap.jobs) {
+            lastVer.set(s.job.id, s.ver);
+            yield snapshotEvent(s.job, snap.position);
+          }
+          continue;
+        }
+        if (compareEventIds(ev.eventId, cursor) <= 0 || !inScope(ev)) continue;
+        if ((lastVer.get(ev.id) ?? 0) >= ev.ver) continue;
+        lastVer.set(ev.id, ev.ver);
+        yield publicEvent(ev);
+        if (one && terminalStatus(ev.status)) return;
+      }
+    } finally {
+      stopListening();
+      stopResync();
+    }
+  }
+
+  /** Current jobs in scope, read after noting the bus position they are at least as new as. */
+  private async snapshot(caller: Caller, id: string): Promise<{ position: string; jobs: StoredJob[] }> {
+    const position = this.bus.position;
+    if (!isWildcard(id)) return { position, jobs: [await this.visibleJob(caller, id)] };
+    const jobs = await this.store.list(caller.admin ? {} : { user: caller.user });
+    jobs.sort((a, b) => (a.job.id < b.job.id ? -1 : 1));
+    return { position, jobs };
+  }
+
+  /** Resolves when the job's status satisfies `done`, or the signal aborts. */
+  private async waitForStatus(id: string, done: (status: string) => boolean, signal: AbortSignal): Promise<string> {
+    const q = new AsyncQueue<string>(signal);
+    const stop = this.bus.listen({ jobId: id }, (ev) => q.push(ev.status));
+    try {
+      const current = (await this.store.get(id))?.job.status ?? JobStatus.Failed;
+      if (done(current)) return current;
+      for await (const status of q) if (done(status)) return status;
+      return current;
+    } finally {
+      stop();
+    }
+  }
+
+  async *outputStream(
+    caller: Caller,
+    id: string,
+    type: JobOutput,
+    signal: AbortSignal,
+  ): AsyncIterable<Omit<OutputChunk, "seqId">> {
+    const { job } = await this.ownJob(caller, id);
+    let finished = terminalStatus(job.status ?? "");
+    const stop = this.bus.listen({ jobId: id }, (ev) => {
+      if (terminalStatus(ev.status)) finished = true;
+    });
+    try {
+      if (job.status === JobStatus.Pending) {
+        const status = await this.waitForStatus(id, (s) => s !== JobStatus.Pending, signal);
+        if (terminalStatus(status)) finished = true;
+      }
+      if (signal.aborted) return;
+      const files = outputFiles(job, type);
+      for await (const chunk of followOutput({ files, signal, isDone: async () => finished })) {
+        const combined = files.length === 1 && job.stdoutFile === job.stderrFile;
+        yield { output: chunk.output, outputType: combined ? "mixed" : chunk.outputType };
+      }
+    } finally {
+      stop();
+    }
+  }
+
+  async *resourceStream(
+    caller: Caller,
+    id: string,
+    signal: AbortSignal,
+  ): AsyncIterable<Omit<ResourceSample, "seqId">> {
+    const { job } = await this.ownJob(caller, id);
+    const active = (s: string | undefined) => s === JobStatus.Running || s === JobStatus.Suspended;
+    if (!active(job.status)) throw new ApiError(ErrCode.JobNotRunning, "The job is not currently running");
+    let running = true;
+    const stop = this.bus.listen({ jobId: id }, (ev) => {
+      if (!active(ev.status)) running = false;
+    });
+    try {
+      while (running && !signal.aborted) {
+        const sample = await this.runner.sample(id);
+        if (!sample) break;
+        yield sample;
+        await sleep(this.opts.resourcePollMs, signal);
+      }
+    } finally {
+      stop();
+    }
+  }
+
+  async health(): Promise<HealthReport> {
+    const reasons: string[] = [];
+    const redisConnected = this.opts.redisConnected();
+    if (!redisConnected) reasons.push("Redis is unreachable");
+    if (!this.registry.heartbeatFresh()) reasons.push("heartbeat is stale");
+    if (this.opts.isDraining()) reasons.push("node is draining");
+    const node = this.registry.node(this.opts.nodeId) ?? {
+      id: this.opts.nodeId,
+      host: "",
+      ipv4: "",
+      port: "",
+      lastSeen: new Date(0).toISOString(),
+      status: this.registry.status,
+      online: false,
+      runningJobs: this.manager.runningCount(),
+    };
+    const self = { ...node, status: this.registry.status, online: reasons.length === 0, runningJobs: this.manager.runningCount() };
+    const nodes = this.registry.nodes();
+    const status = this.opts.isClosing() ? "Red" : reasons.length === 0 ? "Green" : "Yellow";
+    return {
+      status,
+      ready: reasons.length === 0 && !this.opts.isClosing(),
+      node: self,
+      redis: { connected: redisConnected, latencyMs: this.registry.latencyMs },
+      fleet: { online: nodes.filter((n) => n.online).length, total: nodes.length },
+      reasons,
+    };
+  }
+}
+
+function outputFiles(job: Job, type: JobOutput): { path: string; type: "stdout" | "stderr" }[] {
+  const out = job.stdoutFile!;
+  const err = job.stderrFile!;
+  if (out === err) return [{ path: out, type: "stdout" }];
+  if (type === JobOutput.Stdout) return [{ path: out, type: "stdout" }];
+  if (type === JobOutput.Stderr) return [{ path: err, type: "stderr" }];
+  return [
+    { path: out, type: "stdout" },
+    { path: err, type: "stderr" },
+  ];
+}
+
+/** Rules the schema cannot express; each message names the field. */
+export function validateSubmission(job: Job): void {
+  const bad = (msg: string) => new ApiError(ErrCode.InvalidRequest, msg);
+  if (job.command && job.exe) throw bad("command, exe: give either command or exe, not both");
+  if (!job.command && !job.exe) throw bad("command, exe: one of command or exe is required");
+  (job.mounts ?? []).forEach((m, i) => {
+    if (!isHostMount(m)) throw bad(`mounts/${i}/mountSource/type: only host mounts are supported by the local runner`);
+    const src = (m.mountSource.source as { path?: unknown } | undefined)?.path;
+    if (typeof src !== "string" || !src.startsWith("/")) throw bad(`mounts/${i}/mountSource/source/path must be an absolute path`);
+    if (!m.mountPath?.startsWith("/")) throw bad(`mounts/${i}/mountPath must be an absolute path`);
+  });
+  if (job.workingDirectory !== undefined && job.workingDirectory !== "" && !job.workingDirectory.startsWith("/")) {
+    throw bad("workingDirectory must be an absolute path");
+  }
+  if (job.container) throw bad("container: the local runner does not support containers");
+}
+
+/** Cluster info from the documented JSON file (LAUNCHER_CLUSTER_CONFIG_FILE), else the defaults. */
+export function loadClusterInfo(file?: string): ClusterInfo {
+  const defaults: ClusterInfo = {
+    supportsContainers: false,
+    queues: [],
+    resourceLimits: [],
+    placementConstraints: [],
+    config: [
+      { name: "pamProfile", valueType: "string" },
+      { name: "encryptedPassword", valueType: "string" },
+      { name: "initializationVector", valueType: "string" },
+    ],
+    resourceProfiles: [],
+  };
+  if (!file) return defaults;
+  const raw = JSON.parse(readFileSync(file, "utf8")) as Partial<ClusterInfo>;
+  return {
+    supportsContainers: false,
+    queues: raw.queues ?? defaults.queues,
+    ...(raw.defaultQueue ? { defaultQueue: raw.defaultQueue } : {}),
+    resourceLimits: raw.resourceLimits ?? defaults.resourceLimits,
+    placementConstraints: raw.placementConstraints ?? defaults.placementConstraints,
+    config: raw.config ?? defaults.config,
+    resourceProfiles: raw.resourceProfiles ?? defaults.resourceProfiles,
+  };
+}

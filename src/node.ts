@@ -1,0 +1,198 @@
+// Wires one node together: Redis connections, registry, job store, status bus, runner,
+// job manager, and the HTTP app. `close()` drains and shuts down in order, idempotently.
+import { mkdirSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { Gauge, Registry as MetricsRegistry } from "prom-client";
+import { NodeStatus } from "./api/index.js";
+import { JobStore } from "./cluster/job-store.js";
+import { fleetKeys } from "./cluster/keys.js";
+import { connectRedis, waitConnected } from "./cluster/redis.js";
+import { Registry } from "./cluster/registry.js";
+import { defineScripts } from "./cluster/scripts.js";
+import { StatusBus } from "./cluster/status-bus.js";
+import type { Settings } from "./config.js";
+import { buildApp } from "./http/app.js";
+import { JobManager } from "./launcher/job-manager.js";
+import { NodeService } from "./launcher/service.js";
+import { createLogger } from "./logger.js";
+import { LocalRunner } from "./runner/index.js";
+
+export interface LauncherNode {
+  readonly settings: Settings;
+  readonly app: FastifyInstance;
+  readonly logger: Logger;
+  /** `http://<advertised ip>:<port>` */
+  readonly url: string;
+  readonly port: number;
+  /** SIGTERM behaviour: Draining for `drainMs`, then close. Jobs keep running. */
+  drain(): Promise<void>;
+  /** Stops serving and leaves the fleet; running jobs keep running for the next start. */
+  close(): Promise<void>;
+}
+
+export interface NodeOptions {
+  logger?: Logger;
+  /** Resource stream sampling period (the Launcher's Local plugin uses 3 s). */
+  resourcePollMs?: number;
+  /** Seconds between expiry sweeps. */
+  expiryIntervalMs?: number;
+}
+
+export async function startNode(settings: Settings, opts: NodeOptions = {}): Promise<LauncherNode> {
+  const logger = opts.logger ?? createLogger(settings.nodeId, settings.logLevel);
+  if (settings.authDisabled) logger.warn("LAUNCHER_AUTH_DISABLED is set: every request acts as admin");
+  const keys = fleetKeys(settings.keyPrefix);
+  const redis = defineScripts(connectRedis(settings, `${settings.nodeId}:cmd`, logger));
+  const sub = connectRedis(settings, `${settings.nodeId}:sub`, logger);
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const cleanupAll = async () => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, "shutdown step failed");
+      }
+    }
+  };
+  cleanups.push(() => redis.disconnect(), () => sub.disconnect());
+  try {
+    await Promise.all([waitConnected(redis, 10_000), waitConnected(sub, 10_000)]);
+
+    let draining = false;
+    let closing = false;
+    const store = new JobStore(redis, keys, settings.eventRetention);
+    const self = { nodeId: settings.nodeId, host: hostname(), ipv4: settings.advertiseIp, port: String(settings.port) };
+    let manager: JobManager | undefined;
+    const registry = new Registry(
+      redis,
+      sub,
+      keys,
+      store,
+      self,
+      {
+        heartbeatMs: settings.heartbeatMs,
+        offlineAfterMs: settings.offlineAfterMs,
+        lostAfterMs: settings.lostAfterMs,
+        runningJobs: () => manager?.runningCount() ?? 0,
+        onFenced: async () => manager?.reconcile(),
+      },
+      logger,
+    );
+    manager = new JobManager(
+      store,
+      registry,
+      {
+        nodeId: settings.nodeId,
+        host: self.host,
+        clusterName: settings.clusterName,
+        scratchPath: settings.scratchPath,
+        maxRunningJobs: settings.maxRunningJobs,
+        jobExpiryHours: settings.jobExpiryHours,
+      },
+      logger,
+    );
+    const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
+    mkdirSync(stateDir, { recursive: true });
+    const jobs = manager;
+    const runner = new LocalRunner({ stateDir, callbacks: { onExit: (id, code) => jobs.onExit(id, code) } });
+    manager.attach(runner);
+    const bus = new StatusBus(redis, sub, keys, logger);
+    const service = new NodeService(store, registry, bus, manager, runner, {
+      nodeId: settings.nodeId,
+      ...(settings.clusterConfigFile ? { clusterConfigFile: settings.clusterConfigFile } : {}),
+      resourcePollMs: opts.resourcePollMs ?? 3_000,
+      isDraining: () => draining,
+      isClosing: () => closing,
+      redisConnected: () => redis.status === "ready",
+    });
+
+    const metrics = new MetricsRegistry();
+    const app = await buildApp({ service, settings, logger, registry: metrics });
+    addNodeMetrics(metrics, registry, bus, store);
+    cleanups.push(() => app.close());
+    await app.listen({ host: settings.host, port: settings.port });
+    const address = app.server.address();
+    const port = typeof address === "object" && address ? address.port : settings.port;
+    self.port = String(port);
+
+    await bus.start();
+    cleanups.push(() => bus.close());
+    await registry.start();
+    cleanups.push(() => registry.close(draining ? NodeStatus.Draining : NodeStatus.Offline));
+    cleanups.push(() => runner.close());
+    cleanups.push(() => jobs.close());
+    await jobs.adoptAll();
+    jobs.startExpiry(opts.expiryIntervalMs);
+    logger.info({ url: `http://${settings.advertiseIp}:${port}`, epoch: registry.epoch }, "node started");
+
+    let closed: Promise<void> | undefined;
+    const close = () => {
+      closing = true;
+      closed ??= cleanupAll().then(() => logger.info("node stopped"));
+      return closed;
+    };
+    return {
+      settings,
+      app,
+      logger,
+      port,
+      url: `http://${settings.advertiseIp}:${port}`,
+      close,
+      drain: async () => {
+        draining = true;
+        logger.info({ drainMs: settings.drainMs }, "draining: failing readiness before closing");
+        await registry.setStatus(NodeStatus.Draining).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, settings.drainMs));
+        await close();
+      },
+    };
+  } catch (err) {
+    await cleanupAll();
+    throw err;
+  }
+}
+
+function addNodeMetrics(metrics: MetricsRegistry, registry: Registry, bus: StatusBus, store: JobStore): void {
+  new Gauge({
+    name: "launcher_redis_latency_ms",
+    help: "Round trip of the last heartbeat to Redis",
+    registers: [metrics],
+    collect() {
+      this.set(registry.latencyMs);
+    },
+  });
+  new Gauge({
+    name: "launcher_fleet_nodes",
+    help: "Nodes known to the fleet, by Online() verdict",
+    labelNames: ["online"],
+    registers: [metrics],
+    collect() {
+      const nodes = registry.nodes();
+      this.set({ online: "true" }, nodes.filter((n) => n.online).length);
+      this.set({ online: "false" }, nodes.filter((n) => !n.online).length);
+    },
+  });
+  new Gauge({
+    name: "launcher_status_events_delivered",
+    help: "Status events this node has received from the fleet's status bus",
+    registers: [metrics],
+    collect() {
+      this.set(bus.delivered);
+    },
+  });
+  new Gauge({
+    name: "launcher_jobs",
+    help: "Jobs in the fleet by status",
+    labelNames: ["status"],
+    registers: [metrics],
+    async collect() {
+      const counts = new Map<string, number>();
+      for (const { job } of await store.list({})) counts.set(job.status ?? "", (counts.get(job.status ?? "") ?? 0) + 1);
+      this.reset();
+      for (const [status, n] of counts) this.set({ status }, n);
+    },
+  });
+}
