@@ -25,6 +25,8 @@ export interface RegistryOptions {
    * record vanished (Redis lost its data): reconcile local processes before re-registering.
    */
   onFenced: (currentEpoch: number) => Promise<void>;
+  /** This host's clock (tests skew it); only ever compared with itself, never with other hosts. */
+  clock?: () => number;
 }
 
 interface NodeRecord {
@@ -49,6 +51,7 @@ export class Registry {
   private readonly table = new Map<string, NodeRecord>();
   private redisLatencyMs = 0;
   private readonly settling = new Set<string>();
+  private readonly clock: () => number;
 
   constructor(
     private readonly redis: ScriptedRedis,
@@ -58,7 +61,9 @@ export class Registry {
     private readonly self: SelfInfo,
     private readonly opts: RegistryOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? Date.now;
+  }
 
   get epoch(): number {
     return this.epochValue;
@@ -74,12 +79,12 @@ export class Registry {
 
   /** This node's estimate of Redis server time (ms), from the offset seen at each heartbeat. */
   nowMs(): number {
-    return Date.now() + this.clockOffsetMs;
+    return this.clock() + this.clockOffsetMs;
   }
 
   /** True when the last heartbeat reached Redis within OFFLINE_AFTER. */
   heartbeatFresh(): boolean {
-    return Date.now() - this.lastBeatMs < this.opts.offlineAfterMs;
+    return this.clock() - this.lastBeatMs < this.opts.offlineAfterMs;
   }
 
   async start(): Promise<void> {
@@ -111,7 +116,7 @@ export class Registry {
       this.opts.runningJobs(),
     )) as [number, number];
     this.epochValue = Number(epoch);
-    this.noteServerTime(Number(now), Date.now());
+    this.noteServerTime(Number(now), this.clock());
     this.logger.info({ epoch: this.epochValue }, "registered in the fleet");
   }
 
@@ -189,7 +194,7 @@ export class Registry {
 
   /** One round trip; returns the current epoch when it is no longer ours. */
   private async beatOnce(): Promise<number | undefined> {
-    const sent = Date.now();
+    const sent = this.clock();
     const [ok, epoch, now] = (await this.redis.heartbeat(
       this.keys.node(this.self.nodeId),
       this.keys.nodes,
@@ -201,14 +206,14 @@ export class Registry {
     )) as [number, number, number];
     this.noteServerTime(Number(now), sent);
     if (Number(ok) === 1) {
-      this.lastBeatMs = Date.now();
+      this.lastBeatMs = this.clock();
       return undefined;
     }
     return Number(epoch);
   }
 
   private noteServerTime(serverMs: number, sentMs: number): void {
-    const received = Date.now();
+    const received = this.clock();
     this.redisLatencyMs = received - sentMs;
     // The server read its clock about halfway through the round trip.
     this.clockOffsetMs = serverMs - (sentMs + received) / 2;

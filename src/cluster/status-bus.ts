@@ -152,18 +152,15 @@ export class StatusBus {
     }
   }
 
-  /** True when retention trimmed events newer than `id`: resuming from it would leave a gap. */
+  /**
+   * True when resuming after `id` could leave a gap: `id` itself is no longer retained. Trimming
+   * removes the oldest entries first, so while `id` is still in the stream nothing after it is
+   * gone. (Redis 7.0 does not record trimmed ids in XINFO, so this is the test that works.)
+   */
   async trimmedAfter(id: string): Promise<boolean> {
-    let info: unknown[];
-    try {
-      info = (await this.redis.xinfo("STREAM", this.keys.events)) as unknown[];
-    } catch (err) {
-      if ((err as Error).message.includes("no such key")) return false;
-      throw err;
-    }
-    const i = info.indexOf("max-deleted-entry-id");
-    const maxDeleted = i >= 0 ? String(info[i + 1]) : "0-0";
-    return compareEventIds(maxDeleted, id) > 0;
+    const first = (await this.redis.xrange(this.keys.events, "-", "+", "COUNT", 1)) as [string, string[]][];
+    const oldest = first[0]?.[0];
+    return oldest !== undefined && compareEventIds(oldest, id) > 0;
   }
 
   private resync(): void {

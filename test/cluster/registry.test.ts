@@ -1,0 +1,108 @@
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { JobStore } from "../../src/cluster/job-store.js";
+import { fleetKeys } from "../../src/cluster/keys.js";
+import { Registry } from "../../src/cluster/registry.js";
+import { defineScripts } from "../../src/cluster/scripts.js";
+import { redisUrl, uniquePrefix } from "../helpers/redis.js";
+
+const logger = pino({ level: "silent" });
+const keys = fleetKeys(uniquePrefix("reg"));
+const conns: Redis[] = [];
+const registries: Registry[] = [];
+
+afterAll(async () => {
+  for (const r of registries) await r.close().catch(() => undefined);
+  for (const c of conns) c.disconnect();
+});
+
+function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void> } = {}) {
+  const redis = defineScripts(new Redis(redisUrl(), { retryStrategy: () => 50, maxRetriesPerRequest: 1 }));
+  const sub = new Redis(redisUrl());
+  conns.push(redis, sub);
+  const store = new JobStore(redis, keys, 1000);
+  const registry = new Registry(
+    redis,
+    sub,
+    keys,
+    store,
+    { nodeId: id, host: `host-${id}`, ipv4: "127.0.0.1", port: "1" },
+    {
+      heartbeatMs: 100,
+      offlineAfterMs: 400,
+      lostAfterMs: 1200,
+      runningJobs: () => 0,
+      onFenced: opts.onFenced ?? (async () => undefined),
+      clock: () => Date.now() + (opts.skewMs ?? 0),
+    },
+    logger,
+  );
+  registries.push(registry);
+  return { registry, redis, store };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<number> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > ms) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - start;
+}
+
+describe("registry", () => {
+  it("judges liveness on Redis time, settles a lost node once, and fences it when it returns", async () => {
+    let fencedCalls = 0;
+    const a = node("a", { onFenced: async () => void fencedCalls++ });
+    const b = node("b", { skewMs: 5 * 60_000 }); // clocks off by minutes
+    const c = node("c", { skewMs: -7 * 60_000 });
+    await Promise.all([a.registry.start(), b.registry.start(), c.registry.start()]);
+
+    await until(() => b.registry.nodes().length === 3 && c.registry.nodes().length === 3);
+    for (const r of [a, b, c]) expect(r.registry.nodes().map((n) => [n.id, n.online])).toEqual([
+      ["a", true],
+      ["b", true],
+      ["c", true],
+    ]);
+    const view = b.registry.node("a")!;
+    expect(view).toMatchObject({ host: "host-a", ipv4: "127.0.0.1", port: "1", status: "Online" });
+    expect(Math.abs(Date.parse(view.lastSeen) - Date.now())).toBeLessThan(2000);
+
+    // A job owned by a, then a falls silent (its connection to Redis is cut).
+    await a.store.create({ id: "job-a", user: "u", status: "Pending", command: "true" }, { nodeId: "a", epoch: a.registry.epoch }, []);
+    const epochBefore = a.registry.epoch;
+    a.redis.disconnect(false);
+    const cutAt = Date.now();
+    await until(() => !b.registry.isOnline("a") && !c.registry.isOnline("a"));
+    const offlineSeenAfter = Date.now() - cutAt;
+    expect(offlineSeenAfter).toBeLessThan(400 + 100 + 400); // OFFLINE_AFTER + a heartbeat (+ slack for CI)
+
+    await until(async () => (await b.store.get("job-a"))?.job.status === "Failed", 5000);
+    const job = (await b.store.get("job-a"))!.job;
+    expect(job.statusMessage).toMatch(/^Node a was lost/);
+    // Exactly one event for the settlement, whichever of b and c ran the script.
+    const events = (await b.redis.xrange(keys.events, "-", "+")) as [string, string[]][];
+    const failed = events.filter(([, f]) => f[1]!.includes('"job-a"') && f[1]!.includes("Failed"));
+    expect(failed).toHaveLength(1);
+
+    // a comes back: its next heartbeat finds a newer epoch, it reconciles and re-registers.
+    await a.redis.connect();
+    await until(() => fencedCalls > 0);
+    await until(() => a.registry.epoch > epochBefore + 1);
+    await expect(
+      a.store.update("job-a", { nodeId: "a", epoch: epochBefore }, { status: "Finished", exitCode: 0 }),
+    ).rejects.toMatchObject({ kind: "FENCED" });
+    expect((await b.store.get("job-a"))!.job.status).toBe("Failed");
+    await until(() => b.registry.isOnline("a"));
+  });
+
+  it("a status change reaches peers at once through the notice channel", async () => {
+    const d = node("d");
+    const e = node("e");
+    await Promise.all([d.registry.start(), e.registry.start()]);
+    await d.registry.setStatus("Draining");
+    await until(() => e.registry.node("d")?.status === "Draining", 1000);
+    expect(e.registry.node("d")?.online).toBe(false);
+  });
+});
