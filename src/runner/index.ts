@@ -1,0 +1,21 @@
+export { type AdoptResult, LocalRunner, type LocalRunnerOptions } from "./local-runner.js";
+export { advertiseIp, type NetworkInfo, networkInfo } from "./network.js";
+export { type FollowOutputOptions, followOutput, type OutputChunk, OutputNotFoundError } from "./output.js";
+export {
+  type CpuSnapshot,
+  type ProcStat,
+  type ResourceUsage,
+  readProcStat,
+  sampleProcessGroup,
+} from "./proc.js";
+export { buildArgv, shellQuote } from "./shell.js";
+export { DEFAULT_PATH, LOST_EXIT_CODE } from "./supervisor.js";
+export {
+  type Env,
+  type JobSignal,
+  LaunchError,
+  type LaunchSpec,
+  type RunAs,
+  type RunnerCallbacks,
+} from "./types.js";
+export { lookupUser, runAsFor, type UserInfo } from "./users.js";

@@ -1,0 +1,337 @@
+/**
+ * Runs jobs as local processes, each under its own supervisor (see supervisor-script.ts), so jobs
+ * outlive the node and a restarted node learns their real exit codes through adopt().
+ */
+import type { ChildProcess } from "node:child_process";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc.js";
+import { buildArgv } from "./shell.js";
+import {
+  DEFAULT_PATH,
+  ensureDir,
+  installSupervisor,
+  jobAlive,
+  jobDir,
+  jobsDir,
+  LOST_EXIT_CODE,
+  readLaunchReport,
+  readStatus,
+  recordedJobIds,
+  removeJobDir,
+  type SupervisorStatus,
+  spawnSupervisor,
+  supervisorAlive,
+  writeSpecFile,
+} from "./supervisor.js";
+import {
+  type Env,
+  type JobSignal,
+  LaunchError,
+  type LaunchSpec,
+  type RunAs,
+  type RunnerCallbacks,
+} from "./types.js";
+
+export type { JobSignal, LaunchSpec, RunnerCallbacks };
+export { LaunchError };
+
+/** What adopt() found: still running (now watched), already exited, or no usable trace. */
+export type AdoptResult = "running" | { exitCode: number } | "lost";
+
+export interface LocalRunnerOptions {
+  /** Where job state lives; must survive node restarts (not a per-boot tmpfs if jobs should too). */
+  stateDir: string;
+  callbacks: RunnerCallbacks;
+  /** How often adopted jobs are checked for exit; default 200 ms. */
+  pollMs?: number;
+}
+
+interface WatchedJob {
+  id: string;
+  dir: string;
+  supervisorPid: number;
+  /** The job's pid and process group id; unknown while an adopted launch is still in progress. */
+  pid: number | undefined;
+  /** Stops listening to the supervisor this instance spawned (undefined for adopted jobs). */
+  detach?: () => void;
+  cpu?: CpuSnapshot;
+}
+
+export class LocalRunner {
+  private readonly stateDir: string;
+  private readonly callbacks: RunnerCallbacks;
+  private readonly pollMs: number;
+  private readonly jobs = new Map<string, WatchedJob>();
+  /** Ids between spawning the supervisor and its launch report. */
+  private readonly launching = new Set<string>();
+  private script: string | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(opts: LocalRunnerOptions) {
+    this.stateDir = resolve(opts.stateDir);
+    this.callbacks = opts.callbacks;
+    this.pollMs = opts.pollMs ?? 200;
+    ensureDir(jobsDir(this.stateDir));
+  }
+
+  /**
+   * Starts a job; resolves with its pid once it has exec'd (the job is Running). Rejects with a
+   * LaunchError when it cannot start; nothing is left behind then.
+   */
+  async launch(spec: LaunchSpec): Promise<{ pid: number }> {
+    this.assertOpen();
+    const dir = this.prepareJobDir(spec);
+    const child = spawnSupervisor(this.supervisorScript(), dir, process.cwd());
+    this.launching.add(spec.id);
+    const report = await readLaunchReport(child, dir).finally(() => this.launching.delete(spec.id));
+    if (!report.ok) {
+      child.unref();
+      removeJobDir(dir);
+      throw new LaunchError(report.error);
+    }
+    if (this.closed) {
+      child.unref(); // closed meanwhile: the job stays recorded for the next runner to adopt
+      return { pid: report.pid };
+    }
+    const job: WatchedJob = { id: spec.id, dir, supervisorPid: child.pid ?? 0, pid: report.pid };
+    this.jobs.set(spec.id, job);
+    this.watchChild(job, child);
+    return { pid: report.pid };
+  }
+
+  /**
+   * Takes over a job launched by an earlier runner (e.g. before a node restart). Returns:
+   *  - "running": its supervisor is alive; the job is now watched and onExit will fire.
+   *  - { exitCode }: it already ended (possibly while no node was up); its real code, and no onExit.
+   *  - "lost": no state, or its supervisor died without recording an exit (it was SIGKILLed, or the
+   *    machine rebooted). A job process left behind unsupervised is killed so it cannot run on untracked.
+   */
+  adopt(id: string): AdoptResult {
+    this.assertOpen();
+    if (this.jobs.has(id)) return "running";
+    const dir = jobDir(this.stateDir, id);
+    const status = readStatus(dir);
+    if (!status) return "lost";
+    if (status.exitCode !== undefined) return { exitCode: status.exitCode };
+    if (!supervisorAlive(status.supervisorPid, dir)) {
+      // It may have recorded the exit between our read and its death.
+      const last = readStatus(dir) ?? status;
+      if (last.exitCode !== undefined) return { exitCode: last.exitCode };
+      killUnsupervised(last);
+      return "lost";
+    }
+    this.jobs.set(id, { id, dir, supervisorPid: status.supervisorPid, pid: status.pid });
+    this.startPolling();
+    return "running";
+  }
+
+  /**
+   * Signals the job's whole process group; false when it is not running. Besides watched jobs this
+   * reaches recorded jobs not (yet) adopted, when their process is verifiably still the job.
+   */
+  signal(id: string, signal: JobSignal): boolean {
+    const pid = this.jobs.get(id)?.pid ?? this.unwatchedPid(id);
+    if (pid === undefined) return false;
+    try {
+      process.kill(-pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  pid(id: string): number | undefined {
+    return this.jobs.get(id)?.pid;
+  }
+
+  /** Ids of the jobs this runner currently watches. */
+  running(): string[] {
+    return [...this.jobs.keys()];
+  }
+
+  /** Ids of all jobs with state on disk (what a restarted node may adopt() or forget()). */
+  known(): string[] {
+    return recordedJobIds(this.stateDir);
+  }
+
+  /** Resource usage of the job's process group; CPU % is relative to this job's previous sample. */
+  async sample(id: string): Promise<ResourceUsage | undefined> {
+    const job = this.jobs.get(id);
+    if (job?.pid === undefined) return undefined;
+    const result = await sampleProcessGroup(job.pid, job.cpu);
+    if (!result) return undefined;
+    job.cpu = result.snapshot;
+    return result.usage;
+  }
+
+  /**
+   * Deletes the job's state once its exit is recorded elsewhere. Called for a job that still runs,
+   * it stops watching it (no onExit) and the job can no longer be adopted; it is NOT signalled.
+   */
+  forget(id: string): void {
+    this.jobs.get(id)?.detach?.();
+    this.jobs.delete(id);
+    removeJobDir(jobDir(this.stateDir, id));
+  }
+
+  /** Stops watching. Jobs keep running; the next runner on this stateDir adopts them. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopPolling();
+    for (const job of this.jobs.values()) job.detach?.();
+    this.jobs.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error("LocalRunner is closed");
+  }
+
+  private unwatchedPid(id: string): number | undefined {
+    const status = readStatus(jobDir(this.stateDir, id));
+    return status?.exitCode === undefined && status && jobAlive(status) ? status.pid : undefined;
+  }
+
+  /**
+   * Creating the job dir (non-recursively) is what makes an id ours. Leftovers of an earlier run of
+   * the id whose supervisor is gone (a launch cut short by a crash, a lost or finished job not yet
+   * forgotten) are replaced; a live one makes the launch fail.
+   */
+  private claimDir(dir: string, id: string): void {
+    if (this.jobs.has(id) || this.launching.has(id)) throw new LaunchError(`job "${id}" is already running`);
+    const status = readStatus(dir);
+    if (status && status.exitCode === undefined && supervisorAlive(status.supervisorPid, dir)) {
+      throw new LaunchError(`job "${id}" is already running`);
+    }
+    removeJobDir(dir);
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      throw new LaunchError(`cannot create job state: ${(err as Error).message}`);
+    }
+  }
+
+  private supervisorScript(): string {
+    this.script ??= installSupervisor(this.stateDir);
+    return this.script;
+  }
+
+  /** Validates the spec and writes the job's state dir; any failure removes it again. */
+  private prepareJobDir(spec: LaunchSpec): string {
+    const argv = buildArgv(spec);
+    const env = buildEnv(spec.environment);
+    const cwd = spec.workingDirectory || undefined;
+    const base = cwd ?? process.cwd();
+    const stdoutFile = resolve(base, spec.stdoutFile);
+    const stderrFile = resolve(base, spec.stderrFile);
+    assertNoNul([...argv, ...env, cwd, stdoutFile, stderrFile]);
+
+    const dir = jobDir(this.stateDir, spec.id);
+    this.claimDir(dir, spec.id);
+    try {
+      const stdinFile = spec.stdin ? join(dir, "stdin") : undefined;
+      if (stdinFile) writeFileSync(stdinFile, spec.stdin as string, { mode: 0o600 });
+      for (const file of new Set([stdoutFile, stderrFile])) createParentDirs(file, spec.runAs);
+      writeSpecFile(dir, { argv, env, cwd, stdinFile, stdoutFile, stderrFile, ...spec.runAs });
+      return dir;
+    } catch (err) {
+      removeJobDir(dir);
+      throw new LaunchError(`cannot prepare job: ${(err as Error).message}`);
+    }
+  }
+
+  /** Exit of a supervisor this instance spawned: it has written the status file by then. */
+  private watchChild(job: WatchedJob, child: ChildProcess): void {
+    const onExit = (): void => this.finish(job);
+    job.detach = () => {
+      child.off("exit", onExit);
+      child.unref();
+    };
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // Already gone (a very short job): report after launch()'s caller has seen the pid.
+      setImmediate(onExit);
+    } else {
+      child.once("exit", onExit);
+    }
+  }
+
+  private startPolling(): void {
+    this.pollTimer ??= setInterval(() => this.pollAdopted(), this.pollMs);
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  /** Adopted jobs are not our children, so we learn of their end by looking. */
+  private pollAdopted(): void {
+    let adopted = 0;
+    for (const job of this.jobs.values()) {
+      if (job.detach) continue;
+      adopted++;
+      const status = readStatus(job.dir);
+      job.pid ??= status?.pid;
+      if (status?.exitCode !== undefined || !supervisorAlive(job.supervisorPid, job.dir)) this.finish(job);
+    }
+    if (adopted === 0) this.stopPolling();
+  }
+
+  private finish(job: WatchedJob): void {
+    if (this.closed || this.jobs.get(job.id) !== job) return; // closed, or already reported
+    this.jobs.delete(job.id);
+    this.callbacks.onExit(job.id, finalExitCode(job.dir));
+  }
+}
+
+/** The recorded exit code; if the supervisor died without one, the job is made to match 137. */
+function finalExitCode(dir: string): number {
+  const status = readStatus(dir);
+  if (status?.exitCode !== undefined) return status.exitCode;
+  if (status) killUnsupervised(status);
+  return LOST_EXIT_CODE;
+}
+
+function killUnsupervised(status: SupervisorStatus): void {
+  if (status.pid === undefined || !jobAlive(status)) return;
+  try {
+    process.kill(-status.pid, "SIGKILL");
+  } catch {
+    // it ended by itself meanwhile
+  }
+}
+
+/** The job's whole environment; later duplicates win, and PATH gets a default. */
+function buildEnv(environment: Env[] = []): string[] {
+  const env = new Map<string, string>();
+  for (const { name, value } of environment) {
+    if (name === "" || name.includes("=")) {
+      throw new LaunchError(`invalid environment variable name "${name}"`);
+    }
+    env.set(name, value);
+  }
+  if (!env.has("PATH")) env.set("PATH", DEFAULT_PATH);
+  return [...env].map(([name, value]) => `${name}=${value}`);
+}
+
+/** execve takes C strings, and the spec file is NUL-separated. */
+function assertNoNul(values: (string | undefined)[]): void {
+  if (values.some((v) => v?.includes("\0"))) {
+    throw new LaunchError("launch parameters must not contain NUL bytes");
+  }
+}
+
+/**
+ * The supervisor opens output files as the job's user, so directories we create for them must
+ * belong to that user too.
+ */
+function createParentDirs(file: string, runAs: RunAs | undefined): void {
+  const target = dirname(file);
+  const first = mkdirSync(target, { recursive: true });
+  if (!first || !runAs || process.getuid?.() !== 0) return;
+  for (let d = target; ; d = dirname(d)) {
+    chownSync(d, runAs.uid, runAs.gid);
+    if (d === first || d === dirname(d)) break;
+  }
+}

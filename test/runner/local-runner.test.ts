@@ -1,0 +1,214 @@
+import { chmodSync, readFileSync, realpathSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { LaunchError, type LaunchSpec } from "../../src/runner/local-runner.js";
+import { readProcStat } from "../../src/runner/proc.js";
+import { DEFAULT_PATH } from "../../src/runner/supervisor.js";
+import { Fixture, read, sleep, waitUntil } from "./helpers.js";
+
+const fx = new Fixture();
+afterEach(() => fx.cleanup());
+
+/** A runner plus a spec factory writing output into a fresh temp dir. */
+function setup() {
+  const { runner, recorder, stateDir } = fx.runner();
+  const out = fx.tempDir();
+  let n = 0;
+  const spec = (fields: Partial<LaunchSpec>): LaunchSpec => {
+    n++;
+    return {
+      id: `job-${n}`,
+      stdoutFile: join(out, `${n}.out`),
+      stderrFile: join(out, `${n}.err`),
+      ...fields,
+    };
+  };
+  /** Launches, waits for the exit, and returns the code and the stdout text. */
+  const run = async (fields: Partial<LaunchSpec>) => {
+    const s = spec(fields);
+    await runner.launch(s);
+    const exitCode = await recorder.wait(s.id);
+    return { exitCode, stdout: read(s.stdoutFile), spec: s };
+  };
+  return { runner, recorder, stateDir, out, spec, run };
+}
+
+describe("LocalRunner: launching", () => {
+  it("reports exit codes 0 and 3", async () => {
+    const { run } = setup();
+    expect((await run({ command: "true" })).exitCode).toBe(0);
+    expect((await run({ command: "exit 3" })).exitCode).toBe(3);
+  });
+
+  it("passes command args shell-quoted, so spaces, quotes and $HOME stay literal", async () => {
+    const { run } = setup();
+    const args = ["a b", "it's", "$HOME", '"q"', ""];
+    const { stdout } = await run({ command: "printf '[%s]\\n'", args });
+    expect(stdout).toBe('[a b]\n[it\'s]\n[$HOME]\n["q"]\n[]\n');
+  });
+
+  it("runs an exe directly with its args, found on the job's PATH", async () => {
+    const { run } = setup();
+    const { exitCode, stdout } = await run({ exe: "printf", args: ["%s|%s", "x y", "$z"] });
+    expect(exitCode).toBe(0);
+    expect(stdout).toBe("x y|$z");
+  });
+
+  it("gives the job exactly its environment, plus a default PATH", async () => {
+    const { run } = setup();
+    const { stdout } = await run({ exe: "/usr/bin/env", environment: [{ name: "FOO", value: "bar = baz" }] });
+    expect(stdout.trim().split("\n").sort()).toEqual(["FOO=bar = baz", `PATH=${DEFAULT_PATH}`]);
+    const custom = await run({ command: "echo $PATH", environment: [{ name: "PATH", value: "/bin" }] });
+    expect(custom.stdout).toBe("/bin\n");
+  });
+
+  it("starts in the working directory", async () => {
+    const { run } = setup();
+    const dir = fx.tempDir();
+    expect((await run({ command: "pwd", workingDirectory: dir })).stdout).toBe(`${realpathSync(dir)}\n`);
+  });
+
+  it("feeds stdin from the given text, or /dev/null without it", async () => {
+    const { run } = setup();
+    expect((await run({ command: "cat", stdin: "hello\nworld" })).stdout).toBe("hello\nworld");
+    expect((await run({ command: "cat" })).stdout).toBe("");
+  });
+
+  it("writes stdout and stderr to separate files, or one combined file", async () => {
+    const { run, out } = setup();
+    const script = "echo out; echo err >&2; echo out2";
+    const separate = await run({ command: script });
+    expect(separate.stdout).toBe("out\nout2\n");
+    expect(read(separate.spec.stderrFile)).toBe("err\n");
+
+    const both = join(out, "nested", "dir", "both.log");
+    const combined = await run({ command: script, stdoutFile: both, stderrFile: both });
+    expect(combined.stdout).toBe("out\nerr\nout2\n");
+  });
+
+  it("rejects launches that cannot start, with the reason, and leaves no state", async () => {
+    const { runner, spec } = setup();
+    await expect(runner.launch(spec({ exe: "/no/such" }))).rejects.toThrow(
+      new LaunchError('exec "/no/such": No such file or directory'),
+    );
+    await expect(runner.launch(spec({ exe: "no-such-program" }))).rejects.toThrow(
+      'exec "no-such-program": No such file or directory',
+    );
+    await expect(runner.launch(spec({ command: "true", workingDirectory: "/nope" }))).rejects.toThrow(
+      'working directory "/nope": No such file or directory',
+    );
+    await expect(runner.launch(spec({}))).rejects.toBeInstanceOf(LaunchError);
+    await expect(
+      runner.launch(spec({ command: "true", environment: [{ name: "", value: "x" }] })),
+    ).rejects.toThrow('invalid environment variable name ""');
+    await expect(runner.launch(spec({ exe: "echo", args: ["a\0b"] }))).rejects.toThrow(/NUL/);
+    expect(runner.known()).toEqual([]);
+    expect(runner.running()).toEqual([]);
+  });
+
+  it("runs many jobs at once, each reporting its own exit code once", async () => {
+    const { runner, recorder, spec } = setup();
+    const specs = Array.from({ length: 12 }, (_, i) => spec({ command: `exit ${i}` }));
+    await Promise.all(specs.map((s) => runner.launch(s)));
+    const codes = await Promise.all(specs.map((s) => recorder.wait(s.id)));
+    expect(codes).toEqual(specs.map((_, i) => i));
+    await sleep(100);
+    expect(recorder.calls).toHaveLength(12);
+  });
+
+  it("refuses a second launch of the same id", async () => {
+    const { runner, spec } = setup();
+    const s = spec({ command: "sleep 5" });
+    await runner.launch(s);
+    await expect(runner.launch(s)).rejects.toThrow(/already running/);
+  });
+
+  it("resolves with the pid of the running job, which leads its own process group", async () => {
+    const { runner, recorder, spec } = setup();
+    const s = spec({ command: "sleep 5" });
+    const { pid } = await runner.launch(s);
+    expect(runner.pid(s.id)).toBe(pid);
+    expect(runner.running()).toEqual([s.id]);
+    expect(readProcStat(pid)?.pgrp).toBe(pid);
+    expect(readProcStat(pid)?.pgrp).not.toBe(readProcStat(process.pid)?.pgrp);
+    expect(runner.signal(s.id, "SIGKILL")).toBe(true);
+    await recorder.wait(s.id);
+    expect(runner.pid(s.id)).toBeUndefined();
+    expect(runner.signal(s.id, "SIGKILL")).toBe(false);
+    expect(recorder.calls).toEqual([{ id: s.id, exitCode: 137 }]);
+  });
+});
+
+describe("LocalRunner: signals", () => {
+  it("SIGTERM stops the whole group: exit 143 and `Done` is never printed", async () => {
+    const { runner, recorder, spec } = setup();
+    const s = spec({ command: "sleep 20 && echo Done" });
+    await runner.launch(s);
+    await sleep(100);
+    expect(runner.signal(s.id, "SIGTERM")).toBe(true);
+    expect(await recorder.wait(s.id)).toBe(143);
+    await sleep(1000);
+    expect(read(s.stdoutFile)).toBe("");
+  });
+
+  it("SIGKILL gives 137", async () => {
+    const { runner, recorder, spec } = setup();
+    const s = spec({ command: "sleep 20" });
+    await runner.launch(s);
+    runner.signal(s.id, "SIGKILL");
+    expect(await recorder.wait(s.id)).toBe(137);
+  });
+
+  it("SIGSTOP suspends and SIGCONT resumes, without the job counting as exited", async () => {
+    const { runner, recorder, spec } = setup();
+    const s = spec({ command: "sleep 20" });
+    const { pid } = await runner.launch(s);
+    const state = () => readProcStat(pid)?.state;
+    runner.signal(s.id, "SIGSTOP");
+    await waitUntil(() => state() === "T");
+    await sleep(200);
+    expect(recorder.exited(s.id)).toBe(false);
+    runner.signal(s.id, "SIGCONT");
+    await waitUntil(() => state() === "S");
+    runner.signal(s.id, "SIGKILL");
+    expect(await recorder.wait(s.id)).toBe(137);
+  });
+
+  it("a job killed by signal 6 exits 134", async () => {
+    const { run } = setup();
+    expect((await run({ command: "ulimit -c 0; kill -6 $$" })).exitCode).toBe(134);
+  });
+});
+
+describe("LocalRunner: resources and users", () => {
+  it("samples CPU time and memory of a busy job", async () => {
+    const { runner, spec } = setup();
+    const s = spec({ command: "while :; do :; done" });
+    await runner.launch(s);
+    await sleep(300);
+    const first = await runner.sample(s.id);
+    expect(first?.cpuTime).toBeGreaterThan(0);
+    expect(first?.residentMemory).toBeGreaterThan(0);
+    expect(first?.virtualMemory).toBeGreaterThan(0);
+    await sleep(300);
+    const second = await runner.sample(s.id);
+    expect(second?.cpuTime).toBeGreaterThan(first?.cpuTime ?? 0);
+    expect(second?.cpuPercent).toBeGreaterThan(20);
+    expect(await runner.sample("unknown")).toBeUndefined();
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("runs as another user with only that user's group", async () => {
+    const { run } = setup();
+    const outDir = fx.tempDir();
+    chmodSync(outDir, 0o755); // the job opens its output as the user, so it must reach the directory
+    const stdoutFile = join(outDir, "by-user", "out");
+    const { exitCode } = await run({
+      command: "id -u; id -g; id -G",
+      runAs: { uid: 65534, gid: 65534 },
+      stdoutFile,
+      stderrFile: stdoutFile,
+    });
+    expect(exitCode).toBe(0);
+    expect(readFileSync(stdoutFile, "utf8")).toBe("65534\n65534\n65534\n");
+  });
+});

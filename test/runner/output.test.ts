@@ -1,0 +1,150 @@
+import { appendFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { followOutput, type OutputChunk, OutputNotFoundError } from "../../src/runner/output.js";
+import { Fixture, sleep } from "./helpers.js";
+
+const fx = new Fixture();
+afterEach(() => fx.cleanup());
+
+async function collect(gen: AsyncGenerator<OutputChunk>, onChunk?: (c: OutputChunk) => void) {
+  const chunks: OutputChunk[] = [];
+  for await (const chunk of gen) {
+    chunks.push(chunk);
+    onChunk?.(chunk);
+  }
+  return chunks;
+}
+
+const text = (chunks: OutputChunk[]) => chunks.map((c) => c.output).join("");
+const never = new AbortController().signal;
+
+describe("followOutput", () => {
+  it("replays a finished file from the start", async () => {
+    const path = join(fx.tempDir(), "out");
+    writeFileSync(path, "a\nb\n");
+    const chunks = await collect(
+      followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => true }),
+    );
+    expect(chunks).toEqual([{ output: "a\nb\n", outputType: "stdout" }]);
+  });
+
+  it("follows a running job's output in order and ends after its last byte", async () => {
+    const { runner, recorder } = fx.runner();
+    const path = join(fx.tempDir(), "out");
+    await runner.launch({
+      id: "j",
+      command: "for i in 1 2 3; do echo $i; sleep 0.2; done; printf end",
+      stdoutFile: path,
+      stderrFile: path,
+    });
+    const doneWhenSeen: boolean[] = [];
+    const chunks = await collect(
+      followOutput({
+        files: [{ path, type: "stdout" }],
+        signal: never,
+        isDone: () => recorder.exited("j"),
+        pollMs: 20,
+      }),
+      () => doneWhenSeen.push(recorder.exited("j")),
+    );
+    expect(text(chunks)).toBe("1\n2\n3\nend");
+    expect(doneWhenSeen[0]).toBe(false); // output arrived while the job was still running
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("treats empty and never-created files of a finished job as empty output", async () => {
+    const dir = fx.tempDir();
+    writeFileSync(join(dir, "empty"), "");
+    const chunks = await collect(
+      followOutput({
+        files: [
+          { path: join(dir, "empty"), type: "stdout" },
+          { path: join(dir, "missing"), type: "stderr" },
+        ],
+        signal: never,
+        isDone: () => true,
+      }),
+    );
+    expect(chunks).toEqual([]);
+  });
+
+  it("waits for a missing file to appear and interleaves several files", async () => {
+    const dir = fx.tempDir();
+    const out = join(dir, "out");
+    const err = join(dir, "err");
+    writeFileSync(out, "o1\n");
+    let done = false;
+    setTimeout(() => writeFileSync(err, "e1\n"), 150);
+    setTimeout(() => appendFileSync(out, "o2\n"), 250);
+    setTimeout(() => (done = true), 300);
+    const chunks = await collect(
+      followOutput({
+        files: [
+          { path: out, type: "stdout" },
+          { path: err, type: "stderr" },
+        ],
+        signal: never,
+        isDone: () => done,
+        pollMs: 20,
+      }),
+    );
+    expect(chunks).toEqual([
+      { output: "o1\n", outputType: "stdout" },
+      { output: "e1\n", outputType: "stderr" },
+      { output: "o2\n", outputType: "stdout" },
+    ]);
+  });
+
+  it("fails with OutputNotFoundError when a file stays missing while the job runs", async () => {
+    const gen = followOutput({
+      files: [{ path: join(fx.tempDir(), "missing"), type: "stdout" }],
+      signal: never,
+      isDone: () => false,
+      pollMs: 20,
+      missingTimeoutMs: 200,
+    });
+    await expect(collect(gen)).rejects.toBeInstanceOf(OutputNotFoundError);
+  });
+
+  it("never splits a UTF-8 character across chunks", async () => {
+    const path = join(fx.tempDir(), "out");
+    const bytes = Buffer.from("h€llo", "utf8"); // € is 3 bytes: 1..3
+    writeFileSync(path, bytes.subarray(0, 2));
+    let done = false;
+    setTimeout(() => appendFileSync(path, bytes.subarray(2, 3)), 80);
+    setTimeout(() => appendFileSync(path, bytes.subarray(3)), 160);
+    setTimeout(() => (done = true), 200);
+    const chunks = await collect(
+      followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => done, pollMs: 20 }),
+    );
+    expect(chunks.map((c) => c.output)).toEqual(["h", "€llo"]);
+  });
+
+  it("stops promptly on abort, even in the middle of a long poll", async () => {
+    const path = join(fx.tempDir(), "out");
+    writeFileSync(path, "x");
+    const controller = new AbortController();
+    const gen = followOutput({
+      files: [{ path, type: "stdout" }],
+      signal: controller.signal,
+      isDone: () => false,
+      pollMs: 10_000,
+    });
+    setTimeout(() => controller.abort(), 100);
+    const started = Date.now();
+    const chunks = await collect(gen);
+    expect(text(chunks)).toBe("x");
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("closes its files when the consumer stops early", async () => {
+    const path = join(fx.tempDir(), "out");
+    writeFileSync(path, "x");
+    const gen = followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => false });
+    expect((await gen.next()).value).toEqual({ output: "x", outputType: "stdout" });
+    await gen.return(undefined);
+    await sleep(10);
+    expect((await gen.next()).done).toBe(true);
+  });
+});
