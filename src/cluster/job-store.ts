@@ -70,8 +70,8 @@ function fieldPairs(fields: MutableFields): string[] {
 /** Rebuilds the public Job from its hash: the spec plus the current mutable fields. */
 export function decodeJob(id: string, h: Record<string, string>): StoredJob | undefined {
   if (!h.spec) return undefined;
-  const spec = JSON.parse(h.spec) as Job;
-  const job: Job = { ...spec, id };
+  const { id: _stored, ...spec } = JSON.parse(h.spec) as Job;
+  const job: Job = { id, ...spec };
   for (const k of MUTABLE) {
     const v = h[k];
     if (v === undefined || v === "") continue;
