@@ -15,6 +15,7 @@ import { defineScripts } from "./cluster/scripts.js";
 import { StatusBus } from "./cluster/status-bus.js";
 import type { Settings } from "./config.js";
 import { buildApp } from "./http/app.js";
+import type { LauncherService } from "./http/service.js";
 import { JobManager } from "./launcher/job-manager.js";
 import { NodeService } from "./launcher/service.js";
 import { createLogger } from "./logger.js";
@@ -23,6 +24,8 @@ import { LocalRunner } from "./runner/index.js";
 export interface LauncherNode {
   readonly settings: Settings;
   readonly app: FastifyInstance;
+  /** The node's service (what HTTP calls); the plugin wire protocol calls it too. */
+  readonly service: LauncherService;
   readonly logger: Logger;
   /** `http://<advertised ip>:<port>` */
   readonly url: string;
@@ -137,6 +140,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     return {
       settings,
       app,
+      service,
       logger,
       port,
       url: `http://${settings.advertiseIp}:${port}`,
