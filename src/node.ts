@@ -46,7 +46,6 @@ export interface NodeOptions {
 
 export async function startNode(settings: Settings, opts: NodeOptions = {}): Promise<LauncherNode> {
   const logger = opts.logger ?? createLogger(settings.nodeId, settings.logLevel);
-  if (settings.authDisabled) logger.warn("LAUNCHER_AUTH_DISABLED is set: every request acts as admin");
   const keys = fleetKeys(settings.keyPrefix);
   const redis = defineScripts(connectRedis(settings, `${settings.nodeId}:cmd`, logger));
   const sub = connectRedis(settings, `${settings.nodeId}:sub`, logger);

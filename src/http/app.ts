@@ -1,0 +1,64 @@
+// Builds a node's HTTP app (not listening): one plugin per concern, registered in dependency
+// order. The caller listens and calls `app.close()` to shut down (which ends open streams).
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { Settings } from "../config.js";
+import { authPlugin } from "./auth.js";
+import { errorsPlugin } from "./errors.js";
+import { forwardPlugin } from "./forward.js";
+import { healthPlugin } from "./health.js";
+import { jobsPlugin } from "./jobs.js";
+import { metricsPlugin } from "./metrics.js";
+import { openapiPlugin } from "./openapi.js";
+import type { LauncherService } from "./service.js";
+import { streamsPlugin } from "./streams.js";
+
+/**
+ * Largest request body. Job submissions are the only large bodies: `stdin` may be up to 1 MiB
+ * (checked with a message naming the field), plus JSON escaping and the rest of the job. Anything
+ * larger is refused with 413 before it is parsed.
+ */
+export const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
+
+export interface AppOptions {
+  service: LauncherService;
+  settings: Settings;
+  /**
+   * The node's logger. It should redact `req.headers.authorization` (src/logger.ts does); fastify's
+   * request serializer never logs headers and this layer never logs tokens either.
+   */
+  logger: Logger;
+  /** Where the HTTP metrics go; the node adds its own. A new registry when absent (never the global one). */
+  registry?: Registry;
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { service, settings } = opts;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    // Query strings: `?tags=a` must still be an array and `?n=5` a number. JSON bodies are
+    // validated without coercion by TypeBox's compiler instead (see validate.ts).
+    ajv: {
+      customOptions: { coerceTypes: "array", removeAdditional: false, useDefaults: true, allErrors: false },
+    },
+  });
+
+  // Response schemas document the API; serializing with JSON.stringify sends exactly what the
+  // service returned (fast-json-stringify would drop or coerce fields the schema does not list).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  await app.register(errorsPlugin);
+  await app.register(openapiPlugin); // before any route, so every route is documented
+  await app.register(metricsPlugin, opts.registry ? { registry: opts.registry } : {});
+  await app.register(authPlugin, { settings });
+  await app.register(streamsPlugin, { nodeId: service.nodeId });
+  await app.register(healthPlugin, { service });
+  await app.register(forwardPlugin, { service, settings });
+  await app.register(jobsPlugin, { service });
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,268 @@
+// The Launcher API routes: cluster info, nodes, jobs, control and the three streams.
+// Schemas (schemas.ts) validate and document; rules a schema cannot word well live in validate.ts;
+// owner-only routes are forwarded by forward.ts before their handler runs.
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import fp from "fastify-plugin";
+import type { Type } from "typebox";
+import {
+  type JobFilter,
+  parseOperation,
+  parseOutputType,
+  parseStatuses,
+  parseTime,
+  withFields,
+} from "../api/index.js";
+import {
+  ClusterInfoSchema,
+  ControlBodySchema,
+  ControlResultSchema,
+  ErrorBodySchema,
+  FieldsQuery,
+  JobIdParams,
+  JobListSchema,
+  JobSchema,
+  JobSubmitSchema,
+  ListJobsQuery,
+  NetworkInfoSchema,
+  NodeListSchema,
+  OutputChunkSchema,
+  OutputQuery,
+  ResourceSampleSchema,
+  StatusEventSchema,
+  StatusStreamQuery,
+  StreamIdParams,
+} from "./schemas.js";
+import type { LauncherService } from "./service.js";
+import { EVENT_STREAM, NDJSON, sendStream } from "./streams.js";
+import { checkSubmission, queryList, strictBodyCompiler } from "./validate.js";
+
+export interface JobsPluginOptions {
+  service: LauncherService;
+}
+
+const errors = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  404: ErrorBodySchema,
+  503: ErrorBodySchema,
+};
+
+/** Documents a stream response: the same messages as NDJSON lines or SSE `data:`. */
+function streamResponse(description: string, message: Parameters<typeof Type.Array>[0]) {
+  return {
+    200: {
+      description,
+      content: { [NDJSON]: { schema: message }, [EVENT_STREAM]: { schema: message } },
+    },
+    ...errors,
+  };
+}
+
+function byId<T extends { id: string }>(a: T, b: T): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export const jobsPlugin = fp<JobsPluginOptions>(
+  async (fastify, { service }) => {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get(
+      "/cluster-info",
+      {
+        schema: {
+          tags: ["fleet"],
+          summary: "Cluster information",
+          response: { 200: ClusterInfoSchema, ...errors },
+        },
+      },
+      async () => service.clusterInfo(),
+    );
+
+    app.get(
+      "/nodes",
+      {
+        schema: {
+          tags: ["fleet"],
+          summary: "Every node known to the fleet",
+          response: { 200: NodeListSchema, ...errors },
+        },
+      },
+      async () => ({ nodes: [...(await service.nodes())].sort(byId) }),
+    );
+
+    app.get(
+      "/jobs",
+      {
+        schema: {
+          tags: ["jobs"],
+          summary: "List jobs, fleet-wide, sorted by id",
+          querystring: ListJobsQuery,
+          response: { 200: JobListSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const q = request.query;
+        const filter: JobFilter = {};
+        const tags = queryList(q.tags);
+        if (tags.length > 0) filter.tags = tags;
+        const statuses = parseStatuses(queryList(q.statuses));
+        if (statuses.length > 0) filter.statuses = statuses;
+        if (q.startTime !== undefined) filter.startTime = parseTime(q.startTime, "startTime");
+        if (q.endTime !== undefined) filter.endTime = parseTime(q.endTime, "endTime");
+        const fields = queryList(q.fields);
+        if (fields.length > 0) filter.fields = fields;
+        const jobs = await service.listJobs(request.caller, filter, q.user);
+        // Selecting fields again is idempotent and makes the contract hold whatever the service did.
+        return { jobs: jobs.map((job) => withFields(job, filter.fields)) };
+      },
+    );
+
+    app.post(
+      "/jobs",
+      {
+        schema: {
+          tags: ["jobs"],
+          summary: "Submit a job; this node owns and runs it",
+          body: JobSubmitSchema,
+          response: { 201: JobSchema, ...errors, 413: ErrorBodySchema },
+        },
+        validatorCompiler: strictBodyCompiler,
+      },
+      async (request, reply) => {
+        const job = await service.submit(request.caller, checkSubmission(request.body));
+        return reply.code(201).send(job);
+      },
+    );
+
+    app.get(
+      "/jobs/:id",
+      {
+        schema: {
+          tags: ["jobs"],
+          summary: "One job",
+          params: JobIdParams,
+          querystring: FieldsQuery,
+          response: { 200: JobSchema, ...errors },
+        },
+      },
+      async (request) => {
+        const fields = queryList(request.query.fields);
+        const job = await service.getJob(
+          request.caller,
+          request.params.id,
+          fields.length > 0 ? fields : undefined,
+        );
+        return withFields(job, fields);
+      },
+    );
+
+    app.post(
+      "/jobs/:id/control",
+      {
+        config: { ownerOnly: true },
+        schema: {
+          tags: ["jobs"],
+          summary: "Suspend, resume, stop, kill or cancel a job (runs on the owning node)",
+          params: JobIdParams,
+          body: ControlBodySchema,
+          response: { 200: ControlResultSchema, ...errors, 409: ErrorBodySchema },
+        },
+        validatorCompiler: strictBodyCompiler,
+      },
+      async (request) => {
+        const { id } = request.params;
+        const operation = parseOperation(request.body.operation, id);
+        return service.control(request.caller, id, operation);
+      },
+    );
+
+    app.get(
+      "/jobs/:id/network",
+      {
+        config: { ownerOnly: true },
+        schema: {
+          tags: ["jobs"],
+          summary: "Host and addresses of the node running the job",
+          params: JobIdParams,
+          response: { 200: NetworkInfoSchema, ...errors },
+        },
+      },
+      async (request) => service.network(request.caller, request.params.id),
+    );
+
+    app.get(
+      "/jobs/:id/status",
+      {
+        config: { streamKind: "status" },
+        schema: {
+          tags: ["jobs"],
+          summary: "Stream of status events (`*` for every visible job)",
+          params: StreamIdParams,
+          querystring: StatusStreamQuery,
+          response: streamResponse("Status events", StatusEventSchema),
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const lastEventId = request.headers["last-event-id"];
+        const since = request.query.since ?? (typeof lastEventId === "string" ? lastEventId : undefined);
+        await sendStream(request, reply, {
+          kind: "status",
+          completeLine: false,
+          open: (signal) =>
+            service.statusStream(request.caller, id, { signal, ...(since !== undefined ? { since } : {}) }),
+          eventId: (message) => ("eventId" in message ? message.eventId : undefined),
+        });
+      },
+    );
+
+    app.get(
+      "/jobs/:id/output",
+      {
+        config: { ownerOnly: true, streamKind: "output" },
+        schema: {
+          tags: ["jobs"],
+          summary: "Stream of the job's output, from the start; ends with complete",
+          params: JobIdParams,
+          querystring: OutputQuery,
+          response: streamResponse("Output chunks", OutputChunkSchema),
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const type = parseOutputType(request.query.outputType);
+        await sendStream(request, reply, {
+          kind: "output",
+          completeLine: true,
+          open: (signal) => service.outputStream(request.caller, id, type, signal),
+        });
+      },
+    );
+
+    app.get(
+      "/jobs/:id/resource-util",
+      {
+        config: { ownerOnly: true, streamKind: "resource" },
+        schema: {
+          tags: ["jobs"],
+          summary: "Stream of resource samples while the job runs; ends with complete",
+          params: JobIdParams,
+          response: { ...streamResponse("Resource samples", ResourceSampleSchema), 409: ErrorBodySchema },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        await sendStream(request, reply, {
+          kind: "resource",
+          completeLine: true,
+          open: (signal) => service.resourceStream(request.caller, id, signal),
+        });
+      },
+    );
+  },
+  {
+    name: "launcher-jobs",
+    fastify: "5.x",
+    dependencies: ["launcher-auth", "launcher-forward", "launcher-streams"],
+  },
+);

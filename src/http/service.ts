@@ -1,0 +1,89 @@
+// The port the HTTP layer talks to. `src/node.ts` provides the implementation
+// (job manager + Redis job store + status bus + registry); HTTP knows nothing of Redis.
+import type {
+  ClusterInfo,
+  ControlResult,
+  Job,
+  JobFilter,
+  JobOperation,
+  JobOutput,
+  NetworkInfo,
+  NodeView,
+  OutputChunk,
+  ResourceSample,
+  StatusEvent,
+} from "../api/index.js";
+
+/** Who is asking, from the verified JWT (or the auth-disabled admin). */
+export interface Caller {
+  /** The JWT `sub`. */
+  user: string;
+  groups: string[];
+  admin: boolean;
+}
+
+/** A status stream item before the HTTP layer numbers it (`seqId`). */
+export type StatusStreamItem = Omit<StatusEvent, "seqId"> | { resync: true };
+
+export interface StatusStreamOptions {
+  /** Resume after this fleet-wide event id (`?since=` or `Last-Event-ID`). */
+  since?: string;
+  signal: AbortSignal;
+}
+
+/** Where a job's owner lives, for forwarding owner-only requests. */
+export interface JobLocation {
+  owner: string;
+  /** True when the owner is this node. */
+  local: boolean;
+  /** `http://ipv4:port` of the owner when known. */
+  baseUrl?: string;
+  /** The fleet's Online() verdict for the owner (false → 503 code 4). */
+  online: boolean;
+  draining: boolean;
+}
+
+export interface HealthReport {
+  status: "Green" | "Yellow" | "Red";
+  ready: boolean;
+  node: NodeView;
+  redis: { connected: boolean; latencyMs: number };
+  fleet: { online: number; total: number };
+  /** Why the node is not Green/ready, for logs and /readyz bodies. */
+  reasons: string[];
+}
+
+export interface LauncherService {
+  readonly nodeId: string;
+  /**
+   * Creates the job (record in Redis before returning) and starts it locally. The HTTP layer has
+   * validated the body and passes `job.id` as `""`: the service assigns the id.
+   */
+  submit(caller: Caller, job: Job): Promise<Job>;
+  getJob(caller: Caller, id: string, fields?: string[]): Promise<Job>;
+  /** `user`: admins only, a username or `*`; others are always scoped to themselves. */
+  listJobs(caller: Caller, filter: JobFilter, user?: string): Promise<Job[]>;
+  /** Finds the owner of a job visible to the caller (JobNotFound otherwise). */
+  locate(caller: Caller, id: string): Promise<JobLocation>;
+  /** Owner-only: runs on this node; the HTTP layer forwards first when the owner is elsewhere. */
+  control(caller: Caller, id: string, operation: JobOperation): Promise<ControlResult>;
+  statusStream(caller: Caller, id: string, opts: StatusStreamOptions): AsyncIterable<StatusStreamItem>;
+  /** Owner-only. Ends after the last byte once the job is terminal. */
+  outputStream(
+    caller: Caller,
+    id: string,
+    type: JobOutput,
+    signal: AbortSignal,
+  ): AsyncIterable<Omit<OutputChunk, "seqId">>;
+  /** Owner-only. Ends when the job leaves Running/Suspended. JobNotRunning if not running. */
+  resourceStream(
+    caller: Caller,
+    id: string,
+    signal: AbortSignal,
+  ): AsyncIterable<Omit<ResourceSample, "seqId">>;
+  /** Owner-only. */
+  network(caller: Caller, id: string): Promise<NetworkInfo>;
+  clusterInfo(): ClusterInfo;
+  nodes(): Promise<NodeView[]>;
+  health(): Promise<HealthReport>;
+}

@@ -1,0 +1,246 @@
+// The stream writer for status, output and resource streams (API.md "Streams").
+//
+// - Framing: NDJSON by default, Server-Sent Events with `Accept: text/event-stream` (`id:` = the
+//   status event's eventId, a keep-alive comment every 15 s).
+// - Every message gets `seqId` from 1. Output and resource streams end with `{"complete":true}`.
+// - An error before the stream is committed is a normal HTTP error; after, a final `{"error":…}`.
+// - The client hanging up aborts the AbortSignal handed to the service at once; app.close() ends
+//   every open stream with a PluginRestarted error line so clients know to reconnect.
+import type { ServerResponse } from "node:http";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
+import { classifyError } from "./errors.js";
+import type { HttpMetrics, StreamKind } from "./metrics.js";
+
+export type { StreamKind } from "./metrics.js";
+
+/**
+ * How long to wait for the first message before committing to a 200. Services fail fast on bad
+ * requests (job not found, not running) but may legitimately wait a long time for the first event,
+ * and clients must not wait that long for the response headers.
+ */
+export const FIRST_MESSAGE_GRACE_MS = 250;
+export const SSE_KEEPALIVE_MS = 15_000;
+
+export const NDJSON = "application/x-ndjson";
+export const EVENT_STREAM = "text/event-stream";
+
+/** Why a stream's AbortSignal fired when the client went away (nothing is written then). */
+const CLIENT_CLOSED = Symbol("client closed");
+
+export interface StreamSpec<T extends object> {
+  kind: StreamKind;
+  /** Opens the service's iterable; called once, with the stream's AbortSignal. */
+  open(signal: AbortSignal): AsyncIterable<T>;
+  /** Output and resource streams end with `{"seqId":n,"complete":true}`. */
+  completeLine: boolean;
+  /** The SSE `id:` of a message (status events: their eventId). */
+  eventId?(message: T): string | undefined;
+}
+
+/** Tracks open streams for the gauge and for shutdown. */
+export class StreamTracker {
+  private readonly open = new Map<AbortController, StreamKind>();
+
+  constructor(private readonly gauge: HttpMetrics["openStreams"]) {}
+
+  add(kind: StreamKind, controller: AbortController): void {
+    this.open.set(controller, kind);
+    this.gauge.inc({ kind });
+  }
+
+  remove(controller: AbortController): void {
+    const kind = this.open.get(controller);
+    if (kind === undefined) return;
+    this.open.delete(controller);
+    this.gauge.dec({ kind });
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** Ends every open stream; `reason` becomes their final error line. */
+  abortAll(reason: ApiError): void {
+    for (const controller of this.open.keys()) controller.abort(reason);
+  }
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    streams: StreamTracker;
+  }
+}
+
+export interface StreamsPluginOptions {
+  nodeId: string;
+}
+
+export const streamsPlugin = fp<StreamsPluginOptions>(
+  async (app, { nodeId }) => {
+    const tracker = new StreamTracker(app.httpMetrics.openStreams);
+    app.decorate("streams", tracker);
+    // Before the server stops accepting: streams never end on their own, so close() would wait.
+    app.addHook("preClose", async () => {
+      tracker.abortAll(new ApiError(ErrCode.PluginRestarted, `Node ${nodeId} is shutting down; reconnect`));
+    });
+  },
+  { name: "launcher-streams", fastify: "5.x", dependencies: ["launcher-metrics"] },
+);
+
+/** Whether the client asked for Server-Sent Events. */
+export function wantsEventStream(request: FastifyRequest): boolean {
+  return (request.headers.accept ?? "").includes(EVENT_STREAM);
+}
+
+type Framer = (message: object, eventId?: string) => string;
+
+const ndjsonFrame: Framer = (message) => `${JSON.stringify(message)}\n`;
+// JSON.stringify never emits a raw newline, so one `data:` line always holds the whole message.
+const sseFrame: Framer = (message, eventId) =>
+  `${eventId === undefined ? "" : `id: ${eventId}\n`}data: ${JSON.stringify(message)}\n\n`;
+
+export function streamHeaders(sse: boolean): Record<string, string> {
+  return {
+    "content-type": sse ? EVENT_STREAM : NDJSON,
+    "cache-control": "no-cache, no-transform",
+    // Proxies such as nginx must not buffer a live stream.
+    "x-accel-buffering": "no",
+  };
+}
+
+/** Writes with backpressure: waits for `drain` (or the connection closing) when the buffer is full. */
+function write(res: ServerResponse, chunk: string): Promise<void> | undefined {
+  if (res.destroyed || res.writableEnded) return undefined;
+  if (res.write(chunk)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
+}
+
+/** Resolves with the iterator's next result, or rejects with the signal's reason once it aborts. */
+function nextOrAbort<T>(next: Promise<IteratorResult<T>>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    next.then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+const GRACE_EXPIRED = Symbol("grace expired");
+
+/** The first result if it comes within the grace period, else GRACE_EXPIRED. Rejects on error/abort. */
+async function firstWithin<T>(
+  next: Promise<IteratorResult<T>>,
+  signal: AbortSignal,
+): Promise<IteratorResult<T> | typeof GRACE_EXPIRED> {
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<typeof GRACE_EXPIRED>((resolve) => {
+    timer = setTimeout(() => resolve(GRACE_EXPIRED), FIRST_MESSAGE_GRACE_MS);
+  });
+  try {
+    return await Promise.race([nextOrAbort(next, signal), grace]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function noop(): void {}
+
+/**
+ * Serves `spec` as a stream on `reply`. Resolves when the stream has ended. Throws (for fastify's
+ * error handler) only when it fails before anything was sent.
+ */
+export async function sendStream<T extends object>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  spec: StreamSpec<T>,
+): Promise<void> {
+  const res = reply.raw;
+  const tracker = request.server.streams;
+  const controller = new AbortController();
+  const { signal } = controller;
+  const onClose = () => controller.abort(CLIENT_CLOSED);
+  res.once("close", onClose);
+  tracker.add(spec.kind, controller);
+
+  const iterator = spec.open(signal)[Symbol.asyncIterator]();
+  let next = iterator.next();
+  const cleanup = () => {
+    tracker.remove(controller);
+    res.off("close", onClose);
+    // A stream we stop early: let the service's generator unwind (its signal has fired).
+    next.catch(noop);
+    iterator.return?.().catch(noop);
+  };
+
+  let first: IteratorResult<T> | typeof GRACE_EXPIRED;
+  try {
+    first = await firstWithin(next, signal);
+  } catch (err) {
+    cleanup();
+    if (err === CLIENT_CLOSED) {
+      reply.hijack();
+      return;
+    }
+    controller.abort(err);
+    throw err; // not committed yet: a normal HTTP error
+  }
+
+  reply.hijack();
+  const sse = wantsEventStream(request);
+  const frame = sse ? sseFrame : ndjsonFrame;
+  res.writeHead(200, streamHeaders(sse));
+  res.flushHeaders();
+  const keepAlive = sse
+    ? setInterval(() => void write(res, ": keep-alive\n\n"), SSE_KEEPALIVE_MS)
+    : undefined;
+
+  let seqId = 0;
+  try {
+    let result = first === GRACE_EXPIRED ? await nextOrAbort(next, signal) : first;
+    while (!result.done) {
+      const message = result.value;
+      await write(res, frame({ seqId: ++seqId, ...message }, spec.eventId?.(message)));
+      next = iterator.next();
+      result = await nextOrAbort(next, signal);
+    }
+    if (spec.completeLine) await write(res, frame({ seqId: ++seqId, complete: true }));
+  } catch (err) {
+    if (signal.reason !== CLIENT_CLOSED) {
+      const failure = signal.aborted ? signal.reason : err;
+      const error = streamErrorBody(failure);
+      if (error.code === ErrCode.Unknown) request.log.error({ err: failure }, "stream failed");
+      await write(res, frame({ seqId: ++seqId, error }));
+    }
+  } finally {
+    clearInterval(keepAlive);
+    // Releases whatever the service tied to the signal, however the stream ended.
+    if (!signal.aborted) controller.abort();
+    cleanup();
+    if (!res.writableEnded) res.end();
+  }
+}
+
+function streamErrorBody(err: unknown): ErrorBody {
+  if (err instanceof ApiError) return err.toBody();
+  const { body } = classifyError(err);
+  return body.message === "" ? { ...body, message: errorText(err) } : body;
+}

@@ -1,0 +1,251 @@
+// Two real apps on 127.0.0.1: job X lives on A; B's service says so, and B forwards.
+import type { IncomingHttpHeaders } from "node:http";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FORWARDED_BY_HEADER } from "../../src/http/index.js";
+import { freePort } from "../helpers/redis-server.js";
+import { FakeService, whenAborted } from "./fake-service.js";
+import { bearer, eventually, listen, makeApp, ndjson, sse, type TestApp } from "./helpers.js";
+
+interface Pair {
+  a: TestApp & { url: string };
+  b: TestApp & { url: string };
+  /** Headers of the requests A received for /jobs/X… */
+  seenByA: IncomingHttpHeaders[];
+  auth: { authorization: string };
+}
+
+let pair: Pair;
+const extra: TestApp[] = [];
+
+async function startPair(): Promise<Pair> {
+  const seenByA: IncomingHttpHeaders[] = [];
+  const serviceA = new FakeService("node-a");
+  const a = await makeApp({
+    service: serviceA,
+    settings: { nodeId: "node-a" },
+    setup: (app) =>
+      app.addHook("onRequest", async (request) => {
+        if (request.url.startsWith("/jobs/X")) seenByA.push(request.headers);
+      }),
+  });
+  const urlA = await listen(a.app);
+  const serviceB = new FakeService("node-b");
+  const b = await makeApp({ service: serviceB, settings: { nodeId: "node-b", peerTimeoutMs: 500 } });
+  const urlB = await listen(b.app);
+  for (const s of [serviceA, serviceB]) s.addJob({ id: "X", user: "alice", status: "Running" });
+  serviceB.locations.set("X", {
+    owner: "node-a",
+    local: false,
+    online: true,
+    draining: false,
+    baseUrl: urlA,
+  });
+  return { a: { ...a, url: urlA }, b: { ...b, url: urlB }, seenByA, auth: await bearer("alice", ["dev"]) };
+}
+
+beforeEach(async () => {
+  pair = await startPair();
+});
+afterEach(async () => {
+  await Promise.all([pair.a.app.close(), pair.b.app.close(), ...extra.splice(0).map((t) => t.app.close())]);
+});
+
+describe("forwarding owner-only requests", () => {
+  it("control through B is answered by A, with the caller's identity and the hop header", async () => {
+    const { a, b, seenByA, auth } = pair;
+    const res = await fetch(`${b.url}/jobs/X/control`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ operation: "stop" }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ statusMessage: "Stop by node-a", operationComplete: true });
+    expect(res.headers.get("x-launcher-owner")).toBe("node-a");
+    expect(b.service.callsTo("control")).toHaveLength(0);
+    expect(a.service.callsTo("control")[0]?.caller).toEqual({ user: "alice", groups: ["dev"], admin: false });
+    expect(seenByA[0]?.[FORWARDED_BY_HEADER]).toBe("node-b");
+    expect(seenByA[0]?.authorization).toBe(auth.authorization);
+  });
+
+  it("errors from the owner pass through unchanged", async () => {
+    const { b, auth } = pair;
+    const res = await fetch(`${b.url}/jobs/X/control`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ operation: 1 }),
+    });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ code: 8, name: "InvalidJobState" });
+  });
+
+  it("network through B", async () => {
+    const { b, auth } = pair;
+    const res = await fetch(`${b.url}/jobs/X/network`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ host: "host-node-a", ipAddresses: ["10.0.0.1"] });
+    // B only located the job; the route itself ran on A alone.
+    expect(b.service.callsTo("locate")).toHaveLength(1);
+    expect(b.service.callsTo("network")).toHaveLength(0);
+  });
+
+  it("output through B streams A's output (NDJSON and SSE)", async () => {
+    const { b, auth } = pair;
+    const res = await fetch(`${b.url}/jobs/X/output?outputType=stdout`, { headers: auth });
+    expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(ndjson(await res.text())).toEqual([
+      { seqId: 1, output: "hello from node-a\n", outputType: "stdout" },
+      { seqId: 2, output: "oops\n", outputType: "stderr" },
+      { seqId: 3, complete: true },
+    ]);
+    expect(pair.a.service.callsTo("outputStream")[0]?.args).toEqual(["X", 0]);
+    const events = sse(
+      await (
+        await fetch(`${b.url}/jobs/X/output`, { headers: { ...auth, accept: "text/event-stream" } })
+      ).text(),
+    );
+    expect(events.map((e) => e.data?.seqId)).toEqual([1, 2, 3]);
+    expect(b.service.callsTo("outputStream")).toHaveLength(0);
+  });
+
+  it("reads are served locally, not forwarded", async () => {
+    const { b, auth, seenByA } = pair;
+    expect((await fetch(`${b.url}/jobs/X`, { headers: auth })).status).toBe(200);
+    expect(seenByA).toHaveLength(0);
+  });
+
+  it("a bad token is refused by B before forwarding", async () => {
+    const { b, seenByA } = pair;
+    const res = await fetch(`${b.url}/jobs/X/network`, { headers: { authorization: "Bearer nope" } });
+    expect(res.status).toBe(401);
+    expect(seenByA).toHaveLength(0);
+  });
+
+  it("a client disconnect at B cancels the stream on A at once", async () => {
+    const { a, b, auth } = pair;
+    let abortedOnA = false;
+    a.service.outputImpl = async function* (_c, _id, _t, signal) {
+      yield { output: "tick", outputType: "stdout" };
+      await whenAborted(signal);
+      abortedOnA = true;
+    };
+    const client = new AbortController();
+    const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth, signal: client.signal });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain("tick");
+    expect(b.app.streams.size).toBe(1);
+    client.abort();
+    await eventually(() => abortedOnA, 1000);
+    await eventually(() => b.app.streams.size === 0 && a.app.streams.size === 0, 1000);
+  });
+
+  it("the owner dying mid-stream ends the stream with an error line", async () => {
+    const { a, b, auth } = pair;
+    a.service.outputImpl = async function* (_c, _id, _t, signal) {
+      yield { output: "tick", outputType: "stdout" };
+      await whenAborted(signal);
+    };
+    const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth });
+    const text = res.text();
+    await eventually(() => a.app.streams.size === 1);
+    a.app.server.closeAllConnections();
+    const lines = ndjson(await text);
+    expect(lines[0]).toMatchObject({ seqId: 1, output: "tick" });
+    expect(lines.at(-1)).toMatchObject({ error: { code: 4, name: "PluginRestarted" } });
+    expect(JSON.stringify(lines.at(-1))).toContain("node-a");
+  });
+});
+
+describe("owner unavailable", () => {
+  async function expect503(res: Response, message: RegExp): Promise<void> {
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { code: number; name: string; message: string };
+    expect(body).toMatchObject({ code: 4, name: "PluginRestarted" });
+    expect(body.message).toMatch(message);
+  }
+
+  it("offline owner → 503 code 4 naming the node, without trying it", async () => {
+    const { b, auth, seenByA } = pair;
+    b.service.locations.set("X", { owner: "node-a", local: false, online: false, draining: false });
+    const t0 = Date.now();
+    await expect503(
+      await fetch(`${b.url}/jobs/X/network`, { headers: auth }),
+      /Job X is owned by node node-a, which is offline/,
+    );
+    expect(Date.now() - t0).toBeLessThan(200);
+    expect(seenByA).toHaveLength(0);
+  });
+
+  it("draining owner → 503 code 4", async () => {
+    const { b, auth } = pair;
+    b.service.locations.set("X", {
+      owner: "node-a",
+      local: false,
+      online: true,
+      draining: true,
+      baseUrl: pair.a.url,
+    });
+    await expect503(await fetch(`${b.url}/jobs/X/output`, { headers: auth }), /node-a, which is draining/);
+  });
+
+  it("unreachable owner (closed port) → 503 code 4 within peerTimeoutMs + slack", async () => {
+    const { b, auth } = pair;
+    const port = await freePort();
+    b.service.locations.set("X", {
+      owner: "node-a",
+      local: false,
+      online: true,
+      draining: false,
+      baseUrl: `http://127.0.0.1:${port}`,
+    });
+    const t0 = Date.now();
+    await expect503(
+      await fetch(`${b.url}/jobs/X/control`, {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ operation: "stop" }),
+      }),
+      /node-a/,
+    );
+    expect(Date.now() - t0).toBeLessThan(500 + 500);
+  });
+
+  it("an address that never answers → 503 code 4 within peerTimeoutMs + slack", async () => {
+    const { b, auth } = pair;
+    // TEST-NET-1 (RFC 5737): never routed, so the connect either fails or times out.
+    b.service.locations.set("X", {
+      owner: "node-a",
+      local: false,
+      online: true,
+      draining: false,
+      baseUrl: "http://192.0.2.1:5559",
+    });
+    const t0 = Date.now();
+    await expect503(await fetch(`${b.url}/jobs/X/network`, { headers: auth }), /node-a/);
+    expect(Date.now() - t0).toBeLessThan(500 + 700);
+  });
+
+  it("a request that was already forwarded is not forwarded again (loop guard)", async () => {
+    const { b, auth, seenByA } = pair;
+    const res = await fetch(`${b.url}/jobs/X/network`, {
+      headers: { ...auth, [FORWARDED_BY_HEADER]: "node-c" },
+    });
+    await expect503(res, /node-a/);
+    expect(seenByA).toHaveLength(0);
+  });
+
+  it("the owner answering for a job it does not own does not bounce it back", async () => {
+    const { a, b, auth } = pair;
+    // A thinks B owns X now, B thinks A does.
+    a.service.locations.set("X", {
+      owner: "node-b",
+      local: false,
+      online: true,
+      draining: false,
+      baseUrl: b.url,
+    });
+    const res = await fetch(`${b.url}/jobs/X/network`, { headers: auth });
+    await expect503(res, /node-b/);
+    expect(a.service.callsTo("network")).toHaveLength(0);
+    expect(b.service.callsTo("network")).toHaveLength(0);
+  });
+});
