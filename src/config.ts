@@ -75,7 +75,8 @@ function int(name: string, raw: string, min: number): number {
 
 function num(name: string, raw: string): number {
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new SettingsError(`${name} must be a positive number, got "${raw}"`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new SettingsError(`${name} must be a positive number, got "${raw}"`);
   return n;
 }
 

@@ -1,5 +1,5 @@
 // Structured pino JSON logs, the node id on every line, secrets never written.
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export const REDACT_PATHS = [
   "req.headers.authorization",

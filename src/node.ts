@@ -59,14 +59,22 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       }
     }
   };
-  cleanups.push(() => redis.disconnect(), () => sub.disconnect());
+  cleanups.push(
+    () => redis.disconnect(),
+    () => sub.disconnect(),
+  );
   try {
     await Promise.all([waitConnected(redis, 10_000), waitConnected(sub, 10_000)]);
 
     let draining = false;
     let closing = false;
     const store = new JobStore(redis, keys, settings.eventRetention);
-    const self = { nodeId: settings.nodeId, host: hostname(), ipv4: settings.advertiseIp, port: String(settings.port) };
+    const self = {
+      nodeId: settings.nodeId,
+      host: hostname(),
+      ipv4: settings.advertiseIp,
+      port: String(settings.port),
+    };
     let manager: JobManager | undefined;
     const registry = new Registry(
       redis,
@@ -193,7 +201,8 @@ function addNodeMetrics(metrics: MetricsRegistry, registry: Registry, bus: Statu
     registers: [metrics],
     async collect() {
       const counts = new Map<string, number>();
-      for (const { job } of await store.list({})) counts.set(job.status ?? "", (counts.get(job.status ?? "") ?? 0) + 1);
+      for (const { job } of await store.list({}))
+        counts.set(job.status ?? "", (counts.get(job.status ?? "") ?? 0) + 1);
       this.reset();
       for (const [status, n] of counts) this.set({ status }, n);
     },

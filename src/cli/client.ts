@@ -79,7 +79,8 @@ async function submit(conn: Conn, argv: string[]): Promise<number> {
       user: { type: "string" },
     },
   });
-  if (!values.command === !values.exe) throw new UsageError("jobs submit: give exactly one of --command or --exe");
+  if (!values.command === !values.exe)
+    throw new UsageError("jobs submit: give exactly one of --command or --exe");
   const job: Omit<Job, "id"> = {
     ...(values.command ? { command: values.command } : {}),
     ...(values.exe ? { exe: values.exe } : {}),
@@ -136,7 +137,9 @@ async function jobs(conn: Conn, argv: string[]): Promise<number> {
       });
       const id = positionals[0];
       if (!id) throw new UsageError("jobs get: a job id is required");
-      await printJson(await call(conn, "GET", `/jobs/${encodeURIComponent(id)}${query({ fields: values.fields })}`));
+      await printJson(
+        await call(conn, "GET", `/jobs/${encodeURIComponent(id)}${query({ fields: values.fields })}`),
+      );
       return 0;
     }
     case "control": {
@@ -158,11 +161,17 @@ async function jobs(conn: Conn, argv: string[]): Promise<number> {
       const id = positionals[0];
       if (!id) throw new UsageError("jobs output: a job id is required");
       return printStream(
-        await call(conn, "GET", `/jobs/${encodeURIComponent(id)}/output${query({ outputType: values.type })}`),
+        await call(
+          conn,
+          "GET",
+          `/jobs/${encodeURIComponent(id)}/output${query({ outputType: values.type })}`,
+        ),
       );
     }
     default:
-      throw new UsageError(`jobs: unknown subcommand "${sub ?? ""}" (submit, list, get, control, status, output)`);
+      throw new UsageError(
+        `jobs: unknown subcommand "${sub ?? ""}" (submit, list, get, control, status, output)`,
+      );
   }
 }
 
@@ -193,7 +202,10 @@ export async function runClient(command: "jobs" | "nodes", argv: string[]): Prom
     }
     return await jobs(conn, rest);
   } catch (err) {
-    const bad = err instanceof UsageError || isSpecError(err) || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    const bad =
+      err instanceof UsageError ||
+      isSpecError(err) ||
+      (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
     process.stderr.write(`${(err as Error).message}\n`);
     return bad ? 2 : 1;
   }

@@ -265,7 +265,12 @@ export class Registry {
       this.settling.add(id);
       try {
         const message = `Node ${id} was lost: no heartbeat for ${Math.round((now - r.lastSeenMs) / 1000)} s`;
-        const n = await this.store.settleLost(id, this.opts.lostAfterMs, message, new Date(now).toISOString());
+        const n = await this.store.settleLost(
+          id,
+          this.opts.lostAfterMs,
+          message,
+          new Date(now).toISOString(),
+        );
         if (n >= 0) this.logger.warn({ lostNode: id, settledJobs: n }, "settled a lost node's jobs");
         await this.refreshNode(id);
       } finally {

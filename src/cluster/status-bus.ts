@@ -80,8 +80,8 @@ export class StatusBus {
       return () => this.all.delete(fn);
     }
     const [map, key] = "jobId" in scope ? [this.byJob, scope.jobId] : [this.byUser, scope.user];
-    let set = map.get(key);
-    if (!set) map.set(key, (set = new Set()));
+    const set = map.get(key) ?? new Set<BusListener>();
+    map.set(key, set);
     set.add(fn);
     return () => {
       set.delete(fn);

@@ -88,7 +88,11 @@ export class JobManager {
     return next;
   }
 
-  private async write(id: string, fields: MutableFields, requireStatus: readonly string[] = []): Promise<boolean> {
+  private async write(
+    id: string,
+    fields: MutableFields,
+    requireStatus: readonly string[] = [],
+  ): Promise<boolean> {
     try {
       await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, requireStatus);
       return true;
@@ -148,7 +152,10 @@ export class JobManager {
   /** Starts queued jobs while there are free slots. */
   private pumpQueue(known = new Map<string, Job>()): void {
     const limit = this.opts.maxRunningJobs;
-    while (this.queue.length > 0 && (limit === 0 || this.runner.running().length + this.launching.size < limit)) {
+    while (
+      this.queue.length > 0 &&
+      (limit === 0 || this.runner.running().length + this.launching.size < limit)
+    ) {
       const id = this.queue.shift()!;
       const job = known.get(id);
       void this.start(id, job).catch((err) => this.logger.error({ jobId: id, err }, "job start failed"));
@@ -179,7 +186,8 @@ export class JobManager {
       }
       await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid }, [JobStatus.Pending]));
     } catch (err) {
-      const message = err instanceof LaunchError ? err.message : `Could not launch: ${(err as Error).message}`;
+      const message =
+        err instanceof LaunchError ? err.message : `Could not launch: ${(err as Error).message}`;
       if (!flag.canceled) {
         await this.chain(id, () =>
           this.write(id, { status: JobStatus.Failed, statusMessage: message }, [JobStatus.Pending]),
@@ -208,18 +216,28 @@ export class JobManager {
     if (op === JobOperation.Cancel) return this.cancel(id);
     const signal = SIGNALS[op];
     if (!this.runner.signal(id, signal)) {
-      throw new ApiError(ErrCode.JobControlFailure, `Could not send ${signal} to job ${id}: process not found`);
+      throw new ApiError(
+        ErrCode.JobControlFailure,
+        `Could not send ${signal} to job ${id}: process not found`,
+      );
     }
     let ok = true;
-    if (op === JobOperation.Suspend) ok = await this.chain(id, () => this.write(id, { status: JobStatus.Suspended }, [JobStatus.Running]));
-    if (op === JobOperation.Resume) ok = await this.chain(id, () => this.write(id, { status: JobStatus.Running }, [JobStatus.Suspended]));
+    if (op === JobOperation.Suspend)
+      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Suspended }, [JobStatus.Running]));
+    if (op === JobOperation.Resume)
+      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Running }, [JobStatus.Suspended]));
     if (op === JobOperation.Kill) {
       ok = await this.chain(id, () =>
         this.write(id, { status: JobStatus.Killed, exitCode: 137 }, [JobStatus.Running, JobStatus.Suspended]),
       );
     }
     if (!ok) throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(op));
-    const verb = { [JobOperation.Suspend]: "suspended", [JobOperation.Resume]: "resumed", [JobOperation.Stop]: "sent SIGTERM", [JobOperation.Kill]: "killed" }[op];
+    const verb = {
+      [JobOperation.Suspend]: "suspended",
+      [JobOperation.Resume]: "resumed",
+      [JobOperation.Stop]: "sent SIGTERM",
+      [JobOperation.Kill]: "killed",
+    }[op];
     return { statusMessage: `Job ${id} ${verb}`, operationComplete: true };
   }
 
@@ -248,12 +266,18 @@ export class JobManager {
       if (state === "running") {
         if (job.status === JobStatus.Pending) {
           const pid = this.runner.pid(job.id);
-          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) }, [JobStatus.Pending]);
+          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) }, [
+            JobStatus.Pending,
+          ]);
         }
       } else if (state === "lost") {
         // Queued when the node died: never launched, so launch it now. Otherwise it is gone.
         if (job.status === JobStatus.Pending) pending.push(job.id);
-        else await this.write(job.id, { status: JobStatus.Failed, statusMessage: `The job's process was lost on node ${this.opts.nodeId}` });
+        else
+          await this.write(job.id, {
+            status: JobStatus.Failed,
+            statusMessage: `The job's process was lost on node ${this.opts.nodeId}`,
+          });
       } else {
         await this.write(job.id, { status: JobStatus.Finished, exitCode: state.exitCode });
         this.runner.forget(job.id);
@@ -276,7 +300,10 @@ export class JobManager {
       if (stored && stored.owner === this.opts.nodeId && !terminalStatus(stored.job.status ?? "")) continue;
       if (stored && stored.job.status === JobStatus.Killed) continue;
       if (this.runner.signal(id, "SIGKILL")) {
-        this.logger.warn({ jobId: id, status: stored?.job.status }, "terminated a process whose job was settled without this node");
+        this.logger.warn(
+          { jobId: id, status: stored?.job.status },
+          "terminated a process whose job was settled without this node",
+        );
       }
       this.runner.forget(id);
     }

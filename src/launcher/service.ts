@@ -15,17 +15,17 @@ import {
   JobOutput,
   JobStatus,
   type NetworkInfo,
-  type NodeView,
   NodeStatus,
+  type NodeView,
   type OutputChunk,
   type ResourceSample,
   terminalStatus,
   withFields,
 } from "../api/index.js";
+import { compareEventIds, isEventId } from "../cluster/event-id.js";
 import type { JobStore, StoredJob } from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
 import type { BusEvent, StatusBus } from "../cluster/status-bus.js";
-import { compareEventIds, isEventId } from "../cluster/event-id.js";
 import type {
   Caller,
   HealthReport,
@@ -49,7 +49,10 @@ export interface ServiceOptions {
 }
 
 function notFound(id: string, caller: Caller): ApiError {
-  return new ApiError(ErrCode.JobNotFound, `Job ${id} could not be found for user ${caller.admin ? "*" : caller.user}`);
+  return new ApiError(
+    ErrCode.JobNotFound,
+    `Job ${id} could not be found for user ${caller.admin ? "*" : caller.user}`,
+  );
 }
 
 function visible(caller: Caller, stored: StoredJob | undefined): stored is StoredJob {
@@ -95,7 +98,10 @@ export class NodeService implements LauncherService {
   async submit(caller: Caller, job: Job): Promise<Job> {
     validateSubmission(job);
     if (job.user && job.user !== caller.user && !caller.admin) {
-      throw new ApiError(ErrCode.InvalidRequest, "user: only admins may submit jobs on behalf of another user");
+      throw new ApiError(
+        ErrCode.InvalidRequest,
+        "user: only admins may submit jobs on behalf of another user",
+      );
     }
     const user = job.user && caller.admin ? job.user : caller.user;
     if (user === "*") throw new ApiError(ErrCode.InvalidRequest, "user: a job needs a real user, not *");
@@ -143,7 +149,10 @@ export class NodeService implements LauncherService {
   private async ownJob(caller: Caller, id: string): Promise<StoredJob> {
     const stored = await this.visibleJob(caller, id);
     if (stored.owner !== this.opts.nodeId) {
-      throw new ApiError(ErrCode.PluginRestarted, `Job ${id} is owned by node ${stored.owner}, not ${this.opts.nodeId}`);
+      throw new ApiError(
+        ErrCode.PluginRestarted,
+        `Job ${id} is owned by node ${stored.owner}, not ${this.opts.nodeId}`,
+      );
     }
     return stored;
   }
@@ -166,7 +175,11 @@ export class NodeService implements LauncherService {
     return this.registry.nodes();
   }
 
-  async *statusStream(caller: Caller, id: string, opts: StatusStreamOptions): AsyncIterable<StatusStreamItem> {
+  async *statusStream(
+    caller: Caller,
+    id: string,
+    opts: StatusStreamOptions,
+  ): AsyncIterable<StatusStreamItem> {
     const one = !isWildcard(id);
     if (one) await this.visibleJob(caller, id);
     const inScope = (ev: { id: string; user: string }) =>
@@ -241,7 +254,11 @@ export class NodeService implements LauncherService {
   }
 
   /** Resolves when the job's status satisfies `done`, or the signal aborts. */
-  private async waitForStatus(id: string, done: (status: string) => boolean, signal: AbortSignal): Promise<string> {
+  private async waitForStatus(
+    id: string,
+    done: (status: string) => boolean,
+    signal: AbortSignal,
+  ): Promise<string> {
     const q = new AsyncQueue<string>(signal);
     const stop = this.bus.listen({ jobId: id }, (ev) => q.push(ev.status));
     try {
@@ -321,7 +338,12 @@ export class NodeService implements LauncherService {
       online: false,
       runningJobs: this.manager.runningCount(),
     };
-    const self = { ...node, status: this.registry.status, online: reasons.length === 0, runningJobs: this.manager.runningCount() };
+    const self = {
+      ...node,
+      status: this.registry.status,
+      online: reasons.length === 0,
+      runningJobs: this.manager.runningCount(),
+    };
     const nodes = this.registry.nodes();
     const status = this.opts.isClosing() ? "Red" : reasons.length === 0 ? "Green" : "Yellow";
     return {
@@ -353,12 +375,18 @@ export function validateSubmission(job: Job): void {
   if (job.command && job.exe) throw bad("command, exe: give either command or exe, not both");
   if (!job.command && !job.exe) throw bad("command, exe: one of command or exe is required");
   (job.mounts ?? []).forEach((m, i) => {
-    if (!isHostMount(m)) throw bad(`mounts/${i}/mountSource/type: only host mounts are supported by the local runner`);
+    if (!isHostMount(m))
+      throw bad(`mounts/${i}/mountSource/type: only host mounts are supported by the local runner`);
     const src = (m.mountSource.source as { path?: unknown } | undefined)?.path;
-    if (typeof src !== "string" || !src.startsWith("/")) throw bad(`mounts/${i}/mountSource/source/path must be an absolute path`);
+    if (typeof src !== "string" || !src.startsWith("/"))
+      throw bad(`mounts/${i}/mountSource/source/path must be an absolute path`);
     if (!m.mountPath?.startsWith("/")) throw bad(`mounts/${i}/mountPath must be an absolute path`);
   });
-  if (job.workingDirectory !== undefined && job.workingDirectory !== "" && !job.workingDirectory.startsWith("/")) {
+  if (
+    job.workingDirectory !== undefined &&
+    job.workingDirectory !== "" &&
+    !job.workingDirectory.startsWith("/")
+  ) {
     throw bad("workingDirectory must be an absolute path");
   }
   if (job.container) throw bad("container: the local runner does not support containers");

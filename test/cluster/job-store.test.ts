@@ -10,12 +10,27 @@ let redis: ScriptedRedis;
 let store: JobStore;
 
 async function registerNode(id: string): Promise<number> {
-  const [epoch] = (await redis.registerNode(keys.node(id), keys.nodes, id, keys.nodesChannel, "host", "h")) as [number];
+  const [epoch] = (await redis.registerNode(
+    keys.node(id),
+    keys.nodes,
+    id,
+    keys.nodesChannel,
+    "host",
+    "h",
+  )) as [number];
   return Number(epoch);
 }
 
 function job(id: string, user = "alice", submissionTime = "2026-01-01T00:00:00.000Z") {
-  return { id, user, name: `job ${id}`, command: "true", status: "Pending", submissionTime, lastUpdateTime: submissionTime };
+  return {
+    id,
+    user,
+    name: `job ${id}`,
+    command: "true",
+    status: "Pending",
+    submissionTime,
+    lastUpdateTime: submissionTime,
+  };
 }
 
 beforeAll(() => {
@@ -45,7 +60,9 @@ describe("job store", () => {
   it("refuses a duplicate id", async () => {
     const epoch = await registerNode("n1");
     await store.create(job("dup"), { nodeId: "n1", epoch }, []);
-    await expect(store.create(job("dup"), { nodeId: "n1", epoch }, [])).rejects.toMatchObject({ kind: "EXISTS" });
+    await expect(store.create(job("dup"), { nodeId: "n1", epoch }, [])).rejects.toMatchObject({
+      kind: "EXISTS",
+    });
   });
 
   it("updates status with a version bump and an event; terminal is final", async () => {
@@ -82,13 +99,19 @@ describe("job store", () => {
     const old = await registerNode("n4");
     await store.create(job("d1"), { nodeId: "n4", epoch: old }, []);
     const current = await registerNode("n4");
-    await expect(store.update("d1", { nodeId: "n4", epoch: old }, { status: "Running" })).rejects.toMatchObject({
+    await expect(
+      store.update("d1", { nodeId: "n4", epoch: old }, { status: "Running" }),
+    ).rejects.toMatchObject({
       kind: "FENCED",
       arg: String(current),
     });
-    await expect(store.create(job("d2"), { nodeId: "n4", epoch: old }, [])).rejects.toMatchObject({ kind: "FENCED" });
+    await expect(store.create(job("d2"), { nodeId: "n4", epoch: old }, [])).rejects.toMatchObject({
+      kind: "FENCED",
+    });
     const other = await registerNode("n5");
-    await expect(store.update("d1", { nodeId: "n5", epoch: other }, { status: "Running" })).rejects.toMatchObject({
+    await expect(
+      store.update("d1", { nodeId: "n5", epoch: other }, { status: "Running" }),
+    ).rejects.toMatchObject({
       kind: "NOTOWNER",
     });
     expect((await store.get("d1"))?.job.status).toBe("Pending");
@@ -118,11 +141,18 @@ describe("job store", () => {
     // Not lost yet: its heartbeat is fresh.
     expect(await store.settleLost("lost", 60_000, "gone", "2026-01-01T00:00:00Z")).toBe(-1);
     await redis.zadd(keys.nodes, 0, "lost"); // last heartbeat long ago
-    const results = await Promise.all([1, 2, 3].map(() => store.settleLost("lost", 1000, "Node lost was lost", "2026-01-01T00:00:01.000Z")));
+    const results = await Promise.all(
+      [1, 2, 3].map(() => store.settleLost("lost", 1000, "Node lost was lost", "2026-01-01T00:00:01.000Z")),
+    );
     expect(results.sort()).toEqual([-2, -2, 1]);
-    expect((await store.get("f1"))?.job).toMatchObject({ status: "Failed", statusMessage: "Node lost was lost" });
+    expect((await store.get("f1"))?.job).toMatchObject({
+      status: "Failed",
+      statusMessage: "Node lost was lost",
+    });
     expect((await store.get("f2"))?.job.status).toBe("Finished");
-    await expect(store.update("f1", owner, { status: "Finished", exitCode: 0 })).rejects.toMatchObject({ kind: "FENCED" });
+    await expect(store.update("f1", owner, { status: "Finished", exitCode: 0 })).rejects.toMatchObject({
+      kind: "FENCED",
+    });
   });
 
   it("expires terminal jobs of this node and returns their files", async () => {

@@ -60,17 +60,22 @@ describe("registry", () => {
     await Promise.all([a.registry.start(), b.registry.start(), c.registry.start()]);
 
     await until(() => b.registry.nodes().length === 3 && c.registry.nodes().length === 3);
-    for (const r of [a, b, c]) expect(r.registry.nodes().map((n) => [n.id, n.online])).toEqual([
-      ["a", true],
-      ["b", true],
-      ["c", true],
-    ]);
+    for (const r of [a, b, c])
+      expect(r.registry.nodes().map((n) => [n.id, n.online])).toEqual([
+        ["a", true],
+        ["b", true],
+        ["c", true],
+      ]);
     const view = b.registry.node("a")!;
     expect(view).toMatchObject({ host: "host-a", ipv4: "127.0.0.1", port: "1", status: "Online" });
     expect(Math.abs(Date.parse(view.lastSeen) - Date.now())).toBeLessThan(2000);
 
     // A job owned by a, then a falls silent (its connection to Redis is cut).
-    await a.store.create({ id: "job-a", user: "u", status: "Pending", command: "true" }, { nodeId: "a", epoch: a.registry.epoch }, []);
+    await a.store.create(
+      { id: "job-a", user: "u", status: "Pending", command: "true" },
+      { nodeId: "a", epoch: a.registry.epoch },
+      [],
+    );
     const epochBefore = a.registry.epoch;
     a.redis.disconnect(false);
     const cutAt = Date.now();

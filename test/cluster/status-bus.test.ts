@@ -35,7 +35,9 @@ describe("status bus", () => {
   beforeAll(async () => {
     writer = defineScripts(conn("writer"));
     store = new JobStore(writer, keys, 10_000);
-    const [epoch] = (await writer.registerNode(keys.node("w"), keys.nodes, "w", keys.nodesChannel)) as [number];
+    const [epoch] = (await writer.registerNode(keys.node("w"), keys.nodes, "w", keys.nodesChannel)) as [
+      number,
+    ];
     owner = { nodeId: "w", epoch: Number(epoch) };
   });
 
@@ -49,7 +51,7 @@ describe("status bus", () => {
     const ids: string[] = [];
     for (let i = 0; i < 40; i++) {
       const id = `job-${i}`;
-      ids.push((await store.create({ id, user: "u", status: "Pending", command: "true" }, owner, [])));
+      ids.push(await store.create({ id, user: "u", status: "Pending", command: "true" }, owner, []));
       if (i % 10 === 5) await admin.client("KILL", "TYPE", "pubsub"); // drop subscriptions mid-run
       ids.push((await store.update(id, owner, { status: "Running" })).eventId);
     }
@@ -79,11 +81,19 @@ describe("status bus", () => {
     const k2 = fleetKeys(uniquePrefix("trim"));
     const s2 = new JobStore(writer, k2, 10);
     const [epoch] = (await writer.registerNode(k2.node("w"), k2.nodes, "w", k2.nodesChannel)) as [number];
-    const first = await s2.create({ id: "t0", user: "u", status: "Pending", command: "true" }, { nodeId: "w", epoch: Number(epoch) }, []);
+    const first = await s2.create(
+      { id: "t0", user: "u", status: "Pending", command: "true" },
+      { nodeId: "w", epoch: Number(epoch) },
+      [],
+    );
     const bus = new StatusBus(conn("bus-cmd3"), conn("bus-sub3"), k2, logger);
     expect(await bus.trimmedAfter(first)).toBe(false);
     for (let i = 1; i < 300; i++) {
-      await s2.create({ id: `t${i}`, user: "u", status: "Pending", command: "true" }, { nodeId: "w", epoch: Number(epoch) }, []);
+      await s2.create(
+        { id: `t${i}`, user: "u", status: "Pending", command: "true" },
+        { nodeId: "w", epoch: Number(epoch) },
+        [],
+      );
     }
     await writer.xtrim(k2.events, "MAXLEN", 10);
     expect(await bus.trimmedAfter(first)).toBe(true);

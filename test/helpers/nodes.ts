@@ -7,8 +7,8 @@ import { pino } from "pino";
 import { loadSettings, type Settings } from "../../src/config.js";
 import { signToken } from "../../src/http/auth.js";
 import { type LauncherNode, startNode } from "../../src/node.js";
-import { freePort } from "./redis-server.js";
 import { redisUrl } from "./redis.js";
+import { freePort } from "./redis-server.js";
 
 export const TEST_SECRET = "test-secret-please-ignore";
 export const ADMIN_GROUP = "launcher-admins";
@@ -38,7 +38,10 @@ export function testSettings(prefix: string, overrides: Partial<Settings> = {}):
   };
 }
 
-export function token(user: string, opts: { admin?: boolean; groups?: string[]; ttl?: string } = {}): Promise<string> {
+export function token(
+  user: string,
+  opts: { admin?: boolean; groups?: string[]; ttl?: string } = {},
+): Promise<string> {
   const groups = [...(opts.groups ?? []), ...(opts.admin ? [ADMIN_GROUP] : [])];
   return signToken(TEST_SECRET, { user, groups, ttl: opts.ttl ?? "1h" });
 }
@@ -80,7 +83,9 @@ export async function api<T = Record<string, unknown>>(
       ...(opts.body !== undefined ? { "content-type": "application/json" } : {}),
       ...opts.headers,
     },
-    ...(opts.body !== undefined ? { body: typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body) } : {}),
+    ...(opts.body !== undefined
+      ? { body: typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body) }
+      : {}),
   });
   const text = await res.text();
   let body: unknown = text;
@@ -153,7 +158,10 @@ export async function readStream<T = Record<string, unknown>>(
   return { status, messages, ended };
 }
 
-export async function until<T>(fn: () => Promise<T> | T, opts: { timeoutMs?: number; everyMs?: number } = {}): Promise<NonNullable<T>> {
+export async function until<T>(
+  fn: () => Promise<T> | T,
+  opts: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     const v = await fn();
@@ -190,7 +198,10 @@ export async function startChildNode(settings: Settings): Promise<ChildNode> {
     LAUNCHER_DRAIN_MS: String(settings.drainMs),
     LAUNCHER_LOG_LEVEL: process.env.LAUNCHER_TEST_LOG ?? "warn",
   };
-  const proc = spawn(process.execPath, ["dist/cli.js", "node"], { env, stdio: ["ignore", "inherit", "inherit"] });
+  const proc = spawn(process.execPath, ["dist/cli.js", "node"], {
+    env,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   const url = `http://${settings.advertiseIp}:${port}`;
   await until(
     async () => {
@@ -209,7 +220,8 @@ export async function startChildNode(settings: Settings): Promise<ChildNode> {
     settings: { ...settings, port },
     stop: (signal = "SIGTERM") =>
       new Promise((resolve) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode ?? proc.signalCode);
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          return resolve(proc.exitCode ?? proc.signalCode);
         proc.once("exit", (code, sig) => resolve(code ?? sig));
         proc.kill(signal);
       }),

@@ -21,7 +21,9 @@ export function assertRedisInstalled(): void {
   try {
     execFileSync("redis-server", ["--version"], { stdio: "ignore" });
   } catch {
-    throw new Error(`redis-server is not installed or not on PATH. Install it with:\n  ${REDIS_INSTALL_HINT}`);
+    throw new Error(
+      `redis-server is not installed or not on PATH. Install it with:\n  ${REDIS_INSTALL_HINT}`,
+    );
   }
 }
 
