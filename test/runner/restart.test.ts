@@ -23,12 +23,13 @@ describe("LocalRunner: restart safety", () => {
   it("keeps jobs running after close; a new runner learns their real exit codes", async () => {
     const a = fx.runner();
     const out = fx.tempDir();
-    await a.runner.launch(spec(out, "ends-before", "sleep 0.2; exit 5"));
-    await a.runner.launch(spec(out, "ends-after", "sleep 1; exit 7"));
+    // Timings leave room for a loaded machine: "ends-before" must outlive runner A's close.
+    await a.runner.launch(spec(out, "ends-before", "sleep 1; exit 5"));
+    await a.runner.launch(spec(out, "ends-after", "sleep 3; exit 7"));
     await a.runner.launch(spec(out, "long", "sleep 30"));
     await a.runner.close(); // the node "dies"
 
-    await sleep(500); // "ends-before" finishes while no runner watches
+    await waitUntil(() => readStatus(jobDir(a.stateDir, "ends-before"))?.exitCode !== undefined, 5_000); // ends while no runner watches
     const b = fx.runner(a.stateDir);
     expect(b.runner.adopt("ends-before")).toEqual({ exitCode: 5 });
     expect(b.runner.adopt("ends-after")).toBe("running");
