@@ -1,5 +1,154 @@
-// `launcher-fleet fleet`: a working local fleet for newcomers (filled in by the ops work).
-export async function runFleet(_argv: string[]): Promise<number> {
-  process.stderr.write("fleet: not available yet\n");
-  return 1;
+// `launcher-fleet fleet`: a working local fleet for newcomers. Starts Redis (unless one is
+// configured), N nodes and HAProxy (when installed) as child processes, prints how to use them,
+// and on Ctrl-C or SIGTERM stops everything in order (nodes drain; their jobs keep running and are
+// re-adopted by the next `npm run fleet` on the same scratch directory).
+import { parseArgs } from "node:util";
+import { type LocalFleet, NODE_SETTING_VARS, startLocalFleet } from "../topology/index.js";
+
+const USAGE = `usage: launcher-fleet fleet [--nodes 3] [--port 5559] [--lb-port 8080] [--redis-url URL]
+                             [--scratch-path DIR] [--no-haproxy]
+Node settings (LAUNCHER_KEY_PREFIX, LAUNCHER_LOG_LEVEL, ...) set in the environment apply to every node.`;
+
+/** Settings the fleet sets per node or takes as options, so they are not passed through as-is. */
+const NOT_PASSED_THROUGH = new Set([
+  "LAUNCHER_NODE_ID",
+  "LAUNCHER_PORT",
+  "LAUNCHER_HOST",
+  "LAUNCHER_ADVERTISE_IP",
+  "LAUNCHER_REDIS_URL",
+  "LAUNCHER_AUTH_SECRET",
+  "LAUNCHER_SCRATCH_PATH",
+]);
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65_535)
+    throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+/** Node settings from this shell's environment, for every node. */
+function passedThroughEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of NODE_SETTING_VARS) {
+    const value = env[name];
+    if (value !== undefined && value !== "" && !NOT_PASSED_THROUGH.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+function parse(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      nodes: { type: "string" },
+      port: { type: "string" },
+      "lb-port": { type: "string" },
+      "redis-url": { type: "string" },
+      "scratch-path": { type: "string" },
+      "no-haproxy": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  const env = process.env;
+  return {
+    help: values.help === true,
+    nodes: positiveInt("nodes", values.nodes, 3),
+    basePort: positiveInt("port", values.port, 5559),
+    lbPort: positiveInt("lb-port", values["lb-port"], 8080),
+    redisUrl: values["redis-url"] ?? (env.LAUNCHER_REDIS_URL || undefined),
+    secret: env.LAUNCHER_AUTH_SECRET || undefined,
+    scratchPath: values["scratch-path"] ?? (env.LAUNCHER_SCRATCH_PATH || undefined),
+    haproxy: values["no-haproxy"] ? false : undefined,
+  };
+}
+
+/** Shell-quotes a value for the copy-paste examples. */
+const sh = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
+
+async function describe(fleet: LocalFleet): Promise<string> {
+  const token = await fleet.adminToken("12h");
+  const url = fleet.lbUrl ?? fleet.nodes[0]!.url;
+  const other = fleet.nodes[fleet.nodes.length - 1]!.url;
+  const lines = [
+    "",
+    "launcher-fleet is running:",
+    ...fleet.nodes.map((n) => `  ${n.id.padEnd(8)} ${n.url}   log: ${n.logFile}`),
+    fleet.lbUrl
+      ? `  HAProxy  ${fleet.lbUrl}   stats: ${fleet.lbStatsUrl}`
+      : "  HAProxy  not running (not installed)",
+    `  Redis    ${fleet.redisUrl}`,
+    `  scratch  ${fleet.scratchPath}`,
+    "",
+    `LAUNCHER_AUTH_SECRET=${fleet.secret}`,
+    `admin token (12 h): ${token}`,
+    "",
+    "Try:",
+    `  LAUNCHER_URL=${url} LAUNCHER_TOKEN=${token} node dist/cli.js jobs submit --command ${sh("echo hello")}`,
+    `  LAUNCHER_URL=${other} LAUNCHER_TOKEN=${token} node dist/cli.js jobs list`,
+    `  curl -H ${sh(`Authorization: Bearer ${token}`)} ${url}/nodes`,
+    "",
+    "Ctrl-C stops the fleet (nodes drain; running jobs are picked up again by the next start).",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/** Resolves with the first of SIGINT / SIGTERM. */
+function nextSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(sig);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
+
+export async function runFleet(argv: string[]): Promise<number> {
+  let opts: ReturnType<typeof parse>;
+  try {
+    opts = parse(argv);
+  } catch (err) {
+    process.stderr.write(`fleet: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  // The terminal's Ctrl-C also ends a pipe reader (`npm run fleet | tee log`): a closed output
+  // must not crash us before the children are stopped.
+  for (const out of [process.stdout, process.stderr]) out.on("error", () => undefined);
+  const log = (line: string) => process.stderr.write(`[fleet] ${line}\n`);
+  // Listen before starting, so a Ctrl-C during startup also stops what was started.
+  const signal = nextSignal();
+  const { help: _help, ...fleetOpts } = opts;
+  const starting = startLocalFleet({ ...fleetOpts, env: passedThroughEnv(process.env), log });
+  const first = await Promise.race([starting.then((fleet) => ({ fleet })), signal.then((sig) => ({ sig }))]);
+  const fleet = "fleet" in first ? first.fleet : await starting;
+  if ("sig" in first) {
+    log(`${first.sig} during startup: stopping`);
+  } else {
+    process.stdout.write(await describe(fleet));
+    log(`${await signal}: stopping the fleet`);
+  }
+  // A second Ctrl-C exits at once; the exit hook of startLocalFleet still signals every child.
+  const again = () => {
+    log("second signal: exiting now");
+    process.exit(130);
+  };
+  process.once("SIGINT", again);
+  process.once("SIGTERM", again);
+  await fleet.stop();
+  process.off("SIGINT", again);
+  process.off("SIGTERM", again);
+  log("stopped");
+  return 0;
 }

@@ -1,0 +1,308 @@
+// The compose topology (Redis, N nodes, HAProxy) from real processes on this machine: what
+// `npm run fleet` runs, and what the topology and failover test suites start.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import { SETTING_FLAGS } from "../config.js";
+import { signToken, type TokenOptions } from "../http/auth.js";
+import { type RunningHaproxy, startHaproxy } from "./haproxy.js";
+import { CLI_PATH, findOnPath } from "./paths.js";
+import { freePort, isPortFree } from "./ports.js";
+import { type Child, describeExit, type ExitInfo, spawnLogged, stopChild, tailFile } from "./process.js";
+import { isReady, waitFor } from "./readiness.js";
+import { type PrivateRedis, startPrivateRedis } from "./redis.js";
+
+export interface LocalFleetOptions {
+  /** Number of nodes (default 3), with ids node-1, node-2, ... */
+  nodes?: number;
+  /** Node i (0-based) listens on basePort + i (default 5559). */
+  basePort?: number;
+  /** HAProxy's frontend port on 127.0.0.1 (default 8080). */
+  lbPort?: number;
+  /** An existing Redis; without it a private redis-server (AOF on) runs in <scratch>/fleet/redis. */
+  redisUrl?: string;
+  /** LAUNCHER_AUTH_SECRET of every node; generated when not given. */
+  secret?: string;
+  /** Shared LAUNCHER_SCRATCH_PATH (default ./.launcher-scratch); fleet files go to <scratch>/fleet. */
+  scratchPath?: string;
+  /** Run HAProxy in front (default: when `haproxy` is on PATH). true fails if it is missing. */
+  haproxy?: boolean;
+  /** Listen and advertise address per node (default 127.0.0.1 for all), e.g. 127.0.0.2, 127.0.0.3. */
+  nodeIps?: string[];
+  /** Extra node settings (LAUNCHER_KEY_PREFIX, LAUNCHER_DRAIN_MS...). Identity settings are fixed. */
+  env?: Record<string, string>;
+  /** Progress lines for a person watching. */
+  log?: (line: string) => void;
+  /** How long a node may take to report ready (default 60 s). */
+  readyTimeoutMs?: number;
+}
+
+export interface FleetNode {
+  /** LAUNCHER_NODE_ID: node-1, node-2, ... */
+  readonly id: string;
+  readonly url: string;
+  readonly ip: string;
+  readonly port: number;
+  /** The running process, or undefined while the node is stopped. */
+  readonly pid: number | undefined;
+  /** Its pino JSON log (appended across restarts). */
+  readonly logFile: string;
+}
+
+export interface LocalFleet {
+  readonly redisUrl: string;
+  readonly secret: string;
+  readonly scratchPath: string;
+  /** HAProxy's URL when it runs. */
+  readonly lbUrl?: string;
+  /** HAProxy's stats page (CSV at `<statsUrl>;csv`) when it runs. */
+  readonly lbStatsUrl?: string;
+  readonly nodes: readonly FleetNode[];
+  /** A token of the admin group for the current OS user (default lifetime 12 h). */
+  adminToken(ttl?: string): Promise<string>;
+  /** Any token signed with the fleet's secret. */
+  token(opts: TokenOptions): Promise<string>;
+  /** Signals node i (0-based) and waits for it to exit; SIGTERM drains first. */
+  stopNode(i: number, signal?: NodeJS.Signals): Promise<ExitInfo>;
+  /** Starts node i again with the same id, address and settings, and waits until it is ready. */
+  startNode(i: number): Promise<void>;
+  /** Restarts the private redis-server (same port and data). Fails when `redisUrl` was given. */
+  restartRedis(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops everything (nodes drain), idempotent; every step runs even if one fails. */
+  stop(): Promise<void>;
+}
+
+interface Slot {
+  id: string;
+  ip: string;
+  port: number;
+  url: string;
+  logFile: string;
+  child?: Child;
+  /** Set while we stop it on purpose, so its exit is not reported as a crash. */
+  stopping: boolean;
+}
+
+const DEFAULT_DRAIN_MS = 3_000;
+/** The node identity that the fleet sets itself; `opts.env` cannot override these. */
+const IDENTITY = ["LAUNCHER_NODE_ID", "LAUNCHER_PORT", "LAUNCHER_HOST", "LAUNCHER_ADVERTISE_IP"];
+/** Every node setting's variable name, derived from the CLI flag names (redis-url -> LAUNCHER_REDIS_URL). */
+export const NODE_SETTING_VARS = SETTING_FLAGS.map((f) => `LAUNCHER_${f.toUpperCase().replaceAll("-", "_")}`);
+
+/**
+ * The environment children inherit: this process's, without LAUNCHER_* variables, so a fleet is
+ * defined by its options alone (a developer's LAUNCHER_REDIS_SENTINELS cannot leak into a test).
+ */
+function baseEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LAUNCHER_")));
+}
+
+function nodeSlots(count: number, basePort: number, ips: string[] | undefined, logsDir: string): Slot[] {
+  if (ips && ips.length < count) throw new Error(`nodeIps has ${ips.length} addresses for ${count} nodes`);
+  return Array.from({ length: count }, (_, i) => {
+    const id = `node-${i + 1}`;
+    const ip = ips?.[i] ?? "127.0.0.1";
+    const port = basePort + i;
+    return {
+      id,
+      ip,
+      port,
+      url: `http://${ip}:${port}`,
+      logFile: join(logsDir, `${id}.log`),
+      stopping: false,
+    };
+  });
+}
+
+async function assertPortsFree(ports: { host: string; port: number; what: string }[]): Promise<void> {
+  for (const p of ports) {
+    if (!(await isPortFree(p.port, p.host))) {
+      throw new Error(`${p.what}: port ${p.port} on ${p.host} is in use (choose other ports)`);
+    }
+  }
+}
+
+function resolveHaproxy(wanted: boolean | undefined): string | undefined {
+  if (wanted === false) return undefined;
+  const binary = findOnPath("haproxy");
+  if (wanted === true && !binary) throw new Error("haproxy is not on PATH (apt-get install haproxy)");
+  return binary;
+}
+
+export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<LocalFleet> {
+  const log = opts.log ?? (() => {});
+  const scratchPath = resolve(opts.scratchPath ?? ".launcher-scratch");
+  const fleetDir = join(scratchPath, "fleet");
+  const logsDir = join(fleetDir, "logs");
+  mkdirSync(logsDir, { recursive: true });
+  if (!existsSync(CLI_PATH)) throw new Error(`${CLI_PATH} is missing: run \`npm run build\` first`);
+
+  const slots = nodeSlots(opts.nodes ?? 3, opts.basePort ?? 5559, opts.nodeIps, logsDir);
+  const lbPort = opts.lbPort ?? 8080;
+  const haproxyBinary = resolveHaproxy(opts.haproxy);
+  await assertPortsFree([
+    ...slots.map((s) => ({ host: s.ip, port: s.port, what: s.id })),
+    ...(haproxyBinary ? [{ host: "127.0.0.1", port: lbPort, what: "HAProxy" }] : []),
+  ]);
+
+  const env = baseEnv();
+  const drainMs = Number(opts.env?.LAUNCHER_DRAIN_MS ?? DEFAULT_DRAIN_MS);
+  const secret = opts.secret ?? randomBytes(32).toString("hex");
+  const adminGroup = opts.env?.LAUNCHER_ADMIN_GROUP ?? "launcher-admins";
+  let redis: PrivateRedis | undefined;
+  let haproxy: RunningHaproxy | undefined;
+  let redisUrl = opts.redisUrl;
+
+  const nodeEnv = (slot: Slot): NodeJS.ProcessEnv => {
+    const extra = Object.fromEntries(Object.entries(opts.env ?? {}).filter(([k]) => !IDENTITY.includes(k)));
+    return {
+      ...env,
+      LAUNCHER_REDIS_URL: redisUrl,
+      LAUNCHER_AUTH_SECRET: secret,
+      LAUNCHER_SCRATCH_PATH: scratchPath,
+      ...extra,
+      LAUNCHER_NODE_ID: slot.id,
+      LAUNCHER_PORT: String(slot.port),
+      LAUNCHER_HOST: slot.ip,
+      LAUNCHER_ADVERTISE_IP: slot.ip,
+    };
+  };
+
+  const launchNode = async (slot: Slot): Promise<void> => {
+    if (slot.child && !slot.child.hasExited()) throw new Error(`${slot.id} is already running`);
+    const started = Date.now();
+    log(`${slot.id}: starting on ${slot.url} (log: ${slot.logFile})`);
+    const child = spawnLogged(process.execPath, [CLI_PATH, "node"], {
+      env: nodeEnv(slot),
+      logFile: slot.logFile,
+    });
+    slot.child = child;
+    slot.stopping = false;
+    void child.exited.then((exit) => {
+      if (!slot.stopping && slot.child === child)
+        log(`${slot.id}: exited unexpectedly (${describeExit(exit)})`);
+    });
+    await waitFor(`${slot.id} at ${slot.url}/readyz`, () => isReady(`${slot.url}/readyz`), {
+      timeoutMs: opts.readyTimeoutMs ?? 60_000,
+      failure: () => (child.hasExited() ? `exited during startup:\n${tailFile(slot.logFile)}` : undefined),
+    });
+    log(`${slot.id}: ready (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  };
+
+  const stopNode = async (slot: Slot, signal: NodeJS.Signals): Promise<ExitInfo> => {
+    if (!slot.child) return { code: null, signal: null };
+    if (slot.child.hasExited()) return slot.child.exited;
+    slot.stopping = true;
+    log(`${slot.id}: ${signal}`);
+    // SIGTERM drains for LAUNCHER_DRAIN_MS before closing; anything slower than that plus a margin is hung.
+    const exit = await stopChild(slot.child, signal, signal === "SIGTERM" ? drainMs + 15_000 : 10_000);
+    log(`${slot.id}: stopped (${describeExit(exit)})`);
+    return exit;
+  };
+
+  let stopped: Promise<void> | undefined;
+  const stopAll = async () => {
+    const errors: unknown[] = [];
+    const step = async (fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(err);
+      }
+    };
+    // Nodes first, while Redis is up: a draining node records itself Draining/Offline there.
+    await Promise.all(slots.map((s) => step(() => stopNode(s, "SIGTERM"))));
+    if (haproxy) await step(() => haproxy!.stop());
+    if (redis) await step(() => redis!.stop());
+    process.off("exit", killOnExit);
+    if (errors.length > 0) throw errors[0];
+  };
+  const stop = () => {
+    stopped ??= stopAll();
+    return stopped;
+  };
+  // If this process exits without stop() (an uncaught error, process.exit), children must not
+  // outlive it: they run in their own process groups, so nothing else would signal them.
+  const killOnExit = () => {
+    for (const c of [...slots.map((s) => s.child), haproxy, redis]) {
+      const pid = c?.pid;
+      try {
+        if (pid !== undefined) process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.on("exit", killOnExit);
+
+  try {
+    if (!redisUrl) {
+      const port = (await isPortFree(6379)) ? 6379 : await freePort();
+      log(`redis: starting redis-server on port ${port} (data: ${join(fleetDir, "redis")})`);
+      redis = await startPrivateRedis({
+        dir: join(fleetDir, "redis"),
+        port,
+        logFile: join(logsDir, "redis.log"),
+        env,
+      });
+      redisUrl = redis.url;
+    }
+    await Promise.all(slots.map(launchNode));
+    if (haproxyBinary) {
+      log(`haproxy: starting on 127.0.0.1:${lbPort}`);
+      haproxy = await startHaproxy({
+        binary: haproxyBinary,
+        host: "127.0.0.1",
+        port: lbPort,
+        statsPort: await freePort(),
+        servers: slots.map((s) => ({ name: s.id, address: `${s.ip}:${s.port}` })),
+        configFile: join(fleetDir, "haproxy.cfg"),
+        logFile: join(logsDir, "haproxy.log"),
+        env,
+      });
+      log(`haproxy: ready (stats: ${haproxy.statsUrl})`);
+    }
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+
+  const slotAt = (i: number): Slot => {
+    const slot = slots[i];
+    if (!slot) throw new Error(`no node ${i}: the fleet has nodes 0..${slots.length - 1}`);
+    return slot;
+  };
+  const token = (t: TokenOptions) => signToken({ authSecret: secret }, t);
+  return {
+    redisUrl: redisUrl!,
+    secret,
+    scratchPath,
+    ...(haproxy ? { lbUrl: haproxy.url, lbStatsUrl: haproxy.statsUrl } : {}),
+    nodes: slots.map(toFleetNode),
+    token,
+    adminToken: (ttl = "12h") => token({ user: userInfo().username, groups: [adminGroup], ttl }),
+    stopNode: (i, signal = "SIGTERM") => stopNode(slotAt(i), signal),
+    startNode: (i) => launchNode(slotAt(i)),
+    restartRedis: async (signal = "SIGTERM") => {
+      if (!redis) throw new Error("restartRedis: the fleet uses an external Redis (redisUrl was given)");
+      log(`redis: restarting (${signal})`);
+      await redis.restart(signal);
+    },
+    stop,
+  };
+}
+
+/** The read-only public view of a slot; `pid` follows restarts. */
+function toFleetNode(slot: Slot): FleetNode {
+  return {
+    id: slot.id,
+    url: slot.url,
+    ip: slot.ip,
+    port: slot.port,
+    logFile: slot.logFile,
+    get pid() {
+      return slot.child && !slot.child.hasExited() ? slot.child.pid : undefined;
+    },
+  };
+}
