@@ -3,6 +3,7 @@
 import { runClient } from "./cli/client.js";
 import { runFleet } from "./cli/fleet.js";
 import { runNode } from "./cli/node-command.js";
+import { runPlugin } from "./plugin/command.js";
 import { runToken } from "./cli/token.js";
 
 const USAGE = `usage: launcher-fleet <command> [options]
@@ -23,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return runNode(rest);
     case "fleet":
       return runFleet(rest);
+    case "plugin":
+      return runPlugin(rest);
     case "token":
       return runToken(rest);
     case "jobs":

@@ -3,7 +3,7 @@
  * outlive the node and a restarted node learns their real exit codes through adopt().
  */
 import type { ChildProcess } from "node:child_process";
-import { chownSync, mkdirSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc.js";
 import { buildArgv } from "./shell.js";
@@ -328,10 +328,31 @@ function assertNoNul(values: (string | undefined)[]): void {
  */
 function createParentDirs(file: string, runAs: RunAs | undefined): void {
   const target = dirname(file);
-  const first = mkdirSync(target, { recursive: true });
+  const first = mkdirs(target);
   if (!first || !runAs || process.getuid?.() !== 0) return;
   for (let d = target; ; d = dirname(d)) {
     chownSync(d, runAs.uid, runAs.gid);
     if (d === first || d === dirname(d)) break;
   }
+}
+
+/**
+ * `mkdir -p`, returning the top-most directory it created (like `mkdirSync(…, {recursive:true})`).
+ * Node's recursive mkdir loops forever, blocking the event loop, where mkdir answers ENOENT under an
+ * existing parent (e.g. anything under /proc), so each missing level is created on its own.
+ */
+function mkdirs(target: string): string | undefined {
+  const missing: string[] = [];
+  for (let d = target; !existsSync(d); d = dirname(d)) {
+    missing.push(d);
+    if (d === dirname(d)) break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+  return missing[0];
 }
