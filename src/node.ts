@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { Gauge, Registry as MetricsRegistry } from "prom-client";
-import { NodeStatus } from "./api/index.js";
+import { type Node, NodeStatus } from "./api/index.js";
 import { JobStore } from "./cluster/job-store.js";
 import { fleetKeys } from "./cluster/keys.js";
 import { connectRedis, waitConnected } from "./cluster/redis.js";
@@ -42,6 +42,8 @@ export interface NodeOptions {
   resourcePollMs?: number;
   /** Seconds between expiry sweeps. */
   expiryIntervalMs?: number;
+  /** The Posit Launcher's nodes (plugin message 201), shown by `GET /nodes` as `launcherNodes`. */
+  launcherNodes?: () => Node[];
 }
 
 export async function startNode(settings: Settings, opts: NodeOptions = {}): Promise<LauncherNode> {
@@ -117,12 +119,13 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       isDraining: () => draining,
       isClosing: () => closing,
       redisConnected: () => redis.status === "ready",
+      ...(opts.launcherNodes ? { launcherNodes: opts.launcherNodes } : {}),
     });
 
     const metrics = new MetricsRegistry();
     const app = await buildApp({ service, settings, logger, registry: metrics });
     addNodeMetrics(metrics, registry, bus, store);
-    cleanups.push(() => app.close());
+    cleanups.push(() => closeApp(app, APP_CLOSE_GRACE_MS));
     await app.listen({ host: settings.host, port: settings.port });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : settings.port;
@@ -163,6 +166,24 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
   } catch (err) {
     await cleanupAll();
     throw err;
+  }
+}
+
+/** How long app.close() may wait for connections to finish before they are cut. */
+const APP_CLOSE_GRACE_MS = 1_000;
+
+/**
+ * app.close(), bounded: Node's server.close() only closes idle keep-alive connections, so a client
+ * that opened a connection and never sent a request on it (undici opens a spare one after an
+ * aborted fetch; browsers preconnect) or a request that never ends would hold shutdown until
+ * the server's headers timeout (60 s). Open streams were already ended by the preClose hook.
+ */
+async function closeApp(app: FastifyInstance, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
   }
 }
 

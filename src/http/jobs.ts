@@ -87,7 +87,10 @@ export const jobsPlugin = fp<JobsPluginOptions>(
           response: { 200: NodeListSchema, ...errors },
         },
       },
-      async () => ({ nodes: [...(await service.nodes())].sort(byId) }),
+      async () => ({
+        nodes: [...(await service.nodes())].sort(byId),
+        ...(service.launcherNodes ? { launcherNodes: service.launcherNodes() } : {}),
+      }),
     );
 
     app.get(

@@ -133,7 +133,11 @@ export const NodeViewSchema = Type.Object(
   },
   open,
 );
-export const NodeListSchema = Type.Object({ nodes: Type.Array(NodeViewSchema) });
+export const NodeListSchema = Type.Object({
+  nodes: Type.Array(NodeViewSchema),
+  /** Only when running as a Posit Launcher plugin: the Launcher's nodes from message 201 (advisory). */
+  launcherNodes: opt(Type.Array(Type.Omit(NodeViewSchema, ["id", "online", "runningJobs"]))),
+});
 
 export const ClusterInfoSchema = Type.Object(
   {

@@ -8,6 +8,7 @@ import type {
   JobOperation,
   JobOutput,
   NetworkInfo,
+  Node,
   NodeView,
   OutputChunk,
   ResourceSample,
@@ -85,5 +86,7 @@ export interface LauncherService {
   network(caller: Caller, id: string): Promise<NetworkInfo>;
   clusterInfo(): ClusterInfo;
   nodes(): Promise<NodeView[]>;
+  /** Advisory: the Posit Launcher's own nodes (plugin message 201) when running as its plugin. */
+  launcherNodes?(): Node[];
   health(): Promise<HealthReport>;
 }

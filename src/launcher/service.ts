@@ -15,6 +15,7 @@ import {
   JobOutput,
   JobStatus,
   type NetworkInfo,
+  type Node,
   NodeStatus,
   type NodeView,
   type OutputChunk,
@@ -46,6 +47,8 @@ export interface ServiceOptions {
   isDraining: () => boolean;
   isClosing: () => boolean;
   redisConnected: () => boolean;
+  /** The Posit Launcher's nodes (plugin message 201), when running as its plugin. */
+  launcherNodes?: () => Node[];
 }
 
 function notFound(id: string, caller: Caller): ApiError {
@@ -89,6 +92,7 @@ export class NodeService implements LauncherService {
     private readonly opts: ServiceOptions,
   ) {
     this.cluster = loadClusterInfo(opts.clusterConfigFile);
+    if (opts.launcherNodes) this.launcherNodes = opts.launcherNodes;
   }
 
   get nodeId(): string {
@@ -174,6 +178,8 @@ export class NodeService implements LauncherService {
   async nodes(): Promise<NodeView[]> {
     return this.registry.nodes();
   }
+
+  launcherNodes?: () => Node[];
 
   async *statusStream(
     caller: Caller,

@@ -406,6 +406,7 @@ export async function runPlugin(argv: string[]): Promise<number> {
   const nodeStarted: Promise<LauncherNode> = startNode(settings, {
     logger,
     resourcePollMs: config.resourcePollMs,
+    launcherNodes: () => launcherNodes.current.nodes,
   });
   const deps: Promise<PluginDeps> = nodeStarted.then((node) => {
     owners = new OwnerClient(settings, logger);

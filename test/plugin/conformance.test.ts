@@ -1,7 +1,8 @@
 // The plugin as a Posit Job Launcher sees it: a real `node dist/cli.js plugin` process on the test
 // Redis, driven over stdin/stdout with the Plugin API framing (driver.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { uniquePrefix } from "../helpers/redis.js";
+import { api, token } from "../helpers/nodes.js";
+import { redisClient, uniquePrefix } from "../helpers/redis.js";
 import { as, type Message, type PluginDriver, seqIds, sleep, startPlugin } from "./driver.js";
 
 const prefix = uniquePrefix("plugin");
@@ -166,6 +167,22 @@ describe("bootstrap, heartbeat and the envelope", () => {
     expect(Object.keys(r).sort()).toEqual(["messageType", "requestId", "responseId"]);
     expect(r.messageType).toBe(201);
     expect((await a.request({ messageType: 201, ...as("*"), nodes: "nope" })).errorCode).toBe(2);
+
+    // The HTTP side of the same process shows them as advisory `launcherNodes` in GET /nodes.
+    const redis = redisClient();
+    const port = await redis.hget(`${prefix}:node:plugin-a`, "port");
+    await redis.quit();
+    const res = await api<{ nodes: Message[]; launcherNodes: Message[] }>(
+      `http://127.0.0.1:${port}`,
+      "GET",
+      "/nodes",
+      {
+        token: await token("ops", { admin: true }),
+      },
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.launcherNodes).toEqual(nodes);
+    expect(res.body.nodes.map((n) => n.id)).toContain("plugin-a");
   });
 
   it("reloads its configuration (no cluster config file: nothing to do)", async () => {
