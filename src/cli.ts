@@ -1,10 +1,7 @@
 #!/usr/bin/env node
 // The launcher-fleet command line: run a node or a local fleet, mint tokens, talk to the API.
-import { runClient } from "./cli/client.js";
-import { runFleet } from "./cli/fleet.js";
-import { runNode } from "./cli/node-command.js";
-import { runPlugin } from "./plugin/command.js";
-import { runToken } from "./cli/token.js";
+// Each command loads only its own modules: client commands start without fastify, ioredis and the
+// runner (several times faster), which matters for scripts calling the CLI in a loop.
 
 const USAGE = `usage: launcher-fleet <command> [options]
 
@@ -21,16 +18,16 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "node":
-      return runNode(rest);
+      return (await import("./cli/node-command.js")).runNode(rest);
     case "fleet":
-      return runFleet(rest);
+      return (await import("./cli/fleet.js")).runFleet(rest);
     case "plugin":
-      return runPlugin(rest);
+      return (await import("./plugin/command.js")).runPlugin(rest);
     case "token":
-      return runToken(rest);
+      return (await import("./cli/token.js")).runToken(rest);
     case "jobs":
     case "nodes":
-      return runClient(command, rest);
+      return (await import("./cli/client.js")).runClient(command, rest);
     case undefined:
     case "help":
     case "--help":

@@ -1,12 +1,15 @@
 // Builds a node's HTTP app (not listening): one plugin per concern, registered in dependency
 // order. The caller listens and calls `app.close()` to shut down (which ends open streams).
 import { randomUUID } from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { ErrCode } from "../api/index.js";
 import type { Settings } from "../config.js";
 import { authPlugin } from "./auth.js";
-import { errorsPlugin } from "./errors.js";
+import { errorBody, errorsPlugin, sendError } from "./errors.js";
 import { forwardPlugin } from "./forward.js";
 import { healthPlugin } from "./health.js";
 import { jobsPlugin } from "./jobs.js";
@@ -34,6 +37,25 @@ export interface AppOptions {
   registry?: Registry;
 }
 
+/** Node's `clientError` (before fastify sees a request): the API's error body, then close. */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "Request timed out"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request line or headers are too large"]
+        : [400, "Malformed HTTP request"];
+  const body = JSON.stringify(errorBody(ErrCode.InvalidRequest, message));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { service, settings } = opts;
   const app = Fastify({
@@ -46,6 +68,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: {
       customOptions: { coerceTypes: "array", removeAdditional: false, useDefaults: true, allErrors: false },
     },
+    // What fastify and Node reject before any route runs (a malformed URL, an over-long path
+    // parameter or URL, a malformed request) is answered with the API's error body too.
+    frameworkErrors: (err, _request, reply) => {
+      const status =
+        err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      void sendError(reply, status, ErrCode.InvalidRequest, err.message);
+    },
+    clientErrorHandler,
   });
 
   // Response schemas document the API; serializing with JSON.stringify sends exactly what the

@@ -3,7 +3,7 @@
 // Every status change goes through the job store (Redis) first; the runner only runs processes.
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import {
   ApiError,
@@ -20,6 +20,7 @@ import { type JobStore, type MutableFields, StoreConflict } from "../cluster/job
 import type { Registry } from "../cluster/registry.js";
 import { LaunchError, type LocalRunner } from "../runner/index.js";
 import { runAsFor } from "../runner/users.js";
+import { sleep } from "./queue.js";
 
 export interface JobManagerOptions {
   nodeId: string;
@@ -51,6 +52,8 @@ export class JobManager {
   private readonly chains = new Map<string, Promise<unknown>>();
   private expiryTimer: NodeJS.Timeout | undefined;
   private runner!: LocalRunner;
+  /** Aborted by close(): writes waiting for Redis to come back give up. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly store: JobStore,
@@ -112,8 +115,11 @@ export class JobManager {
     const now = new Date(nowMs).toISOString();
     const outDir = join(this.opts.scratchPath, "output", safeName(user));
     const files: string[] = [];
-    const stdoutFile = input.stdoutFile || join(outDir, `${id}.stdout`);
-    const stderrFile = input.stderrFile || join(outDir, `${id}.stderr`);
+    // Relative output paths are relative to where the job runs (as the runner opens them); stored
+    // absolute, so the output stream reads the same file the job wrote.
+    const base = input.workingDirectory || process.cwd();
+    const stdoutFile = input.stdoutFile ? resolve(base, input.stdoutFile) : join(outDir, `${id}.stdout`);
+    const stderrFile = input.stderrFile ? resolve(base, input.stderrFile) : join(outDir, `${id}.stderr`);
     if (!input.stdoutFile) files.push(stdoutFile);
     if (!input.stderrFile) files.push(stderrFile);
     const job: Job = {
@@ -201,7 +207,10 @@ export class JobManager {
   /** Runner callback: the job's process ended with its real exit code. */
   onExit(id: string, exitCode: number): void {
     void this.chain(id, async () => {
-      await this.write(id, { status: JobStatus.Finished, exitCode });
+      // An exit is a fact: while Redis is away (a restart, a failover, a partition) keep trying
+      // until it is recorded or refused (fenced, terminal). If the node closes first, the job's
+      // state stays on disk and the next start of this node id records the exit from it.
+      await this.persist(() => this.write(id, { status: JobStatus.Finished, exitCode }));
       this.runner.forget(id);
     })
       .catch((err) => this.logger.error({ jobId: id, err }, "could not record exit"))
@@ -216,6 +225,11 @@ export class JobManager {
     if (op === JobOperation.Cancel) return this.cancel(id);
     const signal = SIGNALS[op];
     if (!this.runner.signal(id, signal)) {
+      // Usually the process has just ended and its exit is about to be recorded: then the job is
+      // no longer in the required state (409), not a control failure (500).
+      if (await this.leftStatus(id, required)) {
+        throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(op));
+      }
       throw new ApiError(
         ErrCode.JobControlFailure,
         `Could not send ${signal} to job ${id}: process not found`,
@@ -239,6 +253,17 @@ export class JobManager {
       [JobOperation.Kill]: "killed",
     }[op];
     return { statusMessage: `Job ${id} ${verb}`, operationComplete: true };
+  }
+
+  /** Whether the job's recorded status leaves `status` within `timeoutMs` (pending writes included). */
+  private async leftStatus(id: string, status: string, timeoutMs = 2_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.chains.get(id);
+      if ((await this.store.get(id))?.job.status !== status) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   private async cancel(id: string): Promise<ControlResult> {
@@ -305,7 +330,17 @@ export class JobManager {
           "terminated a process whose job was settled without this node",
         );
       }
-      this.runner.forget(id);
+      try {
+        this.runner.forget(id);
+      } catch (err) {
+        // The killed job's supervisor may be writing its exit into the state dir right now
+        // (ENOTEMPTY). The process is gone either way; the next reconcile removes the leftovers.
+        // Never let this abort a node's start or its re-registration after fencing.
+        this.logger.warn(
+          { jobId: id, err: (err as Error).message },
+          "could not remove a settled job's state",
+        );
+      }
     }
   }
 
@@ -329,7 +364,21 @@ export class JobManager {
     this.expiryTimer.unref();
   }
 
+  /** Retries `fn` while Redis is unavailable (503 from the store), until close(). */
+  private async persist<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const unavailable = err instanceof ApiError && err.code === ErrCode.PluginRestarted;
+        if (!unavailable || this.closing.signal.aborted) throw err;
+        await sleep(Math.min(100 * 2 ** attempt, 1_000), this.closing.signal);
+      }
+    }
+  }
+
   async close(): Promise<void> {
+    this.closing.abort();
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await Promise.all([...this.chains.values()]);
   }

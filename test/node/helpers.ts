@@ -1,0 +1,127 @@
+// Shared helpers for the single-node tests: submit, read, control and wait on jobs of a real node,
+// and look at the job's real process through /proc.
+import { readdirSync, readFileSync } from "node:fs";
+import { api, until } from "../helpers/nodes.js";
+
+export type JobBody = Record<string, unknown> & {
+  id: string;
+  status?: string;
+  statusMessage?: string;
+  exitCode?: number;
+  pid?: number;
+  stdoutFile?: string;
+  stderrFile?: string;
+  submissionTime?: string;
+  user?: string;
+};
+
+export const TERMINAL = ["Finished", "Failed", "Killed", "Canceled"];
+
+/** A node's address (TestNode and ChildNode both have one). */
+export interface HasUrl {
+  url: string;
+}
+
+/** Submits a job and insists on 201. */
+export async function submit(n: HasUrl, tok: string, body: Record<string, unknown>): Promise<JobBody> {
+  const res = await api<JobBody>(n.url, "POST", "/jobs", { token: tok, body });
+  if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export async function getJob(n: HasUrl, tok: string, id: string): Promise<JobBody> {
+  const res = await api<JobBody>(n.url, "GET", `/jobs/${encodeURIComponent(id)}`, { token: tok });
+  if (res.status !== 200) throw new Error(`get ${id} failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export function control(n: HasUrl, tok: string, id: string, operation: unknown) {
+  return api(n.url, "POST", `/jobs/${encodeURIComponent(id)}/control`, { token: tok, body: { operation } });
+}
+
+/** Waits until the job has one of `statuses` and returns it. */
+export function waitStatus(
+  n: HasUrl,
+  tok: string,
+  id: string,
+  statuses: string | string[],
+  timeoutMs = 10_000,
+): Promise<JobBody> {
+  const want = Array.isArray(statuses) ? statuses : [statuses];
+  return until(
+    async () => {
+      const job = await getJob(n, tok, id);
+      return want.includes(job.status ?? "") ? job : undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+export const waitTerminal = (n: HasUrl, tok: string, id: string, timeoutMs = 10_000) =>
+  waitStatus(n, tok, id, TERMINAL, timeoutMs);
+
+/** Submits and waits until the job runs; returns the Running job (with its pid). */
+export async function running(n: HasUrl, tok: string, body: Record<string, unknown>): Promise<JobBody> {
+  const job = await submit(n, tok, body);
+  return waitStatus(n, tok, job.id, "Running");
+}
+
+export async function listJobs(n: HasUrl, tok: string, query = ""): Promise<JobBody[]> {
+  const res = await api<{ jobs: JobBody[] }>(n.url, "GET", `/jobs${query}`, { token: tok });
+  if (res.status !== 200) throw new Error(`list failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.jobs;
+}
+
+/** The state letter of /proc/<pid>/stat (R, S, T, Z, …), or undefined when the pid is gone. */
+export function procState(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return text.slice(text.lastIndexOf(")") + 2).split(" ")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  const s = procState(pid);
+  return s !== undefined && s !== "Z";
+}
+
+/** Live (non-zombie) processes in process group `pgid`: the job and every descendant. */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, "utf8");
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      if (Number(f[2]) === pgid && f[0] !== "Z") out.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Ends every unfinished job the admin token can see (resume first for suspended ones, since
+ * kill needs Running), so no test leaves processes behind.
+ */
+export async function endAll(n: HasUrl, adminTok: string): Promise<void> {
+  let jobs: JobBody[];
+  try {
+    jobs = await listJobs(n, adminTok, "?user=*&statuses=Pending,Running,Suspended");
+  } catch {
+    return;
+  }
+  await Promise.all(
+    jobs.map(async (j) => {
+      if (j.status === "Pending") await control(n, adminTok, j.id, "cancel");
+      if (j.status === "Suspended") await control(n, adminTok, j.id, "resume");
+      if (j.status !== "Pending") await control(n, adminTok, j.id, "kill");
+    }),
+  );
+}
