@@ -2,6 +2,7 @@
 // only the owner writes, through scripts that check its epoch (fencing).
 import type { Job } from "../api/index.js";
 import type { Keys } from "./keys.js";
+import { isUnavailable, redisUnavailable, whileAvailable } from "./redis.js";
 import { type ScriptedRedis, scriptError } from "./scripts.js";
 
 /** Fields that change after submission; everything else lives in the immutable `spec`. */
@@ -55,7 +56,7 @@ function rethrow(err: unknown): never {
   if (e && ["NOTFOUND", "NOTOWNER", "FENCED", "TERMINAL", "STATE", "EXISTS"].includes(e.kind)) {
     throw new StoreConflict(e.kind as StoreConflict["kind"], e.arg);
   }
-  throw err;
+  throw isUnavailable(err) ? redisUnavailable(err) : err;
 }
 
 function fieldPairs(fields: MutableFields): string[] {
@@ -177,7 +178,7 @@ export class JobStore {
   }
 
   async get(id: string): Promise<StoredJob | undefined> {
-    return decodeJob(id, await this.redis.hgetall(this.keys.job(id)));
+    return decodeJob(id, await whileAvailable(this.redis.hgetall(this.keys.job(id))));
   }
 
   /** Reads many jobs in one round trip, skipping ids that vanished (expired) meanwhile. */
@@ -188,9 +189,10 @@ export class JobStore {
       const chunk = ids.slice(i, i + BATCH);
       const pipe = this.redis.pipeline();
       for (const id of chunk) pipe.hgetall(this.keys.job(id));
-      const res = (await pipe.exec()) ?? [];
+      const res = (await whileAvailable(pipe.exec())) ?? [];
       res.forEach(([err, h], j) => {
-        if (err) throw err;
+        // A pipeline resolves even when Redis went away mid-way: each command carries the error.
+        if (err) throw isUnavailable(err) ? redisUnavailable(err) : err;
         const job = decodeJob(chunk[j]!, h as Record<string, string>);
         if (job) out.push(job);
       });
@@ -201,13 +203,13 @@ export class JobStore {
   /** Jobs from the submission-time index (by user when given): never a scan of every key. */
   async list(q: ListQuery): Promise<StoredJob[]> {
     const key = q.user === undefined ? this.keys.jobsAll : this.keys.jobsByUser(q.user);
-    const ids = await this.redis.zrangebyscore(key, q.startMs ?? "-inf", q.endMs ?? "+inf");
+    const ids = await whileAvailable(this.redis.zrangebyscore(key, q.startMs ?? "-inf", q.endMs ?? "+inf"));
     return this.getMany(ids);
   }
 
   /** The unfinished jobs a node owns. */
   async unfinishedOf(nodeId: string): Promise<string[]> {
-    return this.redis.smembers(this.keys.nodeJobs(nodeId));
+    return whileAvailable(this.redis.smembers(this.keys.nodeJobs(nodeId)));
   }
 
   /** Settles a lost node's unfinished jobs as Failed; -1 not lost yet, -2 already settled. */

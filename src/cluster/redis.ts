@@ -29,6 +29,9 @@ export function connectRedis(settings: RedisSettings, name: string, logger: Logg
         ...common,
         sentinels: settings.redisSentinels,
         name: settings.redisMasterName ?? "mymaster",
+        // Leave the old primary as soon as the sentinels switch (+switch-master), not when it is
+        // demoted ~10 s later: everything written to it meanwhile is discarded by its resync.
+        failoverDetector: true,
         ...credentialsOf(settings.redisUrl),
       })
     : new Redis(settings.redisUrl, common);
@@ -71,6 +74,25 @@ export async function waitConnected(redis: Redis, timeoutMs: number): Promise<vo
   });
   if (redis.status === "wait") redis.connect().catch(() => undefined);
   await ready;
+}
+
+/**
+ * True when a command failed because Redis is not usable right now (disconnected, restarting,
+ * loading its data, failing over, timed out), as opposed to an error of the command itself.
+ */
+export function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof ApiError) return false;
+  if (err.name === "ReplyError") return /^(LOADING|READONLY|MASTERDOWN|TRYAGAIN|BUSY)\b/.test(err.message);
+  return true;
+}
+
+/** Runs one Redis call; an unavailable Redis becomes the client-facing 503 (code 4), fast. */
+export async function whileAvailable<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    throw isUnavailable(err) ? redisUnavailable(err) : err;
+  }
 }
 
 /** Turns a Redis failure into the client-facing error (503, code 4). */

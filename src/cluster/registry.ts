@@ -45,6 +45,11 @@ export class Registry {
   private statusValue: NodeStatus = NodeStatus.Online;
   private clockOffsetMs = 0;
   private lastBeatMs = 0;
+  /**
+   * Since when (this host's clock) this node's heartbeats have reached Redis without a break;
+   * undefined while they fail. Peers' silence is only judged after LOST_AFTER of it.
+   */
+  private connectedSinceMs: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private beating: Promise<void> | undefined;
@@ -180,6 +185,7 @@ export class Registry {
       await this.refreshAll();
       await this.settleLostNodes();
     } catch (err) {
+      this.connectedSinceMs = undefined;
       this.logger.warn({ err: (err as Error).message }, "heartbeat failed");
     }
   }
@@ -206,7 +212,11 @@ export class Registry {
     )) as [number, number, number];
     this.noteServerTime(Number(now), sent);
     if (Number(ok) === 1) {
-      this.lastBeatMs = this.clock();
+      const at = this.clock();
+      if (this.connectedSinceMs === undefined || at - this.lastBeatMs >= this.opts.offlineAfterMs) {
+        this.connectedSinceMs = at;
+      }
+      this.lastBeatMs = at;
       return undefined;
     }
     return Number(epoch);
@@ -258,6 +268,11 @@ export class Registry {
 
   /** Nodes silent past LOST_AFTER and not yet settled: the script decides, exactly once. */
   private async settleLostNodes(): Promise<void> {
+    // After a Redis outage (a restart, a failover) every node's last heartbeat looks old, because
+    // nobody could beat. Judge peers only once this node has itself been reaching Redis for
+    // LOST_AFTER, so live peers have had the same time to reconnect and beat again.
+    const since = this.connectedSinceMs;
+    if (since === undefined || this.clock() - since < this.opts.lostAfterMs) return;
     const now = this.nowMs();
     for (const [id, r] of this.table) {
       if (id === this.self.nodeId || r.epoch === r.settledEpoch || this.settling.has(id)) continue;

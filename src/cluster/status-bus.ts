@@ -8,6 +8,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { compareEventIds } from "./event-id.js";
 import type { Keys } from "./keys.js";
+import { whileAvailable } from "./redis.js";
 
 /** A status event as stored: the public fields plus `ver` and `user` for routing and dedup. */
 export interface BusEvent {
@@ -96,10 +97,9 @@ export class StatusBus {
 
   /** Stream events after `afterId` (exclusive), oldest first, at most `count`. */
   async readAfter(afterId: string, count = 1000): Promise<BusEvent[]> {
-    const entries = (await this.redis.xrange(this.keys.events, `(${afterId}`, "+", "COUNT", count)) as [
-      string,
-      string[],
-    ][];
+    const entries = (await whileAvailable(
+      this.redis.xrange(this.keys.events, `(${afterId}`, "+", "COUNT", count),
+    )) as [string, string[]][];
     return entries.flatMap(([id, fields]) => parseStreamEntry(id, fields) ?? []);
   }
 
@@ -158,7 +158,10 @@ export class StatusBus {
    * gone. (Redis 7.0 does not record trimmed ids in XINFO, so this is the test that works.)
    */
   async trimmedAfter(id: string): Promise<boolean> {
-    const first = (await this.redis.xrange(this.keys.events, "-", "+", "COUNT", 1)) as [string, string[]][];
+    const first = (await whileAvailable(this.redis.xrange(this.keys.events, "-", "+", "COUNT", 1))) as [
+      string,
+      string[],
+    ][];
     const oldest = first[0]?.[0];
     return oldest !== undefined && compareEventIds(oldest, id) > 0;
   }

@@ -1,0 +1,381 @@
+// Shared pieces of the fleet tests: several real nodes on one key prefix, job helpers, a TCP
+// proxy that can cut a node off from Redis, and process checks through /proc.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import { Redis } from "ioredis";
+import type { Settings } from "../../src/config.js";
+import { api, type ChildNode, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
+import { freePort } from "../helpers/redis-server.js";
+
+export type Json = Record<string, unknown>;
+
+export interface StatusMsg {
+  seqId: number;
+  eventId: string;
+  id: string;
+  status: string;
+  statusMessage?: string;
+  resync?: true;
+  error?: { code: number; name: string; message: string };
+}
+
+/**
+ * Liveness timings for tests that are not about liveness: on a loaded machine a heartbeat can be
+ * late by more than FAST's 500 ms, and a peer must not look offline to a forwarding node then.
+ */
+export const RELAXED = { offlineAfterMs: 5_000, lostAfterMs: 20_000 } as const;
+
+/** Starts `n` in-process nodes on one prefix (in parallel) and waits until each sees all of them Online. */
+export async function startFleet(
+  prefix: string,
+  n: number,
+  overrides: Partial<Settings> = {},
+): Promise<TestNode[]> {
+  const started = await Promise.allSettled(Array.from({ length: n }, () => startTestNode(prefix, overrides)));
+  const nodes = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    await closeAll(nodes);
+    throw failed.reason;
+  }
+  await waitAllOnline(
+    nodes.map((x) => x.url),
+    nodes.map((x) => x.settings.nodeId),
+  );
+  return nodes;
+}
+
+/** Waits until every url's GET /nodes lists every id as online. */
+export async function waitAllOnline(urls: string[], ids: string[], timeoutMs = 10_000): Promise<void> {
+  await until(
+    async () => {
+      for (const url of urls) {
+        const views = await nodesOf(url);
+        for (const id of ids) if (!views.find((v) => v.id === id)?.online) return false;
+      }
+      return true;
+    },
+    { timeoutMs },
+  );
+}
+
+export interface NodeViewBody {
+  id: string;
+  host: string;
+  ipv4: string;
+  port: string;
+  lastSeen: string;
+  status: string;
+  online: boolean;
+  runningJobs: number;
+}
+
+let observer: Promise<string> | undefined;
+
+/** GET /nodes (any valid token may read it); [] when the node does not answer 200. */
+export async function nodesOf(url: string): Promise<NodeViewBody[]> {
+  observer ??= token("fleet-observer");
+  const r = await api<{ nodes: NodeViewBody[] }>(url, "GET", "/nodes", { token: await observer });
+  if (r.status !== 200) return [];
+  return r.body.nodes;
+}
+
+export async function nodeView(url: string, id: string): Promise<NodeViewBody | undefined> {
+  return (await nodesOf(url)).find((v) => v.id === id);
+}
+
+export async function submit(url: string, token: string, body: Json): Promise<string> {
+  const r = await api(url, "POST", "/jobs", { token, body });
+  if (r.status !== 201) throw new Error(`submit failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.id as string;
+}
+
+export async function getJob(url: string, token: string, id: string): Promise<Json> {
+  const r = await api(url, "GET", `/jobs/${id}`, { token });
+  if (r.status !== 200) throw new Error(`get ${id} failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+/** Waits until the job (read through `url`) has `status`; returns the job. */
+export async function waitStatus(
+  url: string,
+  token: string,
+  id: string,
+  status: string,
+  timeoutMs = 10_000,
+): Promise<Json> {
+  return until(
+    async () => {
+      const j = await api(url, "GET", `/jobs/${id}`, { token });
+      return j.status === 200 && j.body.status === status ? j.body : undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+export async function control(url: string, token: string, id: string, operation: string) {
+  return api(url, "POST", `/jobs/${id}/control`, { token, body: { operation } });
+}
+
+/** `/proc/<pid>/stat` state letter (R, S, T, Z, …), or undefined when the process is gone. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive = exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  const s = procState(pid);
+  return s !== undefined && s !== "Z" && s !== "X";
+}
+
+/** Kills a job's process group if it is still there (cleanup for jobs orphaned on purpose). */
+export function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {}
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A plain connection for inspecting Redis and dropping other clients. */
+export function adminRedis(url: string): Redis {
+  const redis = new Redis(url, {
+    connectionName: "fleet-test-admin",
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => 100,
+  });
+  redis.on("error", () => undefined);
+  return redis;
+}
+
+/** Every status event of the fleet stream (ground truth), oldest first. */
+export async function streamEvents(redis: Redis, prefix: string): Promise<(Json & { eventId: string })[]> {
+  const entries = (await redis.xrange(`${prefix}:events`, "-", "+")) as [string, string[]][];
+  return entries.map(([eventId, fields]) => ({ ...(JSON.parse(fields[1]!) as Json), eventId }));
+}
+
+async function subscriberIds(redis: Redis, nodeIds: string[]): Promise<string[]> {
+  const list = (await redis.call("CLIENT", "LIST", "TYPE", "pubsub")) as string;
+  const ids: string[] = [];
+  for (const line of list.split("\n")) {
+    const id = /(?:^| )id=(\d+)/.exec(line)?.[1];
+    const name = /(?:^| )name=(\S*)/.exec(line)?.[1];
+    if (id && name && nodeIds.some((n) => name === `${n}:sub`)) ids.push(id);
+  }
+  return ids;
+}
+
+/**
+ * Drops the subscriber connections of the given nodes (connection name `<nodeId>:sub`), once
+ * each is connected (again): returns how many were dropped (= nodeIds.length).
+ */
+export async function killSubscribers(redis: Redis, nodeIds: string[]): Promise<number> {
+  const ids = await until(async () => {
+    const found = await subscriberIds(redis, nodeIds);
+    return found.length === nodeIds.length ? found : undefined;
+  });
+  let killed = 0;
+  for (const id of ids) killed += Number(await redis.call("CLIENT", "KILL", "ID", id));
+  return killed;
+}
+
+/**
+ * A TCP proxy in front of Redis: `cut()` destroys every proxied connection and refuses new ones
+ * (accepted, then closed at once), `heal()` lets them through again.
+ */
+export class TcpProxy {
+  private readonly sockets = new Set<net.Socket>();
+  private refusing = false;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<TcpProxy> {
+    let proxy: TcpProxy | undefined;
+    const server = net.createServer((client) => proxy!.accept(client, targetPort));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const addr = server.address();
+    proxy = new TcpProxy(server, typeof addr === "object" && addr ? addr.port : 0);
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  private accept(client: net.Socket, targetPort: number): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(targetPort, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => {
+        this.sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  cut(): void {
+    this.refusing = true;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  heal(): void {
+    this.refusing = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+export type SpawnedNode = ChildNode & { output: () => string };
+
+/**
+ * A node as a child process (`node dist/cli.js node`), like helpers/nodes.ts startChildNode but
+ * with extra environment, a boot deadline suited to a busy machine, its output kept for error
+ * messages, and the process killed when it does not come up.
+ */
+export async function spawnNode(
+  settings: Settings,
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<SpawnedNode> {
+  const port = settings.port || (await freePort());
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LAUNCHER_REDIS_URL: settings.redisUrl,
+    LAUNCHER_KEY_PREFIX: settings.keyPrefix,
+    LAUNCHER_NODE_ID: settings.nodeId,
+    LAUNCHER_HOST: settings.host,
+    LAUNCHER_PORT: String(port),
+    LAUNCHER_ADVERTISE_IP: settings.advertiseIp,
+    LAUNCHER_AUTH_SECRET: settings.authSecret,
+    LAUNCHER_SCRATCH_PATH: settings.scratchPath,
+    LAUNCHER_HEARTBEAT_MS: String(settings.heartbeatMs),
+    LAUNCHER_OFFLINE_AFTER_MS: String(settings.offlineAfterMs),
+    LAUNCHER_LOST_AFTER_MS: String(settings.lostAfterMs),
+    LAUNCHER_DRAIN_MS: String(settings.drainMs),
+    LAUNCHER_EVENT_RETENTION: String(settings.eventRetention),
+    LAUNCHER_LOG_LEVEL: process.env.LAUNCHER_TEST_LOG ?? "warn",
+    ...opts.env,
+  };
+  const proc = spawn(process.execPath, ["dist/cli.js", "node"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+    if (process.env.LAUNCHER_TEST_LOG) process.stderr.write(d);
+  };
+  proc.stdout.on("data", keep);
+  proc.stderr.on("data", keep);
+  const url = `http://${settings.advertiseIp}:${port}`;
+  const stop = (signal: NodeJS.Signals = "SIGTERM") =>
+    new Promise<number | string | null>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        return resolve(proc.exitCode ?? proc.signalCode);
+      proc.once("exit", (code, sig) => resolve(code ?? sig));
+      proc.kill(signal);
+    });
+  try {
+    await until(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`child node exited with ${proc.exitCode}`);
+        try {
+          return (await fetch(`${url}/readyz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: opts.timeoutMs ?? 40_000, everyMs: 50 },
+    );
+  } catch (err) {
+    await stop("SIGKILL");
+    throw new Error(`${(err as Error).message}; node output:\n${out}`);
+  }
+  return { proc, url, settings: { ...settings, port }, stop, output: () => out };
+}
+
+/** Stops a child node if it still runs (SIGKILL: these are crash tests). */
+export async function killChild(child: ChildNode | undefined): Promise<void> {
+  if (!child) return;
+  await child.stop("SIGKILL");
+}
+
+export async function closeAll(nodes: (TestNode | undefined)[] | undefined): Promise<void> {
+  await Promise.allSettled((nodes ?? []).map((n) => n?.close()));
+}
+
+/** A status (or any NDJSON) stream read in the background until stop(). */
+export interface Collector<T> {
+  messages: T[];
+  opened: Promise<number>;
+  /** Closes the connection; resolves with everything received. */
+  stop(): Promise<T[]>;
+}
+
+export function collect<T = StatusMsg>(base: string, path: string, tok: string): Collector<T> {
+  const ctrl = new AbortController();
+  const messages: T[] = [];
+  let opened!: (status: number) => void;
+  const openedP = new Promise<number>((r) => {
+    opened = r;
+  });
+  const done = (async () => {
+    try {
+      const res = await fetch(new URL(path, base), {
+        headers: { authorization: `Bearer ${tok}` },
+        signal: ctrl.signal,
+      });
+      opened(res.status);
+      if (!res.body) return;
+      let buf = "";
+      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+        buf += chunk;
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line) messages.push(JSON.parse(line) as T);
+        }
+      }
+    } catch (err) {
+      opened(0);
+      if (!ctrl.signal.aborted) throw err;
+    }
+  })();
+  return {
+    messages,
+    opened: openedP,
+    stop: async () => {
+      ctrl.abort();
+      await done.catch(() => undefined);
+      return messages;
+    },
+  };
+}
+
+/** Adds what `p` resolves to to `into` (for cleanup) as soon as it is there, even if a sibling fails. */
+export function track<T>(p: Promise<T>, into: T[]): Promise<T> {
+  return p.then((v) => {
+    into.push(v);
+    return v;
+  });
+}
