@@ -197,7 +197,7 @@ describe("control racing with the job's own end", () => {
   it("operations on a job whose process is just ending are 200 or 409, never 5xx", async () => {
     const statuses = await Promise.all(
       Array.from({ length: 4 }, async (_, k) => {
-        const job = await running(n, alice, { command: "sleep 0.2" });
+        const job = await running(n, alice, { command: "sleep 1" });
         const seen: number[] = [];
         // Keep asking until the job is terminal: some requests land between the process's exit
         // and the moment that exit is recorded.
