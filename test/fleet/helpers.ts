@@ -1,12 +1,8 @@
-// Shared pieces of the fleet tests: several real nodes on one key prefix, job helpers, a TCP
-// proxy that can cut a node off from Redis, and process checks through /proc.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { Redis } from "ioredis";
 import type { Settings } from "../../src/config.js";
 import { api, type ChildNode, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
-import { freePort } from "../helpers/redis-server.js";
 
 export type Json = Record<string, unknown>;
 
@@ -249,70 +245,9 @@ export class TcpProxy {
   }
 }
 
-export type SpawnedNode = ChildNode & { output: () => string };
-
-/**
- * A node as a child process (`node dist/cli.js node`), like helpers/nodes.ts startChildNode but
- * with extra environment, a boot deadline suited to a busy machine, its output kept for error
- * messages, and the process killed when it does not come up.
- */
-export async function spawnNode(
-  settings: Settings,
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<SpawnedNode> {
-  const port = settings.port || (await freePort());
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    LAUNCHER_REDIS_URL: settings.redisUrl,
-    LAUNCHER_KEY_PREFIX: settings.keyPrefix,
-    LAUNCHER_NODE_ID: settings.nodeId,
-    LAUNCHER_HOST: settings.host,
-    LAUNCHER_PORT: String(port),
-    LAUNCHER_ADVERTISE_IP: settings.advertiseIp,
-    LAUNCHER_AUTH_SECRET: settings.authSecret,
-    LAUNCHER_SCRATCH_PATH: settings.scratchPath,
-    LAUNCHER_HEARTBEAT_MS: String(settings.heartbeatMs),
-    LAUNCHER_OFFLINE_AFTER_MS: String(settings.offlineAfterMs),
-    LAUNCHER_LOST_AFTER_MS: String(settings.lostAfterMs),
-    LAUNCHER_DRAIN_MS: String(settings.drainMs),
-    LAUNCHER_EVENT_RETENTION: String(settings.eventRetention),
-    LAUNCHER_LOG_LEVEL: process.env.LAUNCHER_TEST_LOG ?? "warn",
-    ...opts.env,
-  };
-  const proc = spawn(process.execPath, ["dist/cli.js", "node"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
-    if (process.env.LAUNCHER_TEST_LOG) process.stderr.write(d);
-  };
-  proc.stdout.on("data", keep);
-  proc.stderr.on("data", keep);
-  const url = `http://${settings.advertiseIp}:${port}`;
-  const stop = (signal: NodeJS.Signals = "SIGTERM") =>
-    new Promise<number | string | null>((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null)
-        return resolve(proc.exitCode ?? proc.signalCode);
-      proc.once("exit", (code, sig) => resolve(code ?? sig));
-      proc.kill(signal);
-    });
-  try {
-    await until(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`child node exited with ${proc.exitCode}`);
-        try {
-          return (await fetch(`${url}/readyz`)).status === 200;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: opts.timeoutMs ?? 40_000, everyMs: 50 },
-    );
-  } catch (err) {
-    await stop("SIGKILL");
-    throw new Error(`${(err as Error).message}; node output:\n${out}`);
-  }
-  return { proc, url, settings: { ...settings, port }, stop, output: () => out };
-}
+/** Child-process nodes: the shared helper (extra env, boot deadline for a busy machine, output kept). */
+export { startChildNode as spawnNode } from "../helpers/nodes.js";
+export type SpawnedNode = ChildNode;
 
 /** Stops a child node if it still runs (SIGKILL: these are crash tests). */
 export async function killChild(child: ChildNode | undefined): Promise<void> {

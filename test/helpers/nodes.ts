@@ -177,10 +177,19 @@ export interface ChildNode {
   settings: Settings;
   /** Sends a signal and waits for the process to exit; resolves with its exit code or signal. */
   stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+  /** The node's recent log output (for error messages). */
+  output(): string;
 }
 
-/** A node as a real child process (`node dist/cli.js node`), for crash tests. */
-export async function startChildNode(settings: Settings): Promise<ChildNode> {
+/**
+ * A node as a real child process (`node dist/cli.js node`), for crash tests: extra environment,
+ * a boot deadline suited to a busy machine, its output kept, and the process killed when it does
+ * not come up.
+ */
+export async function startChildNode(
+  settings: Settings,
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ChildNode> {
   const port = settings.port || (await freePort());
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -196,34 +205,41 @@ export async function startChildNode(settings: Settings): Promise<ChildNode> {
     LAUNCHER_OFFLINE_AFTER_MS: String(settings.offlineAfterMs),
     LAUNCHER_LOST_AFTER_MS: String(settings.lostAfterMs),
     LAUNCHER_DRAIN_MS: String(settings.drainMs),
+    LAUNCHER_EVENT_RETENTION: String(settings.eventRetention),
     LAUNCHER_LOG_LEVEL: process.env.LAUNCHER_TEST_LOG ?? "warn",
+    ...opts.env,
   };
-  const proc = spawn(process.execPath, ["dist/cli.js", "node"], {
-    env,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  const proc = spawn(process.execPath, ["dist/cli.js", "node"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+    if (process.env.LAUNCHER_TEST_LOG) process.stderr.write(d);
+  };
+  proc.stdout.on("data", keep);
+  proc.stderr.on("data", keep);
   const url = `http://${settings.advertiseIp}:${port}`;
-  await until(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`child node exited with ${proc.exitCode}`);
-      try {
-        return (await fetch(`${url}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
-    },
-    { timeoutMs: 15_000 },
-  );
-  return {
-    proc,
-    url,
-    settings: { ...settings, port },
-    stop: (signal = "SIGTERM") =>
-      new Promise((resolve) => {
-        if (proc.exitCode !== null || proc.signalCode !== null)
-          return resolve(proc.exitCode ?? proc.signalCode);
-        proc.once("exit", (code, sig) => resolve(code ?? sig));
-        proc.kill(signal);
-      }),
-  };
+  const stop = (signal: NodeJS.Signals = "SIGTERM") =>
+    new Promise<number | string | null>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        return resolve(proc.exitCode ?? proc.signalCode);
+      proc.once("exit", (code, sig) => resolve(code ?? sig));
+      proc.kill(signal);
+    });
+  try {
+    await until(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`child node exited with ${proc.exitCode}`);
+        try {
+          return (await fetch(`${url}/readyz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: opts.timeoutMs ?? 40_000, everyMs: 50 },
+    );
+  } catch (err) {
+    await stop("SIGKILL");
+    throw new Error(`${(err as Error).message}; node output:\n${out}`);
+  }
+  return { proc, url, settings: { ...settings, port }, stop, output: () => out };
 }
