@@ -6,10 +6,10 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { Pool } from "undici";
-import { ApiError, ErrCode, errorText } from "../api/index.js";
+import { ApiError, errorText } from "../api/index.js";
 import type { Settings } from "../config.js";
 import type { StreamKind } from "./metrics.js";
+import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
 import type { JobLocation, LauncherService } from "./service.js";
 import { EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
 
@@ -43,53 +43,6 @@ export interface ForwardPluginOptions {
   settings: Settings;
 }
 
-function unavailable(id: string, owner: string, why: string, cause?: unknown): ApiError {
-  return new ApiError(ErrCode.PluginRestarted, `Job ${id} is owned by node ${owner}, which ${why}`, {
-    cause,
-  });
-}
-
-/** Why an upstream request failed, in words an operator can act on. */
-function describeFailure(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  switch (code) {
-    case "ECONNREFUSED":
-      return "refused the connection";
-    case "UND_ERR_CONNECT_TIMEOUT":
-      return "did not accept a connection in time";
-    case "UND_ERR_HEADERS_TIMEOUT":
-      return "did not answer in time";
-    default:
-      return `could not be reached (${typeof code === "string" ? code : errorText(err)})`;
-  }
-}
-
-/** One keep-alive pool per peer origin, created on first use and closed with the app. */
-class PeerPools {
-  private readonly pools = new Map<string, Pool>();
-
-  constructor(private readonly connectTimeoutMs: number) {}
-
-  get(origin: string): Pool {
-    let pool = this.pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, {
-        connectTimeout: this.connectTimeoutMs,
-        keepAliveTimeout: 30_000,
-        pipelining: 1,
-      });
-      this.pools.set(origin, pool);
-    }
-    return pool;
-  }
-
-  async destroyAll(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.allSettled(pools.map((p) => p.destroy()));
-  }
-}
-
 export const forwardPlugin = fp<ForwardPluginOptions>(
   async (app, { service, settings }) => {
     const pools = new PeerPools(settings.peerTimeoutMs);
@@ -107,15 +60,15 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       if (forwardedBy !== undefined) {
         // The sender believed this node owns the job and this node believes otherwise: refuse
         // rather than bounce the request around while ownership information converges.
-        throw unavailable(
+        throw ownerUnavailable(
           id,
           location.owner,
           `is not this node (${settings.nodeId}); request forwarded by ${String(forwardedBy)}`,
         );
       }
-      if (location.draining) throw unavailable(id, location.owner, "is draining");
-      if (!location.online) throw unavailable(id, location.owner, "is offline");
-      if (!location.baseUrl) throw unavailable(id, location.owner, "has no known address");
+      if (location.draining) throw ownerUnavailable(id, location.owner, "is draining");
+      if (!location.online) throw ownerUnavailable(id, location.owner, "is offline");
+      if (!location.baseUrl) throw ownerUnavailable(id, location.owner, "has no known address");
       return relay(request, reply, id, location);
     });
 
@@ -131,7 +84,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       const onClose = () => controller.abort();
       reply.raw.once("close", onClose);
 
-      let upstream: Awaited<ReturnType<Pool["request"]>>;
+      let upstream: Awaited<ReturnType<ReturnType<PeerPools["get"]>["request"]>>;
       try {
         upstream = await pools.get(url.origin).request({
           method: request.method as "GET" | "POST",
@@ -151,7 +104,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
           reply.raw.destroy();
           return reply;
         }
-        throw unavailable(id, location.owner, describeFailure(err), err);
+        throw ownerUnavailable(id, location.owner, describeFailure(err), err);
       }
 
       // Hijacked: a reply sent from a preHandler with a still-flowing body would not count as
@@ -173,7 +126,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
         // A relayed stream counts as an open stream here too, and app.close() ends it.
         request.server.streams.add(streamKind, controller);
         const framing = String(upstream.headers["content-type"] ?? "");
-        const lost = unavailable(id, location.owner, "closed the stream");
+        const lost = ownerUnavailable(id, location.owner, "closed the stream");
         body = Readable.from(relayStream(upstream.body, framing, controller.signal, lost));
       }
       try {

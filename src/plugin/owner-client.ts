@@ -4,7 +4,6 @@
 // same user scoping. An owner that is offline, draining or unreachable is error code 4
 // (PluginRestarted), as the HTTP layer answers 503 in that case.
 import type { Logger } from "pino";
-import { Pool } from "undici";
 import {
   ApiError,
   type ControlResult,
@@ -19,6 +18,7 @@ import {
 import type { Settings } from "../config.js";
 import { signToken } from "../http/auth.js";
 import { FORWARDED_BY_HEADER } from "../http/forward.js";
+import { describeFailure, ownerUnavailable, PeerPools } from "../http/peers.js";
 import type { Caller, JobLocation, LauncherService } from "../http/service.js";
 
 /** Lifetime of a token minted for one forwarded request (streams only need it to connect). */
@@ -34,16 +34,6 @@ export type OwnerSettings = Pick<
 /** Where an owner-only request runs: on this node, or on the (reachable-looking) owner. */
 export type OwnerRoute = { local: true } | { local: false; location: JobLocation & { baseUrl: string } };
 
-function unavailable(id: string, owner: string, why: string, cause?: unknown): ApiError {
-  return new ApiError(ErrCode.PluginRestarted, `Job ${id} is owned by node ${owner}, which ${why}`, {
-    cause,
-  });
-}
-
-/**
- * Finds where `id` must be served for `caller`: JobNotFound when the caller cannot see it,
- * PluginRestarted when its owner is another node that is offline, draining or has no address.
- */
 export async function routeToOwner(
   service: LauncherService,
   caller: Caller,
@@ -51,9 +41,9 @@ export async function routeToOwner(
 ): Promise<OwnerRoute> {
   const location = await service.locate(caller, id);
   if (location.local) return { local: true };
-  if (location.draining) throw unavailable(id, location.owner, "is draining");
-  if (!location.online) throw unavailable(id, location.owner, "is offline");
-  if (!location.baseUrl) throw unavailable(id, location.owner, "has no known address");
+  if (location.draining) throw ownerUnavailable(id, location.owner, "is draining");
+  if (!location.online) throw ownerUnavailable(id, location.owner, "is offline");
+  if (!location.baseUrl) throw ownerUnavailable(id, location.owner, "has no known address");
   return { local: false, location: { ...location, baseUrl: location.baseUrl } };
 }
 
@@ -68,12 +58,14 @@ const OUTPUT_QUERY: Record<JobOutput, string> = {
 
 /** HTTP client for the owners of jobs; one keep-alive pool per peer. */
 export class OwnerClient {
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools: PeerPools;
 
   constructor(
     private readonly settings: OwnerSettings,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.pools = new PeerPools(settings.peerTimeoutMs);
+  }
 
   async control(
     caller: Caller,
@@ -120,22 +112,7 @@ export class OwnerClient {
   }
 
   async close(): Promise<void> {
-    const pools = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.allSettled(pools.map((p) => p.destroy()));
-  }
-
-  private pool(origin: string): Pool {
-    let pool = this.pools.get(origin);
-    if (!pool) {
-      pool = new Pool(origin, {
-        connectTimeout: this.settings.peerTimeoutMs,
-        keepAliveTimeout: 30_000,
-        pipelining: 1,
-      });
-      this.pools.set(origin, pool);
-    }
-    return pool;
+    await this.pools.destroyAll();
   }
 
   /** Request headers: a token for the caller (unless auth is off fleet-wide) and the loop guard. */
@@ -183,7 +160,7 @@ export class OwnerClient {
     if (opts.body !== undefined) headers["content-type"] = "application/json";
     const timeout = this.settings.peerTimeoutMs + HEADERS_SLACK_MS;
     try {
-      return await this.pool(origin).request({
+      return await this.pools.get(origin).request({
         method,
         path,
         headers,
@@ -198,7 +175,7 @@ export class OwnerClient {
         { jobId: id, owner: location.owner, err: errorText(err) },
         "could not reach the job's owner",
       );
-      throw unavailable(id, location.owner, describeFailure(err), err);
+      throw ownerUnavailable(id, location.owner, describeFailure(err), err);
     }
   }
 
@@ -215,7 +192,7 @@ export class OwnerClient {
     try {
       text = await res.body.text();
     } catch (err) {
-      throw unavailable(id, location.owner, "broke off its answer", err);
+      throw ownerUnavailable(id, location.owner, "broke off its answer", err);
     }
     if (res.statusCode !== 200) throw errorFromOwner(res.statusCode, text, id, location.owner);
     try {
@@ -262,12 +239,12 @@ export class OwnerClient {
       }
     } catch (err) {
       if (signal.aborted || err instanceof ApiError) throw err;
-      throw unavailable(id, location.owner, "broke off the stream", err);
+      throw ownerUnavailable(id, location.owner, "broke off the stream", err);
     } finally {
       if (!res.body.destroyed) res.body.destroy();
     }
     if (signal.aborted) return;
-    throw unavailable(id, location.owner, "closed the stream before it was complete");
+    throw ownerUnavailable(id, location.owner, "closed the stream before it was complete");
   }
 }
 
@@ -299,19 +276,5 @@ function errorFromOwner(status: number, text: string, id: string, owner: string)
     );
   }
   if (body && typeof body === "object" && "code" in body) return errorFromBody(body, id, owner);
-  return unavailable(id, owner, `answered HTTP ${status}`);
-}
-
-function describeFailure(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
-  switch (code) {
-    case "ECONNREFUSED":
-      return "refused the connection";
-    case "UND_ERR_CONNECT_TIMEOUT":
-      return "did not accept a connection in time";
-    case "UND_ERR_HEADERS_TIMEOUT":
-      return "did not answer in time";
-    default:
-      return `could not be reached (${typeof code === "string" ? code : errorText(err)})`;
-  }
+  return ownerUnavailable(id, owner, `answered HTTP ${status}`);
 }
