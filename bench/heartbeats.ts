@@ -1,0 +1,386 @@
+// 3. Heartbeat scale: N simulated nodes registered with `register_node` and beating with the real
+// `heartbeat` script at the default period (1 s), spread evenly over the period, in the shared
+// fleet's prefix, so its three real nodes see them. Measured: Redis CPU time over wall time
+// (INFO cpu), commands/s (INFO stats; commands run inside scripts count too), EVALSHA calls/s and
+// µs per call (INFO commandstats), `GET /nodes` latency of a real node, and the time the real node
+// takes to report a node that went silent as not online.
+// A real node also re-reads the whole `nodes` zset (ZRANGE … WITHSCORES) every heartbeat; a second
+// window adds that read for simulated nodes (at most a million zset entries read per second; the
+// Redis CPU per read is projected linearly to all nodes), the whole per-node load of such a fleet.
+// Baselines in the same run: `redis-benchmark -t ping,set` (capacity in requests/s) and
+// `redis-benchmark EVALSHA <heartbeat>` (heartbeats/s one Redis takes).
+// DESIGN: 1,000 nodes at the default period use under 5% of Redis's capacity. The verdict needs
+// both shares under 5%: EVALSHA calls/s ÷ SET capacity, and beats/s ÷ heartbeat capacity.
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import { join } from "node:path";
+import type { ScriptedRedis } from "../src/cluster/scripts.js";
+import {
+  type Ctx,
+  DIST,
+  execFileP,
+  fmtMs,
+  fmtNum,
+  fmtPct,
+  Http,
+  keysModule,
+  monoMs,
+  now,
+  redisDelta,
+  redisSnapshot,
+  Stack,
+  scripts,
+  sleep,
+  summarize,
+  until,
+  verdict,
+} from "./lib.js";
+
+const MEASURE = "heartbeats";
+const PERIOD_MS = 1_000;
+const OFFLINE_AFTER_MS = 3_000;
+
+/** `redis-benchmark -q` output: "SET: 81234.56 requests per second, p50=…". */
+function parseBenchmark(out: string): Record<string, number> {
+  const res: Record<string, number> = {};
+  for (const line of out.split(/[\r\n]+/)) {
+    const m = /^\s*(.+?): ([\d.]+) requests per second/.exec(line);
+    if (m) res[m[1]!] = Number(m[2]);
+  }
+  return res;
+}
+
+/**
+ * A connection that sends commands and throws the replies away unparsed (reading a 1,000-entry
+ * zset a thousand times a second would otherwise measure the client's parser).
+ */
+class BlindConnection {
+  private readonly sock: net.Socket;
+
+  constructor(port: number) {
+    this.sock = net.connect(port, "127.0.0.1");
+    this.sock.on("error", () => undefined);
+    this.sock.on("data", () => undefined);
+  }
+
+  send(buf: Buffer): void {
+    this.sock.write(buf);
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function resp(...args: string[]): Buffer {
+  return Buffer.from(
+    `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`,
+  );
+}
+
+/** Simulated nodes: ids, epochs, and a beat loop that spreads N beats evenly over each period. */
+class Simulation {
+  readonly ids: string[];
+  private readonly epochs: number[] = [];
+  readonly lastAck: number[];
+  readonly dead = new Set<number>();
+  acked = 0;
+  errors = 0;
+  fenced = 0;
+  lagMax = 0;
+  private inflight = 0;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  /** How many nodes also read the whole zset after each beat, through `blind` connections. */
+  refreshers = 0;
+
+  constructor(
+    private readonly prefix: string,
+    private readonly conns: ScriptedRedis[],
+    private readonly blind: BlindConnection[],
+    private readonly n: number,
+  ) {
+    this.ids = Array.from({ length: n }, (_, i) => `sim-${i.toString().padStart(5, "0")}`);
+    this.lastAck = new Array(n).fill(0);
+  }
+
+  async register(): Promise<void> {
+    const keys = keysModule.fleetKeys(this.prefix);
+    const conn = this.conns[0]!;
+    for (let i = 0; i < this.n; i += 500) {
+      const batch = this.ids.slice(i, i + 500);
+      const res = await Promise.all(
+        batch.map((id) =>
+          conn.registerNode(
+            keys.node(id),
+            keys.nodes,
+            id,
+            keys.nodesChannel,
+            ...[
+              "host",
+              `sim-host-${id}`,
+              "ipv4",
+              "127.0.0.1",
+              "port",
+              "9",
+              "status",
+              "Online",
+              "runningJobs",
+              "0",
+            ],
+          ),
+        ),
+      );
+      res.forEach((r, j) => {
+        this.epochs[i + j] = Number((r as [number, number])[0]);
+      });
+    }
+  }
+
+  start(): void {
+    const keys = keysModule.fleetKeys(this.prefix);
+    const zrange = resp("ZRANGE", keys.nodes, "0", "-1", "WITHSCORES");
+    const start = monoMs();
+    let sent = 0;
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const due = Math.floor(((monoMs() - start) / PERIOD_MS) * this.n);
+        if (due - sent > this.lagMax) this.lagMax = due - sent;
+        for (; sent < due; sent++) {
+          const i = sent % this.n;
+          if (this.dead.has(i)) continue;
+          const id = this.ids[i]!;
+          const conn = this.conns[i % this.conns.length]!;
+          conn.heartbeat(keys.node(id), keys.nodes, id, this.epochs[i]!, keys.nodesChannel, "Online", 0).then(
+            (r) => {
+              if (Number((r as number[])[0]) !== 1) this.fenced++;
+              this.acked++;
+              this.lastAck[i] = monoMs();
+            },
+            () => {
+              this.errors++;
+            },
+          );
+          if (i < this.refreshers) this.blind[i % this.blind.length]!.send(zrange);
+        }
+        await sleep(5);
+      }
+    })();
+  }
+
+  /** Stops beating and waits (bounded) for the beats already sent, so none lands after remove(). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    const deadline = monoMs() + 30_000;
+    while (this.inflight > 0 && monoMs() < deadline) await sleep(10);
+  }
+
+  async remove(): Promise<void> {
+    const keys = keysModule.fleetKeys(this.prefix);
+    const conn = this.conns[0]!;
+    for (let i = 0; i < this.n; i += 1000) {
+      const p = conn.pipeline();
+      for (const id of this.ids.slice(i, i + 1000)) {
+        p.del(keys.node(id));
+        p.zrem(keys.nodes, id);
+      }
+      await p.exec();
+    }
+  }
+}
+
+export async function heartbeats(ctx: Ctx): Promise<void> {
+  const stack = new Stack(MEASURE);
+  try {
+    const scales = ctx.full ? [100, 1_000, 5_000] : [100, 1_000];
+    const windowMs = ctx.full ? 10_000 : 2_500;
+    const { redis, fleet, prefix, token } = await ctx.shared();
+    const real = new Http(fleet.nodes[0]!.url, token, stack, 1);
+    const simsOnline = async () =>
+      (await real.json<{ nodes: { id: string; online: boolean }[] }>("GET", "/nodes")).body.nodes.filter(
+        (x) => x.online && x.id.startsWith("sim-"),
+      ).length;
+
+    // Baselines: generic capacity, then the heartbeat script itself at full speed.
+    const n = ctx.full ? 200_000 : 20_000;
+    const host = ["-h", "127.0.0.1", "-p", String(redis.port), "-q"];
+    const base = parseBenchmark(
+      (await execFileP("redis-benchmark", [...host, "-n", String(n), "-t", "ping,set"])).stdout,
+    );
+    const capacity = base.SET ?? Number.NaN;
+    ctx.log(
+      `  redis-benchmark (-n ${n}, 50 clients): ${Object.entries(base)
+        .map(([k, v]) => `${k} ${fmtNum(v)}/s`)
+        .join(", ")}`,
+    );
+    const lua = ["lib.lua", "heartbeat.lua"]
+      .map((f) => readFileSync(join(DIST, "cluster", "lua", f), "utf8"))
+      .join("\n");
+    const admin = await redis.connect("bench-hb-admin");
+    const sha = (await admin.script("LOAD", lua)) as string;
+    const capKeys = keysModule.fleetKeys("hbcap");
+    const capIds = Array.from({ length: 1000 }, (_, i) => `cap:${i.toString().padStart(12, "0")}`);
+    const capConn = scripts.defineScripts(await redis.connect("bench-hb-cap"));
+    await Promise.all(
+      capIds.map((id) =>
+        capConn.registerNode(capKeys.node(id), capKeys.nodes, id, capKeys.nodesChannel, "status", "Online"),
+      ),
+    );
+    const hbBench = parseBenchmark(
+      (
+        await execFileP("redis-benchmark", [
+          ...[...host, "-n", String(n / 2), "-r", "1000"],
+          ...["EVALSHA", sha, "2", capKeys.node("cap:__rand_int__"), capKeys.nodes, "cap:__rand_int__", "1"],
+          ...[capKeys.nodesChannel, "Online", "0"],
+        ])
+      ).stdout,
+    );
+    const hbCapacity = Object.values(hbBench)[0] ?? Number.NaN;
+    ctx.log(`  redis-benchmark EVALSHA heartbeat (-n ${n / 2}, 50 clients): ${fmtNum(hbCapacity)}/s`);
+    await admin.del(...capIds.map((id) => capKeys.node(id)), capKeys.nodes);
+    ctx.row({
+      measure: MEASURE,
+      metric: "baseline: redis-benchmark SET / PING",
+      value: `${fmtNum(capacity)} / ${fmtNum(base.PING_MBULK ?? Number.NaN)} req/s`,
+    });
+    ctx.row({
+      measure: MEASURE,
+      metric: "baseline: redis-benchmark EVALSHA heartbeat",
+      value: `${fmtNum(hbCapacity)} beats/s`,
+    });
+
+    const conns: ScriptedRedis[] = [];
+    for (let i = 0; i < 4; i++)
+      conns.push(scripts.defineScripts(await redis.connect(`bench-hb-${i}`, { autoPipelining: true })));
+    for (const size of scales) {
+      const blind = Array.from({ length: 4 }, () => new BlindConnection(redis.port));
+      const sim = new Simulation(prefix, conns, blind, size);
+      let removed = false;
+      stack.defer(`remove ${size} simulated nodes`, async () => {
+        await sim.stop();
+        if (!removed) await sim.remove();
+      });
+      // Closing a connection frees whatever replies Redis still holds for it.
+      const closeBlind = () => {
+        for (const b of blind) b.close();
+      };
+      stack.defer("close blind connections", closeBlind);
+      await sim.register();
+      sim.start();
+      await until(
+        "the real node to see every simulated node online",
+        async () => (await simsOnline()) >= size,
+        30_000,
+        200,
+      );
+      await sleep(1_000);
+
+      // GET /nodes answers grow with the fleet (about 1 MB at 5,000 nodes): poll less often then,
+      // so that parsing them does not starve this process's own heartbeat loop.
+      const pollMs = Math.max(20, size / 20);
+      // Window A: heartbeats only, with GET /nodes on the real node every 50 ms (or pollMs).
+      const nodesLatency: number[] = [];
+      const a0 = await redisSnapshot(redis);
+      const acked0 = sim.acked;
+      const windowEnd = now() + windowMs;
+      while (now() < windowEnd) {
+        const t0 = now();
+        const res = await real.json<{ nodes: unknown[] }>("GET", "/nodes");
+        nodesLatency.push(now() - t0);
+        if (res.status !== 200 || res.body.nodes.length < size)
+          throw new Error(`GET /nodes: HTTP ${res.status}`);
+        await sleep(Math.max(50, pollMs));
+      }
+      const a1 = await redisSnapshot(redis);
+      const hbRate = ((sim.acked - acked0) / (a1.at - a0.at)) * 1000;
+      const a = redisDelta(a0, a1);
+      const evalsha = a.command("evalsha");
+
+      // Dead node: one simulated node stops beating; the real node must report it offline.
+      const victim = 0;
+      sim.dead.add(victim);
+      await sleep(PERIOD_MS / size + 20); // let an in-flight beat land
+      const lastBeat = sim.lastAck[victim]!;
+      const victimId = sim.ids[victim]!;
+      const noticed = await until(
+        "the real node to report the silent node offline",
+        async () => {
+          const res = await real.json<{ nodes: { id: string; online: boolean }[] }>("GET", "/nodes");
+          return res.body.nodes.find((x) => x.id === victimId)?.online === false ? monoMs() : 0;
+        },
+        OFFLINE_AFTER_MS + 10_000,
+        pollMs,
+      );
+      const noticeMs = noticed - lastBeat;
+
+      // Window B: every node's whole tick (heartbeat + re-read of the nodes zset). At most a
+      // million zset entries a second are read (1,000 nodes; 200 of 5,000): the Redis CPU per read is
+      // then projected linearly to every node, since the replies would swamp this machine.
+      const offeredZr = Math.min(size, Math.floor(1_000_000 / size));
+      sim.refreshers = offeredZr;
+      await sleep(500);
+      const b0 = await redisSnapshot(redis);
+      await sleep(windowMs);
+      const b1 = await redisSnapshot(redis);
+      sim.refreshers = 0;
+      closeBlind();
+      const counts = { errors: sim.errors, fenced: sim.fenced, lagMax: sim.lagMax };
+      const b = redisDelta(b0, b1);
+      const zr = b.command("zrange");
+      const saturated = zr.perSec < 0.9 * offeredZr;
+      // Redis CPU time per re-read, from CPU used over reads done: robust to Redis being starved
+      // of CPU by other work (wall time per call is not). The whole tick of N nodes is projected.
+      const cpuPerRead = (b.cpuShare - a.cpuShare) / zr.perSec;
+      const tickCpu = a.cpuShare + cpuPerRead * size;
+      const projected = saturated || size > offeredZr;
+      await sim.stop();
+      await sim.remove();
+      removed = true;
+
+      const lat = summarize(nodesLatency);
+      const reqShare = evalsha.perSec / capacity;
+      const beatShare = hbRate / hbCapacity;
+      ctx.log(
+        `  ${fmtNum(size)} nodes: ${fmtNum(hbRate)} beats/s acked (errors ${counts.errors}, fenced ${counts.fenced}, max lag ${counts.lagMax} beats);` +
+          ` Redis CPU ${fmtPct(a.cpuShare)}, ${fmtNum(a.opsPerSec)} cmds/s incl. script calls (${fmtNum(evalsha.perSec)} EVALSHA/s,` +
+          ` ${evalsha.usecPerCall.toFixed(1)} µs each); GET /nodes p50 ${fmtMs(lat.p50)} p99 ${fmtMs(lat.p99)} (n=${lat.n});` +
+          ` offline noticed after ${fmtMs(noticeMs, 0)} (polled every ${pollMs} ms); with zset re-reads: CPU ${fmtPct(b.cpuShare)},` +
+          ` ${fmtNum(zr.perSec)} of ${fmtNum(offeredZr)} ZRANGE/s offered, ${zr.usecPerCall.toFixed(0)} µs wall` +
+          ` and ${(cpuPerRead * 1e6).toFixed(0)} µs Redis CPU each → ${fmtNum(size)} nodes' ticks need CPU ${fmtPct(tickCpu)}`,
+      );
+      const at1k = size === 1_000;
+      ctx.row({
+        measure: MEASURE,
+        metric: `${fmtNum(size)} nodes: heartbeats`,
+        value: `${fmtNum(hbRate)} beats/s, Redis CPU ${fmtPct(a.cpuShare, 1)}`,
+        baseline: `${fmtNum(capacity)} SET/s; ${fmtNum(hbCapacity)} beats/s`,
+        ratio: `${fmtPct(reqShare, 1)}; ${fmtPct(beatShare, 1)}`,
+        ...(at1k
+          ? { target: "< 5% of capacity (both)", verdict: verdict(reqShare < 0.05 && beatShare < 0.05) }
+          : {}),
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: `${fmtNum(size)} nodes: + zset re-read every beat`,
+        value: `Redis CPU ${fmtPct(tickCpu, 1)}${projected ? " (projected)" : ""}`,
+        baseline: `${(cpuPerRead * 1e6).toFixed(0)} µs CPU per ZRANGE`,
+        ratio: `${fmtNum(zr.perSec)}/${fmtNum(offeredZr)} reads/s done`,
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: `${fmtNum(size)} nodes: GET /nodes p50 / p99 (n=${lat.n})`,
+        value: `${fmtMs(lat.p50)} / ${fmtMs(lat.p99)}`,
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: `${fmtNum(size)} nodes: silent node reported offline`,
+        value: fmtMs(noticeMs, 0),
+        target: `≤ OFFLINE_AFTER + 1 beat = ${OFFLINE_AFTER_MS + PERIOD_MS} ms`,
+        verdict: verdict(noticeMs <= OFFLINE_AFTER_MS + PERIOD_MS),
+      });
+    }
+  } finally {
+    await stack.close();
+  }
+}

@@ -1,0 +1,620 @@
+// Shared pieces of the benchmarks: the project's own modules (loaded from `dist/`, the build the
+// child-process nodes run), statistics, the results table, cleanup stacks, and starting Redis,
+// fleets and HTTP clients on loopback.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import { Pool } from "undici";
+import type { LocalFleet } from "../src/topology/index.js";
+
+// ---------------------------------------------------------------------------------------------
+// The project's modules. Bench code is compiled to dist-bench/, but at run time it uses the same
+// compiled modules as the nodes (dist/, from `npm run build`): the Lua scripts and the topology's
+// paths (dist/cli.js, ops/haproxy.cfg) are found relative to those files.
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "src"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error("bench: repository root not found");
+    dir = up;
+  }
+}
+
+export const ROOT = findRoot();
+export const DIST = join(ROOT, "dist");
+
+function distModule(path: string): string {
+  const file = join(DIST, path);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`);
+  return pathToFileURL(file).href;
+}
+
+export const topology: typeof import("../src/topology/index.js") = await import(
+  distModule("topology/index.js")
+);
+export const scripts: typeof import("../src/cluster/scripts.js") = await import(
+  distModule("cluster/scripts.js")
+);
+export const keysModule: typeof import("../src/cluster/keys.js") = await import(
+  distModule("cluster/keys.js")
+);
+export const jobStore: typeof import("../src/cluster/job-store.js") = await import(
+  distModule("cluster/job-store.js")
+);
+export const auth: typeof import("../src/http/auth.js") = await import(distModule("http/auth.js"));
+
+// ---------------------------------------------------------------------------------------------
+// Time and statistics
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const now = () => performance.now();
+/** CLOCK_MONOTONIC in ms: comparable between threads and processes on this machine. */
+export const monoMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+export interface Summary {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export function summarize(values: readonly number[]): Summary {
+  const s = [...values].sort((a, b) => a - b);
+  const sum = s.reduce((a, b) => a + b, 0);
+  return {
+    n: s.length,
+    min: s[0] ?? Number.NaN,
+    p50: percentile(s, 50),
+    p90: percentile(s, 90),
+    p99: percentile(s, 99),
+    max: s[s.length - 1] ?? Number.NaN,
+    mean: s.length ? sum / s.length : Number.NaN,
+  };
+}
+
+export const fmtMs = (x: number, digits = 2) => (Number.isFinite(x) ? `${x.toFixed(digits)} ms` : "n/a");
+export const fmtNum = (x: number, digits = 0) =>
+  Number.isFinite(x)
+    ? x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : "n/a";
+export const fmtPct = (x: number, digits = 2) =>
+  Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : "n/a";
+export const fmtRatio = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : "n/a");
+export const fmtMB = (kb: number) => `${(kb / 1024).toFixed(1)} MB`;
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+export type Verdict = "met" | "missed";
+
+export interface Row {
+  measure: string;
+  metric: string;
+  value: string;
+  baseline?: string;
+  ratio?: string;
+  target?: string;
+  /** Only on rows that correspond to a DESIGN.md target. */
+  verdict?: Verdict;
+}
+
+export type Mode = "quick" | "full";
+
+export interface Ctx {
+  mode: Mode;
+  full: boolean;
+  verbose: boolean;
+  log(line: string): void;
+  row(r: Row): void;
+  /** The run's shared fleet (started on first use, stopped at the end of the run). */
+  shared(): Promise<Shared>;
+}
+
+/**
+ * One Redis and a 3-node fleet (node-1..3, default timings) behind HAProxy when it is installed,
+ * shared by the measures that need "a fleet": starting nodes costs seconds on a busy machine.
+ * Measures leave it as they found it (their jobs finished, their simulated nodes removed).
+ */
+export interface Shared {
+  redis: BenchRedis;
+  fleet: LocalFleet;
+  prefix: string;
+  haproxy: boolean;
+  token: string;
+}
+
+export async function startShared(stack: Stack, ctx: Ctx): Promise<Shared> {
+  const t0 = now();
+  const redis = await startRedis(stack);
+  const haproxy = haproxyAvailable();
+  const prefix = "bench";
+  const fleet = await startFleet(stack, ctx, { nodes: 3, haproxy, redisUrl: redis.url, prefix });
+  ctx.log(
+    `  (shared fleet: redis + 3 nodes${haproxy ? " + HAProxy" : ""} started in ${((now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  return { redis, fleet, prefix, haproxy, token: await fleet.adminToken("4h") };
+}
+
+export const verdict = (ok: boolean): Verdict => (ok ? "met" : "missed");
+
+export function printTable(rows: readonly Row[], out: (s: string) => void = console.log): void {
+  const cols: { key: keyof Row; title: string }[] = [
+    { key: "measure", title: "measure" },
+    { key: "metric", title: "metric" },
+    { key: "value", title: "value" },
+    { key: "baseline", title: "baseline" },
+    { key: "ratio", title: "ratio" },
+    { key: "target", title: "target" },
+    { key: "verdict", title: "" },
+  ];
+  const cell = (r: Row, k: keyof Row) => {
+    const v = r[k] ?? "";
+    return k === "verdict" && v ? `target ${v}` : v;
+  };
+  const widths = cols.map((c) => Math.max(c.title.length, ...rows.map((r) => cell(r, c.key).length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  out(line(cols.map((c) => c.title)));
+  out(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const r of rows) out(line(cols.map((c) => cell(r, c.key))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: every measure pushes what it starts onto a stack; close() runs every step (newest
+// first) even when some fail. Stacks still open when the process is interrupted are closed too.
+
+const openStacks = new Set<Stack>();
+
+export class Stack {
+  private readonly steps: { name: string; fn: () => unknown }[] = [];
+  private closing: Promise<void> | undefined;
+
+  constructor(readonly name: string) {
+    openStacks.add(this);
+  }
+
+  defer(name: string, fn: () => unknown): void {
+    this.steps.push({ name, fn });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const step of this.steps.splice(0).reverse()) {
+        try {
+          await withTimeout(Promise.resolve().then(step.fn), 30_000, `${this.name}: cleanup "${step.name}"`);
+        } catch (err) {
+          console.error(`[${this.name}] cleanup "${step.name}" failed: ${(err as Error).message}`);
+        }
+      }
+      openStacks.delete(this);
+    })();
+    return this.closing;
+  }
+}
+
+export async function closeAllStacks(): Promise<void> {
+  for (const s of [...openStacks].reverse()) await s.close();
+}
+
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `fn` until it returns a truthy value. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 15_000,
+  everyMs = 25,
+): Promise<NonNullable<T>> {
+  const deadline = now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(everyMs);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+export function scratchDir(stack: Stack, name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `launcher-bench-${name}-`));
+  stack.defer(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * VmRSS and VmHWM (peak RSS) of a process, and its anonymous (private: heap, stacks) resident memory
+ * from smaps_rollup, in kB. RSS also counts the Node binary's pages shared with every other process.
+ */
+export function procMemory(pid: number): { rssKB: number; hwmKB: number; anonKB: number } {
+  const text = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? Number.NaN);
+  let anonKB = Number.NaN;
+  try {
+    anonKB = Number(
+      /^Anonymous:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? Number.NaN,
+    );
+  } catch {}
+  return { rssKB: field("VmRSS"), hwmKB: field("VmHWM"), anonKB };
+}
+
+/** CPU time a process has used so far, in ms (from /proc/<pid>/schedstat, nanosecond resolution). */
+export function procCpuMs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+}
+
+/**
+ * CPU time (ms) of the children a process has waited for (cutime + cstime in /proc/<pid>/stat,
+ * 10 ms ticks): a node's job supervisors and their jobs, a worker's spawned commands.
+ */
+export function procChildrenCpuMs(pid: number | "self"): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 16 and 17 of stat(5), counted from 1 with pid and comm as 1 and 2.
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+/** `some` CPU pressure (share of time runnable tasks waited for a CPU), averaged over 10 s and 60 s. */
+export function cpuPressure(): string {
+  try {
+    const line = readFileSync("/proc/pressure/cpu", "utf8").split("\n")[0] ?? "";
+    const avg10 = /avg10=([\d.]+)/.exec(line)?.[1] ?? "?";
+    const avg60 = /avg60=([\d.]+)/.exec(line)?.[1] ?? "?";
+    return `CPU pressure (PSI some) avg10 ${avg10}%, avg60 ${avg60}%`;
+  } catch {
+    return "CPU pressure: n/a";
+  }
+}
+
+export const execFileP = promisify(execFile);
+
+/** Sends SIGTERM (then SIGKILL) to a child we started and waits for it to exit. */
+export async function stopProcess(proc: ChildProcess, timeoutMs = 5_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  proc.kill("SIGTERM");
+  const t = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+  await exited;
+  clearTimeout(t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+
+export interface BenchRedis {
+  url: string;
+  port: number;
+  pid: number;
+  /** A plain connection, closed with the stack. */
+  connect(name: string, opts?: { autoPipelining?: boolean }): Promise<Redis>;
+  info(section: string): Promise<Record<string, string>>;
+}
+
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\r\n")) {
+    const i = line.indexOf(":");
+    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/** A private redis-server on a free port, without persistence (no RDB, no AOF). */
+export async function startRedis(stack: Stack): Promise<BenchRedis> {
+  const port = await topology.freePort();
+  const dir = scratchDir(stack, "redis");
+  const proc = spawn(
+    "redis-server",
+    [
+      ...["--port", String(port), "--bind", "127.0.0.1", "--dir", dir],
+      ...["--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"],
+    ],
+    { stdio: "ignore" },
+  );
+  const killOnExit = () => proc.kill("SIGKILL");
+  process.on("exit", killOnExit);
+  stack.defer("stop redis-server", async () => {
+    await stopProcess(proc);
+    process.off("exit", killOnExit);
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  const connections: Redis[] = [];
+  stack.defer("close redis connections", () => {
+    for (const c of connections) c.disconnect();
+  });
+  const connect = async (name: string, opts: { autoPipelining?: boolean } = {}) => {
+    const c = new Redis(url, {
+      connectionName: name,
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      enableAutoPipelining: opts.autoPipelining ?? false,
+    });
+    c.on("error", () => undefined);
+    connections.push(c);
+    await c.connect();
+    return c;
+  };
+  const admin = await until(
+    "redis-server to answer",
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
+      try {
+        return await connect("bench-admin");
+      } catch {
+        return undefined;
+      }
+    },
+    10_000,
+    50,
+  );
+  return {
+    url,
+    port,
+    pid: proc.pid!,
+    connect,
+    info: async (section) => parseInfo(await admin.info(section)),
+  };
+}
+
+/** Redis's own accounting at one moment: CPU seconds used, commands processed, per-command stats. */
+export interface RedisSnapshot {
+  at: number;
+  cpuSec: number;
+  commands: number;
+  cmd: Record<string, { calls: number; usec: number }>;
+}
+
+export async function redisSnapshot(redis: BenchRedis): Promise<RedisSnapshot> {
+  const [cpu, stats, cmds] = await Promise.all([
+    redis.info("cpu"),
+    redis.info("stats"),
+    redis.info("commandstats"),
+  ]);
+  const cmd: RedisSnapshot["cmd"] = {};
+  for (const [k, v] of Object.entries(cmds)) {
+    if (!k.startsWith("cmdstat_")) continue;
+    cmd[k.slice(8)] = {
+      calls: Number(/calls=(\d+)/.exec(v)?.[1] ?? 0),
+      usec: Number(/usec=(\d+)/.exec(v)?.[1] ?? 0),
+    };
+  }
+  return {
+    at: now(),
+    cpuSec: Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user),
+    commands: Number(stats.total_commands_processed),
+    cmd,
+  };
+}
+
+export interface RedisDelta {
+  /** Redis CPU seconds per wall second (1 = one core: all a single-threaded Redis has). */
+  cpuShare: number;
+  /** Commands per second, counting those run inside scripts. */
+  opsPerSec: number;
+  /** Calls per second and microseconds per call of one command (e.g. "evalsha", "zrange"). */
+  command(name: string): { perSec: number; usecPerCall: number };
+}
+
+export function redisDelta(a: RedisSnapshot, b: RedisSnapshot): RedisDelta {
+  const sec = (b.at - a.at) / 1000;
+  return {
+    cpuShare: (b.cpuSec - a.cpuSec) / sec,
+    opsPerSec: (b.commands - a.commands) / sec,
+    command: (name) => {
+      const x = a.cmd[name] ?? { calls: 0, usec: 0 };
+      const y = b.cmd[name] ?? { calls: 0, usec: 0 };
+      const calls = y.calls - x.calls;
+      return { perSec: calls / sec, usecPerCall: calls ? (y.usec - x.usec) / calls : Number.NaN };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleets of child-process nodes (src/topology's startLocalFleet)
+
+export interface FleetOptions {
+  nodes: number;
+  haproxy: boolean;
+  redisUrl: string;
+  prefix?: string;
+  env?: Record<string, string>;
+}
+
+export async function startFleet(stack: Stack, ctx: Ctx, opts: FleetOptions): Promise<LocalFleet> {
+  const scratchPath = scratchDir(stack, "fleet");
+  const fleet = await topology.startLocalFleet({
+    nodes: opts.nodes,
+    basePort: await topology.findFreePortRange(opts.nodes),
+    lbPort: await topology.freePort(),
+    redisUrl: opts.redisUrl,
+    scratchPath,
+    haproxy: opts.haproxy,
+    env: {
+      LAUNCHER_KEY_PREFIX: opts.prefix ?? "bench",
+      LAUNCHER_LOG_LEVEL: "warn",
+      LAUNCHER_DRAIN_MS: "0",
+      ...opts.env,
+    },
+    log: ctx.verbose ? (l) => ctx.log(`  fleet: ${l}`) : () => {},
+    readyTimeoutMs: 60_000,
+  });
+  stack.defer("stop fleet", () => fleet.stop());
+  return fleet;
+}
+
+export function haproxyAvailable(): boolean {
+  return Boolean(process.env.PATH?.split(":").some((d) => d && existsSync(join(d, "haproxy"))) ?? false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP (undici, keep-alive)
+
+export interface JsonAnswer<T> {
+  status: number;
+  body: T;
+}
+
+export class Http {
+  readonly pool: Pool;
+
+  constructor(
+    readonly origin: string,
+    private readonly token: string,
+    stack: Stack,
+    connections = 4,
+  ) {
+    this.pool = new Pool(origin, { connections, keepAliveTimeout: 60_000, pipelining: 1 });
+    stack.defer(`close pool ${origin}`, () => this.pool.destroy());
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { authorization: `Bearer ${this.token}`, ...extra };
+  }
+
+  async json<T = Record<string, unknown>>(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+  ): Promise<JsonAnswer<T>> {
+    const res = await this.pool.request({
+      method,
+      path,
+      headers: this.headers(body === undefined ? {} : { "content-type": "application/json" }),
+      body: body === undefined ? null : JSON.stringify(body),
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
+    const text = await res.body.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {}
+    return { status: res.statusCode, body: parsed as T };
+  }
+
+  /** GET that must answer 2xx; returns the body text. */
+  async text(path: string): Promise<string> {
+    const res = await this.pool.request({
+      method: "GET",
+      path,
+      headers: this.headers(),
+      headersTimeout: 30_000,
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`GET ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    return text;
+  }
+
+  /**
+   * Follows an NDJSON stream, calling `onLine` with each parsed message (and its arrival time)
+   * until the stream ends or `signal` aborts. Resolves once the headers arrived; `done` settles
+   * when the stream is over.
+   */
+  async stream(
+    path: string,
+    onLine: (msg: Record<string, unknown>, atMono: number) => void,
+    signal: AbortSignal,
+  ): Promise<{ status: number; done: Promise<void> }> {
+    const res = await this.pool.request({
+      method: "GET",
+      path,
+      headers: this.headers(),
+      signal,
+      headersTimeout: 30_000,
+      bodyTimeout: 0,
+    });
+    if (res.statusCode !== 200) {
+      const text = await res.body.text();
+      throw new Error(`GET ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
+    }
+    const done = (async () => {
+      let buf = "";
+      try {
+        for await (const chunk of res.body) {
+          const at = monoMs();
+          buf += (chunk as Buffer).toString("utf8");
+          let nl = buf.indexOf("\n");
+          while (nl >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            nl = buf.indexOf("\n");
+            if (line.trim()) onLine(JSON.parse(line) as Record<string, unknown>, at);
+          }
+        }
+      } catch (err) {
+        if (!signal.aborted) throw err;
+      }
+    })();
+    return { status: res.statusCode, done };
+  }
+}
+
+export interface SubmittedJob {
+  id: string;
+  status: string;
+  pid?: number;
+}
+
+export async function submit(http: Http, job: Record<string, unknown>): Promise<SubmittedJob> {
+  const res = await http.json<SubmittedJob>("POST", "/jobs", job);
+  if (res.status !== 201)
+    throw new Error(`POST /jobs on ${http.origin}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** Kills jobs through the API (they outlive their node otherwise), ignoring those already over. */
+export async function killJobs(http: Http, ids: readonly string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += 20) {
+    await Promise.all(
+      ids
+        .slice(i, i + 20)
+        .map((id) => http.json("POST", `/jobs/${id}/control`, { operation: "kill" }).catch(() => undefined)),
+    );
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

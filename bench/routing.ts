@@ -1,0 +1,165 @@
+// 1. Routing overhead: an owner-only request answered by the job's owner directly, versus the same
+// request sent to another node, which forwards it to the owner (DESIGN: at most +1 ms at p50 and
+// +5 ms at p99 on loopback). Requests alternate between the two paths so that noise from other
+// work on the machine falls on both alike.
+import {
+  type Ctx,
+  fmtMs,
+  fmtRatio,
+  Http,
+  killJobs,
+  now,
+  procCpuMs,
+  Stack,
+  submit,
+  summarize,
+  until,
+  verdict,
+} from "./lib.js";
+
+const MEASURE = "routing";
+
+export async function routing(ctx: Ctx): Promise<void> {
+  const stack = new Stack(MEASURE);
+  try {
+    const n = ctx.full ? 3_000 : 300;
+    const nOutput = ctx.full ? 1_000 : 100;
+    const { fleet, token, redis } = await ctx.shared();
+    // One connection each: sequential requests on a warm keep-alive connection.
+    const owner = new Http(fleet.nodes[0]!.url, token, stack, 1);
+    const peer = new Http(fleet.nodes[1]!.url, token, stack, 1);
+
+    // A running job (for /network) and a finished one with a little output (for /output); both
+    // submitted to node-1, which therefore owns them.
+    const running = await submit(owner, { command: "sleep", args: ["600"], name: "bench-routing-network" });
+    stack.defer("kill the running job", () => killJobs(owner, [running.id]));
+    const done = await submit(owner, {
+      command: "printf",
+      args: ["line %s\\n", "1", "2", "3"],
+      name: "bench-routing-output",
+    });
+    await until("jobs to reach Running/Finished", async () => {
+      const a = await owner.json<{ status: string }>("GET", `/jobs/${running.id}`);
+      const b = await owner.json<{ status: string }>("GET", `/jobs/${done.id}`);
+      return a.body.status === "Running" && b.body.status === "Finished";
+    });
+
+    const network = async (http: Http) => {
+      const t0 = now();
+      const res = await http.json("GET", `/jobs/${running.id}/network`);
+      const ms = now() - t0;
+      if (res.status !== 200) throw new Error(`GET /network via ${http.origin}: HTTP ${res.status}`);
+      return ms;
+    };
+    const output = async (http: Http) => {
+      const t0 = now();
+      const text = await http.text(`/jobs/${done.id}/output`);
+      const ms = now() - t0;
+      if (!text.includes('"complete":true') || !text.includes("line 3")) {
+        throw new Error(`output stream via ${http.origin} incomplete: ${text.slice(0, 200)}`);
+      }
+      return ms;
+    };
+
+    // What one extra hop costs on this machine right now, measured in the same loop: an HTTP
+    // round trip to a node that does nothing (GET /healthz), and a Redis round trip (PING). A
+    // forwarded request adds one of each (the peer looks up the owner, then calls it) plus a
+    // token check.
+    const redisConn = await redis.connect("bench-routing-ping");
+    const healthz = async () => {
+      const t0 = now();
+      await owner.text("/healthz");
+      return now() - t0;
+    };
+    const ping = async () => {
+      const t0 = now();
+      await redisConn.ping();
+      return now() - t0;
+    };
+
+    const compare = async (what: string, fn: (h: Http) => Promise<number>, count: number, warmup: number) => {
+      for (let i = 0; i < warmup; i++) {
+        await fn(owner);
+        await fn(peer);
+      }
+      const direct: number[] = [];
+      const forwarded: number[] = [];
+      const hop: number[] = [];
+      const rtt: number[] = [];
+      for (let i = 0; i < count; i++) {
+        // Alternate which goes first, too.
+        if (i % 2 === 0) {
+          direct.push(await fn(owner));
+          forwarded.push(await fn(peer));
+        } else {
+          forwarded.push(await fn(peer));
+          direct.push(await fn(owner));
+        }
+        hop.push(await healthz());
+        rtt.push(await ping());
+      }
+      const d = summarize(direct);
+      const f = summarize(forwarded);
+      const h = summarize(hop);
+      const r = summarize(rtt);
+      ctx.log(
+        `  ${what}: owner p50 ${fmtMs(d.p50)} p99 ${fmtMs(d.p99)} | via peer p50 ${fmtMs(f.p50)} p99 ${fmtMs(f.p99)} (n=${count} each);` +
+          ` same loop: GET /healthz p50 ${fmtMs(h.p50)} p99 ${fmtMs(h.p99)}, Redis PING p50 ${fmtMs(r.p50)} p99 ${fmtMs(r.p99)}`,
+      );
+      const added50 = f.p50 - d.p50;
+      const added99 = f.p99 - d.p99;
+      ctx.row({
+        measure: MEASURE,
+        metric: `${what} p50 via peer (n=${count})`,
+        value: fmtMs(f.p50),
+        baseline: `${fmtMs(d.p50)} owner`,
+        ratio: fmtRatio(f.p50 / d.p50),
+        target: `added ≤ 1 ms (added ${fmtMs(added50)})`,
+        verdict: verdict(added50 <= 1),
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: `${what} p99 via peer`,
+        value: fmtMs(f.p99),
+        baseline: `${fmtMs(d.p99)} owner`,
+        ratio: fmtRatio(f.p99 / d.p99),
+        target: `added ≤ 5 ms (added ${fmtMs(added99)})`,
+        verdict: verdict(added99 <= 5),
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: "  one hop here: GET /healthz + Redis PING, p50 / p99",
+        value: `${fmtMs(h.p50 + r.p50)} / ${fmtMs(h.p99 + r.p99)}`,
+        baseline: `healthz ${fmtMs(h.p50)}, PING ${fmtMs(r.p50)}`,
+      });
+    };
+
+    await compare("GET /jobs/{id}/network", network, n, 50);
+
+    // CPU time the nodes spend per request (not wall time, so other work on the machine hardly
+    // matters): a block of direct requests, then a block of forwarded ones.
+    const pids = [fleet.nodes[0]!.pid!, fleet.nodes[1]!.pid!];
+    const cpuBlock = async (http: Http, count: number) => {
+      const before = pids.map(procCpuMs);
+      for (let i = 0; i < count; i++) await network(http);
+      return pids.map((pid, i) => (procCpuMs(pid) - before[i]!) / count);
+    };
+    const cpuN = ctx.full ? 2_000 : 200;
+    const [directOwner, directPeer] = await cpuBlock(owner, cpuN);
+    const [fwdOwner, fwdPeer] = await cpuBlock(peer, cpuN);
+    ctx.log(
+      `  CPU per GET /network (schedstat, n=${cpuN}): direct: owner ${fmtMs(directOwner!, 3)} (peer idle ${fmtMs(directPeer!, 3)});` +
+        ` forwarded: peer ${fmtMs(fwdPeer!, 3)} + owner ${fmtMs(fwdOwner!, 3)}`,
+    );
+    ctx.row({
+      measure: MEASURE,
+      metric: `  node CPU per /network request (n=${cpuN})`,
+      value: `forwarded: peer ${fmtMs(fwdPeer!, 3)} + owner ${fmtMs(fwdOwner!, 3)}`,
+      baseline: `direct: owner ${fmtMs(directOwner!, 3)}`,
+      ratio: `+${fmtMs(fwdPeer! + fwdOwner! - directOwner! - directPeer!, 3)} CPU`,
+    });
+    await compare("output stream (3 lines)", output, nOutput, 20);
+  } finally {
+    await stack.close();
+  }
+}

@@ -1,0 +1,363 @@
+// 4. Job throughput: N short jobs (`true`) submitted through HAProxy (round robin over the nodes
+// when HAProxy is not installed) to a 3-node fleet, with C submissions in flight; done when every
+// job's terminal status arrived on a status stream. Peers in the same run, same Redis, same
+// machine, same command and concurrency: BullMQ with 3 worker processes, and Node's raw
+// `spawn("true")` rate (the limit).
+// DESIGN: at least BullMQ's throughput with 3 workers, and close to the raw spawn rate.
+import { type ChildProcess, fork, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { Queue, QueueEvents } from "bullmq";
+import {
+  type BenchRedis,
+  type Ctx,
+  fmtMs,
+  fmtNum,
+  fmtRatio,
+  Http,
+  mapLimit,
+  monoMs,
+  procChildrenCpuMs,
+  procCpuMs,
+  redisSnapshot,
+  Stack,
+  type Summary,
+  sleep,
+  stopProcess,
+  submit,
+  summarize,
+  until,
+  verdict,
+} from "./lib.js";
+
+const MEASURE = "throughput";
+const TERMINAL = new Set(["Finished", "Failed", "Killed", "Canceled"]);
+
+interface RunResult {
+  rate: number;
+  latency: Summary;
+  failed: number;
+  /** CPU ms per job: the processes that run jobs, the processes they spawn, Redis. */
+  cpu?: { parents: number; children: number; redis: number };
+}
+
+/** CPU used by `pids` (themselves and their reaped children) and by Redis, for per-job figures. */
+async function cpuMeter(redis: BenchRedis, pids: (number | "self")[]) {
+  const read = async () => ({
+    parents: pids.reduce<number>(
+      (s, p) =>
+        s + (p === "self" ? process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000 : procCpuMs(p)),
+      0,
+    ),
+    children: pids.reduce<number>((s, p) => s + procChildrenCpuMs(p), 0),
+    redis: (await redisSnapshot(redis)).cpuSec * 1000,
+  });
+  const before = await read();
+  return async (jobs: number) => {
+    const after = await read();
+    return {
+      parents: (after.parents - before.parents) / jobs,
+      children: (after.children - before.children) / jobs,
+      redis: (after.redis - before.redis) / jobs,
+    };
+  };
+}
+
+function result(
+  n: number,
+  starts: Map<string, number>,
+  ends: Map<string, number>,
+  failed: number,
+): RunResult {
+  const lat: number[] = [];
+  let first = Number.POSITIVE_INFINITY;
+  let last = 0;
+  for (const [id, t0] of starts) {
+    const t1 = ends.get(id)!;
+    lat.push(t1 - t0);
+    first = Math.min(first, t0);
+    last = Math.max(last, t1);
+  }
+  return { rate: n / ((last - first) / 1000), latency: summarize(lat), failed };
+}
+
+async function waitAll(
+  what: string,
+  ids: () => Iterable<string>,
+  ends: Map<string, number>,
+  timeoutMs: number,
+) {
+  await until(what, () => [...ids()].every((id) => ends.has(id)), timeoutMs, 20);
+}
+
+export async function throughput(ctx: Ctx): Promise<void> {
+  const stack = new Stack(MEASURE);
+  try {
+    const n = ctx.full ? 1_000 : 200;
+    // 9 in flight: 3 BullMQ workers x 3, and 3 spawner processes x 3.
+    const concurrency = 9;
+    const rounds = ctx.full ? 2 : 1;
+    const { redis, fleet, prefix, token, haproxy: useHaproxy } = await ctx.shared();
+    const entry = useHaproxy
+      ? [new Http(fleet.lbUrl!, token, stack, concurrency)]
+      : fleet.nodes.map((node) => new Http(node.url, token, stack, concurrency));
+    ctx.log(
+      `  submitting through ${useHaproxy ? `HAProxy (${fleet.lbUrl})` : "the nodes round robin (no haproxy)"}`,
+    );
+
+    // Terminal statuses arrive on one status stream (node-1), which sees every job of the fleet.
+    const ends = new Map<string, number>();
+    const finalStatus = new Map<string, string>();
+    const abort = new AbortController();
+    stack.defer("close the status stream", () => abort.abort());
+    const watcher = new Http(fleet.nodes[0]!.url, token, stack, 1);
+    await watcher.stream(
+      "/jobs/*/status",
+      (msg, at) => {
+        if (typeof msg.id === "string" && TERMINAL.has(String(msg.status)) && !ends.has(msg.id)) {
+          ends.set(msg.id, at);
+          finalStatus.set(msg.id, String(msg.status));
+        }
+      },
+      abort.signal,
+    );
+
+    const nodePids = fleet.nodes.map((x) => x.pid!);
+    const submitted: string[] = [];
+    const ours = async (count: number): Promise<RunResult> => {
+      const starts = new Map<string, number>();
+      const meter = await cpuMeter(redis, nodePids);
+      await mapLimit(Array.from({ length: count }), concurrency, async (_, i) => {
+        const t0 = monoMs();
+        const job = await submit(entry[i % entry.length]!, { command: "true", name: "bench-throughput" });
+        starts.set(job.id, t0);
+        submitted.push(job.id);
+      });
+      await waitAll("every job to finish", () => starts.keys(), ends, 120_000);
+      const cpu = await meter(count);
+      const failed = [...starts.keys()].filter((id) => finalStatus.get(id) !== "Finished").length;
+      return { ...result(count, starts, ends, failed), cpu };
+    };
+
+    // BullMQ: 3 worker processes on the same Redis under another prefix.
+    const bull = await startBullmq(stack, redis, concurrency / 3);
+    const bullmq = async (count: number): Promise<RunResult> => {
+      const starts = new Map<string, number>();
+      const failedBefore = bull.failed();
+      const meter = await cpuMeter(redis, bull.pids);
+      await mapLimit(Array.from({ length: count }), concurrency, async () => {
+        const t0 = monoMs();
+        const job = await bull.queue.add("job", { command: "true" });
+        starts.set(job.id!, t0);
+      });
+      await waitAll("every BullMQ job to complete", () => starts.keys(), bull.ends, 120_000);
+      const cpu = await meter(count);
+      return { ...result(count, starts, bull.ends, bull.failed() - failedBefore), cpu };
+    };
+
+    const raw = async (count: number): Promise<RunResult> => {
+      const starts = new Map<string, number>();
+      const ends = new Map<string, number>();
+      let bad = 0;
+      const meter = await cpuMeter(redis, ["self"]);
+      await mapLimit(Array.from({ length: count }), concurrency, async (_, i) => {
+        const t0 = monoMs();
+        const code = await new Promise<number | null>((resolve, reject) => {
+          const child = spawn("true", [], { stdio: "ignore" });
+          child.once("error", reject);
+          child.once("exit", resolve);
+        });
+        if (code !== 0) bad++;
+        starts.set(String(i), t0);
+        ends.set(String(i), monoMs());
+      });
+      const cpu = await meter(count);
+      return { ...result(count, starts, ends, bad), cpu };
+    };
+
+    // The same spread over 3 processes (a node, a BullMQ worker: each spawns from its own event loop).
+    const spawnerScript = fileURLToPath(new URL("./spawner.js", import.meta.url));
+    const raw3 = async (count: number): Promise<RunResult> => {
+      const procs = Array.from({ length: 3 }, () =>
+        fork(spawnerScript, [String(Math.ceil(count / 3)), String(concurrency / 3)], {
+          stdio: ["ignore", "inherit", "inherit", "ipc"],
+        }),
+      );
+      stack.defer("stop spawners", () => Promise.all(procs.map((p) => stopProcess(p))));
+      await Promise.all(procs.map((p) => new Promise((r) => p.once("message", r))));
+      const replies = await Promise.all(
+        procs.map((p) => {
+          const reply = new Promise<{ times: [number, number][]; failed: number }>((resolve, reject) => {
+            p.once("message", (m) => resolve(m as { times: [number, number][]; failed: number }));
+            p.once("exit", () => reject(new Error("spawner exited early")));
+          });
+          p.send("go");
+          return reply;
+        }),
+      );
+      const starts = new Map<string, number>();
+      const ends = new Map<string, number>();
+      for (const [pi, r] of replies.entries()) {
+        for (const [i, [a, b]] of r.times.entries()) {
+          starts.set(`${pi}-${i}`, a);
+          ends.set(`${pi}-${i}`, b);
+        }
+      }
+      return result(
+        starts.size,
+        starts,
+        ends,
+        replies.reduce((s, r) => s + r.failed, 0),
+      );
+    };
+
+    // Warm up each (JIT, connections, first spawns).
+    await ours(6);
+    await bullmq(6);
+    await raw(6);
+
+    const res: Record<"ours" | "bullmq" | "raw" | "raw3", RunResult[]> = {
+      ours: [],
+      bullmq: [],
+      raw: [],
+      raw3: [],
+    };
+    for (let r = 0; r < rounds; r++) {
+      res.ours.push(await ours(n));
+      await sleep(500);
+      res.bullmq.push(await bullmq(n));
+      await sleep(500);
+      res.raw.push(await raw(n));
+      await sleep(500);
+      res.raw3.push(await raw3(n));
+      ctx.log(
+        `  round ${r + 1}: fleet ${fmtNum(res.ours.at(-1)!.rate, 1)} jobs/s, BullMQ ${fmtNum(res.bullmq.at(-1)!.rate, 1)} jobs/s,` +
+          ` raw spawn ${fmtNum(res.raw.at(-1)!.rate, 1)}/s (1 process), ${fmtNum(res.raw3.at(-1)!.rate, 1)}/s (3 processes)`,
+      );
+    }
+    const owners = await ownerCounts(redis, prefix, submitted);
+    ctx.log(
+      `  jobs per owner: ${Object.entries(owners)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+    );
+
+    const median = (rs: RunResult[]) => {
+      const rates = rs.map((x) => x.rate).sort((a, b) => a - b);
+      return rates.length % 2
+        ? rates[(rates.length - 1) / 2]!
+        : (rates[rates.length / 2 - 1]! + rates[rates.length / 2]!) / 2;
+    };
+    const last = (rs: RunResult[]) => rs.at(-1)!;
+    const o = median(res.ours);
+    const b = median(res.bullmq);
+    const w = median(res.raw);
+    const w3 = median(res.raw3);
+    const lat = (x: RunResult) => `p50 ${fmtMs(x.latency.p50, 1)} p99 ${fmtMs(x.latency.p99, 1)}`;
+    const fails = (rs: RunResult[]) => rs.reduce((s, x) => s + x.failed, 0);
+    ctx.row({
+      measure: MEASURE,
+      metric: `fleet, 3 nodes (N=${n}, ${concurrency} in flight)`,
+      value: `${fmtNum(o, 1)} jobs/s`,
+      baseline: `BullMQ ${fmtNum(b, 1)} jobs/s`,
+      ratio: fmtRatio(o / b),
+      target: "≥ BullMQ",
+      verdict: verdict(o >= b && fails(res.ours) === 0),
+    });
+    ctx.row({
+      measure: MEASURE,
+      metric: "fleet vs raw spawn",
+      value: `${fmtNum(o, 1)} jobs/s`,
+      baseline: `raw ${fmtNum(w, 1)}/s (1 proc), ${fmtNum(w3, 1)}/s (3 procs)`,
+      ratio: `${fmtRatio(o / w)}, ${fmtRatio(o / w3)}`,
+      target: "close to raw (≥ 0.5x of 1 proc, our reading)",
+      verdict: verdict(o / w >= 0.5),
+    });
+    ctx.row({
+      measure: MEASURE,
+      metric: "fleet submit→finished",
+      value: lat(last(res.ours)),
+      baseline: `BullMQ ${lat(last(res.bullmq))}`,
+      ratio: fmtRatio(last(res.ours).latency.p50 / last(res.bullmq).latency.p50),
+    });
+    const cpu = (x: RunResult) =>
+      x.cpu
+        ? `${(x.cpu.parents + x.cpu.children + x.cpu.redis).toFixed(1)} ms (${x.cpu.parents.toFixed(1)} + ${x.cpu.children.toFixed(1)} + ${x.cpu.redis.toFixed(1)})`
+        : "n/a";
+    ctx.log(
+      `  CPU per job (runner processes + their children + Redis): fleet ${cpu(last(res.ours))}, BullMQ ${cpu(last(res.bullmq))}, raw ${cpu(last(res.raw))}`,
+    );
+    ctx.row({
+      measure: MEASURE,
+      metric: "  CPU per job: runners + spawned + Redis",
+      value: `fleet ${cpu(last(res.ours))}`,
+      baseline: `BullMQ ${cpu(last(res.bullmq))}`,
+      ratio: `raw ${cpu(last(res.raw))}`,
+    });
+    ctx.row({
+      measure: MEASURE,
+      metric: "raw spawn→exit (1 proc / 3 procs)",
+      value: `${lat(last(res.raw))} / ${lat(last(res.raw3))}`,
+      baseline: `failed: fleet ${fails(res.ours)}, BullMQ ${fails(res.bullmq)}, raw ${fails(res.raw) + fails(res.raw3)}`,
+    });
+  } finally {
+    await stack.close();
+  }
+}
+
+async function ownerCounts(
+  redis: BenchRedis,
+  prefix: string,
+  ids: string[],
+): Promise<Record<string, number>> {
+  const conn = await redis.connect("bench-tp-owners");
+  const p = conn.pipeline();
+  for (const id of ids) p.hget(`${prefix}:job:${id}`, "owner");
+  const out: Record<string, number> = {};
+  for (const [, owner] of (await p.exec()) ?? []) out[String(owner)] = (out[String(owner)] ?? 0) + 1;
+  return out;
+}
+
+async function startBullmq(stack: Stack, redis: BenchRedis, concurrency: number) {
+  const name = "bench";
+  const prefix = "bull";
+  const connection = { host: "127.0.0.1", port: redis.port, maxRetriesPerRequest: null };
+  const queue = new Queue<{ command: string }>(name, { connection, prefix });
+  stack.defer("close the BullMQ queue", async () => {
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+  });
+  const events = new QueueEvents(name, { connection, prefix });
+  stack.defer("close BullMQ queue events", () => events.close());
+  const ends = new Map<string, number>();
+  let failed = 0;
+  events.on("completed", ({ jobId }) => {
+    if (!ends.has(jobId)) ends.set(jobId, monoMs());
+  });
+  events.on("failed", ({ jobId }) => {
+    if (!ends.has(jobId)) {
+      ends.set(jobId, monoMs());
+      failed++;
+    }
+  });
+  await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+
+  const script = fileURLToPath(new URL("./bullmq-worker.js", import.meta.url));
+  const workers: ChildProcess[] = [];
+  stack.defer("stop BullMQ workers", () => Promise.all(workers.map((w) => stopProcess(w))));
+  for (let i = 0; i < 3; i++) {
+    const w = fork(script, [String(redis.port), name, prefix, String(concurrency)], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    workers.push(w);
+  }
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve, reject) => {
+          w.once("message", () => resolve());
+          w.once("exit", (code) => reject(new Error(`BullMQ worker exited with ${code}`)));
+        }),
+    ),
+  );
+  return { queue, ends, failed: () => failed, pids: workers.map((w) => w.pid!) };
+}
