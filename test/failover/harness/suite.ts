@@ -348,7 +348,10 @@ export class FailoverRun {
       const expected: string[] = [];
       let from = `(${s.basePosition}`;
       for (;;) {
-        const batch = (await redis.xrange(key, from, upTo, "COUNT", 5_000)) as [string, string[]][];
+        const batch = (await retryWhileReconnecting(() => redis.xrange(key, from, upTo, "COUNT", 5_000))) as [
+          string,
+          string[],
+        ][];
         expected.push(...batch.map(([id]) => id));
         if (batch.length < 5_000) break;
         from = `(${batch[batch.length - 1]![0]}`;
@@ -445,4 +448,20 @@ export function formatTable(results: Figures[], title: string): string {
     ...notes,
     "",
   ].join("\n");
+}
+
+/**
+ * The checker's own Redis client may still be following a failover (the primary it knew was just
+ * killed): retry a read for a while instead of failing the scenario on "Connection is closed".
+ */
+async function retryWhileReconnecting<T>(read: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
