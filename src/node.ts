@@ -201,8 +201,8 @@ function addNodeMetrics(metrics: MetricsRegistry, registry: Registry, bus: Statu
     help: "Nodes known to the fleet, by Online() verdict",
     labelNames: ["online"],
     registers: [metrics],
-    collect() {
-      const nodes = registry.nodes();
+    async collect() {
+      const nodes = await registry.listNodes().catch(() => registry.nodes());
       this.set({ online: "true" }, nodes.filter((n) => n.online).length);
       this.set({ online: "false" }, nodes.filter((n) => !n.online).length);
     },

@@ -25,6 +25,13 @@ export interface RegistryOptions {
    * record vanished (Redis lost its data): reconcile local processes before re-registering.
    */
   onFenced: (currentEpoch: number) => Promise<void>;
+  /**
+   * How often the whole node table is re-read (default 10 heartbeats). Between full reads a node
+   * reads only what it needs: one peer's heartbeat when routing to it, the list when asked for it,
+   * and the silent nodes when looking for lost ones. Re-reading every node every heartbeat would
+   * cost Redis N² entries a second across a fleet of N.
+   */
+  fullRefreshMs?: number;
   /** This host's clock (tests skew it); only ever compared with itself, never with other hosts. */
   clock?: () => number;
 }
@@ -38,6 +45,8 @@ interface NodeRecord {
   epoch: string;
   settledEpoch: string;
   lastSeenMs: number;
+  /** When (this host's clock) lastSeenMs was read from Redis. */
+  readAt: number;
 }
 
 export class Registry {
@@ -56,6 +65,8 @@ export class Registry {
   private readonly table = new Map<string, NodeRecord>();
   private redisLatencyMs = 0;
   private readonly settling = new Set<string>();
+  private lastFullRefresh = 0;
+  private refreshing: Promise<void> | undefined;
   private readonly clock: () => number;
 
   constructor(
@@ -139,7 +150,26 @@ export class Registry {
     await this.beatOnce().catch(() => undefined);
   }
 
-  /** Every node known to the fleet, sorted by id, with the fleet's Online() verdict. */
+  /** Every node, with lastSeen at most half a heartbeat old (one read of the nodes set if needed). */
+  async listNodes(): Promise<NodeView[]> {
+    if (this.clock() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
+    return this.nodes();
+  }
+
+  /** One node with a fresh heartbeat reading (one ZSCORE if the cached one is older than half a beat). */
+  async lookup(nodeId: string): Promise<NodeView | undefined> {
+    const r = this.table.get(nodeId);
+    if (!r) {
+      await this.refreshNode(nodeId);
+    } else if (this.clock() - r.readAt > this.opts.heartbeatMs / 2) {
+      const score = await this.redis.zscore(this.keys.nodes, nodeId);
+      if (score === null) this.table.delete(nodeId);
+      else Object.assign(r, { lastSeenMs: Number(score), readAt: this.clock() });
+    }
+    return this.view(nodeId);
+  }
+
+  /** Every node known to the fleet, sorted by id, as last read (see listNodes for a fresh one). */
   nodes(): NodeView[] {
     return [...this.table.keys()].sort().map((id) => this.view(id)!);
   }
@@ -182,7 +212,9 @@ export class Registry {
   private async tick(): Promise<void> {
     try {
       await this.beat();
-      await this.refreshAll();
+      if (this.clock() - this.lastFullRefresh >= (this.opts.fullRefreshMs ?? 10 * this.opts.heartbeatMs)) {
+        await this.refreshAll();
+      }
       await this.settleLostNodes();
     } catch (err) {
       this.connectedSinceMs = undefined;
@@ -230,7 +262,15 @@ export class Registry {
   }
 
   /** Periodic re-read: one sorted-set read for every lastSeen, full records only for new ids. */
-  async refreshAll(): Promise<void> {
+  refreshAll(): Promise<void> {
+    this.refreshing ??= this.readAll().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async readAll(): Promise<void> {
+    const readAt = this.clock();
     const flat = await this.redis.zrange(this.keys.nodes, 0, -1, "WITHSCORES");
     const seen = new Set<string>();
     const unknown: string[] = [];
@@ -238,11 +278,12 @@ export class Registry {
       const id = flat[i]!;
       seen.add(id);
       const r = this.table.get(id);
-      if (r) r.lastSeenMs = Number(flat[i + 1]);
+      if (r) Object.assign(r, { lastSeenMs: Number(flat[i + 1]), readAt });
       else unknown.push(id);
     }
     for (const id of this.table.keys()) if (!seen.has(id)) this.table.delete(id);
     await Promise.all(unknown.map((id) => this.refreshNode(id)));
+    this.lastFullRefresh = readAt;
   }
 
   async refreshNode(nodeId: string): Promise<void> {
@@ -263,6 +304,7 @@ export class Registry {
       epoch: h.epoch ?? "0",
       settledEpoch: h.settledEpoch ?? "",
       lastSeenMs: Number(score ?? h.lastSeenMs ?? 0),
+      readAt: this.clock(),
     });
   }
 
@@ -274,8 +316,22 @@ export class Registry {
     const since = this.connectedSinceMs;
     if (since === undefined || this.clock() - since < this.opts.lostAfterMs) return;
     const now = this.nowMs();
-    for (const [id, r] of this.table) {
-      if (id === this.self.nodeId || r.epoch === r.settledEpoch || this.settling.has(id)) continue;
+    // Only the silent nodes are read: a range of the nodes set, usually empty.
+    const silent = await this.redis.zrangebyscore(
+      this.keys.nodes,
+      "-inf",
+      now - this.opts.lostAfterMs,
+      "WITHSCORES",
+    );
+    for (let i = 0; i < silent.length; i += 2) {
+      const id = silent[i]!;
+      if (id === this.self.nodeId || this.settling.has(id)) continue;
+      let r = this.table.get(id);
+      if (!r || r.lastSeenMs !== Number(silent[i + 1])) {
+        await this.refreshNode(id);
+        r = this.table.get(id);
+      }
+      if (!r || r.epoch === r.settledEpoch) continue;
       if (now - r.lastSeenMs < this.opts.lostAfterMs) continue;
       this.settling.add(id);
       try {

@@ -19,9 +19,9 @@ function connectionCount(server: Server): Promise<number> {
 }
 
 /** The service's report; a failing check is 503 (never 500): the node is not usable right now. */
-async function checkHealth(service: LauncherService): Promise<HealthReport> {
+async function checkHealth(service: LauncherService, fleet = true): Promise<HealthReport> {
   try {
-    return await service.health();
+    return await service.health({ fleet });
   } catch (err) {
     throw new ApiError(ErrCode.PluginRestarted, `Health check failed: ${errorText(err)}`, { cause: err });
   }
@@ -96,7 +96,7 @@ export const healthPlugin = fp<HealthPluginOptions>(
         },
       },
       async (_request, reply) => {
-        const report = await checkHealth(service);
+        const report = await checkHealth(service, false);
         if (report.ready) return { ready: true };
         reply.code(503);
         return { ready: false, reasons: report.reasons };

@@ -88,5 +88,9 @@ export interface LauncherService {
   nodes(): Promise<NodeView[]>;
   /** Advisory: the Posit Launcher's own nodes (plugin message 201) when running as its plugin. */
   launcherNodes?(): Node[];
-  health(): Promise<HealthReport>;
+  /**
+   * `fleet: false` (readiness probes, several a second from every load balancer) answers from the
+   * cached node table instead of reading every node's heartbeat from Redis.
+   */
+  health(opts?: { fleet?: boolean }): Promise<HealthReport>;
 }

@@ -139,7 +139,7 @@ export class NodeService implements LauncherService {
   async locate(caller: Caller, id: string): Promise<JobLocation> {
     const { owner } = await this.visibleJob(caller, id);
     if (owner === this.opts.nodeId) return { owner, local: true, online: true, draining: false };
-    const node = this.registry.node(owner);
+    const node = await this.registry.lookup(owner);
     return {
       owner,
       local: false,
@@ -176,7 +176,7 @@ export class NodeService implements LauncherService {
   }
 
   async nodes(): Promise<NodeView[]> {
-    return this.registry.nodes();
+    return this.registry.listNodes();
   }
 
   launcherNodes?: () => Node[];
@@ -328,7 +328,7 @@ export class NodeService implements LauncherService {
     }
   }
 
-  async health(): Promise<HealthReport> {
+  async health(opts: { fleet?: boolean } = {}): Promise<HealthReport> {
     const reasons: string[] = [];
     const redisConnected = this.opts.redisConnected();
     if (!redisConnected) reasons.push("Redis is unreachable");
@@ -350,7 +350,10 @@ export class NodeService implements LauncherService {
       online: reasons.length === 0,
       runningJobs: this.manager.runningCount(),
     };
-    const nodes = this.registry.nodes();
+    const nodes =
+      opts.fleet === false
+        ? this.registry.nodes()
+        : await this.registry.listNodes().catch(() => this.registry.nodes());
     const status = this.opts.isClosing() ? "Red" : reasons.length === 0 ? "Green" : "Yellow";
     return {
       status,

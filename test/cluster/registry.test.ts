@@ -59,14 +59,16 @@ describe("registry", () => {
     const c = node("c", { skewMs: -7 * 60_000 });
     await Promise.all([a.registry.start(), b.registry.start(), c.registry.start()]);
 
-    await until(() => b.registry.nodes().length === 3 && c.registry.nodes().length === 3);
+    await until(
+      async () => (await b.registry.listNodes()).length === 3 && (await c.registry.listNodes()).length === 3,
+    );
     for (const r of [a, b, c])
-      expect(r.registry.nodes().map((n) => [n.id, n.online])).toEqual([
+      expect((await r.registry.listNodes()).map((n) => [n.id, n.online])).toEqual([
         ["a", true],
         ["b", true],
         ["c", true],
       ]);
-    const view = b.registry.node("a")!;
+    const view = (await b.registry.lookup("a"))!;
     expect(view).toMatchObject({ host: "host-a", ipv4: "127.0.0.1", port: "1", status: "Online" });
     expect(Math.abs(Date.parse(view.lastSeen) - Date.now())).toBeLessThan(2000);
 
@@ -79,7 +81,9 @@ describe("registry", () => {
     const epochBefore = a.registry.epoch;
     a.redis.disconnect(false);
     const cutAt = Date.now();
-    await until(() => !b.registry.isOnline("a") && !c.registry.isOnline("a"));
+    await until(
+      async () => !(await b.registry.lookup("a"))?.online && !(await c.registry.lookup("a"))?.online,
+    );
     const offlineSeenAfter = Date.now() - cutAt;
     expect(offlineSeenAfter).toBeLessThan(400 + 100 + 400); // OFFLINE_AFTER + a heartbeat (+ slack for CI)
 
@@ -99,7 +103,7 @@ describe("registry", () => {
       a.store.update("job-a", { nodeId: "a", epoch: epochBefore }, { status: "Finished", exitCode: 0 }),
     ).rejects.toMatchObject({ kind: "FENCED" });
     expect((await b.store.get("job-a"))!.job.status).toBe("Failed");
-    await until(() => b.registry.isOnline("a"));
+    await until(async () => (await b.registry.lookup("a"))?.online === true);
   });
 
   it("a status change reaches peers at once through the notice channel", async () => {
@@ -107,7 +111,7 @@ describe("registry", () => {
     const e = node("e");
     await Promise.all([d.registry.start(), e.registry.start()]);
     await d.registry.setStatus("Draining");
-    await until(() => e.registry.node("d")?.status === "Draining", 1000);
-    expect(e.registry.node("d")?.online).toBe(false);
+    await until(async () => (await e.registry.lookup("d"))?.status === "Draining", 1000);
+    expect((await e.registry.lookup("d"))?.online).toBe(false);
   });
 });
