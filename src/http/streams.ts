@@ -126,7 +126,10 @@ function write(res: ServerResponse, chunk: string): Promise<void> | undefined {
 }
 
 /** Resolves with the iterator's next result, or rejects with the signal's reason once it aborts. */
-function nextOrAbort<T>(next: Promise<IteratorResult<T>>, signal: AbortSignal): Promise<IteratorResult<T>> {
+export function nextOrAbort<T>(
+  next: Promise<IteratorResult<T>>,
+  signal: AbortSignal,
+): Promise<IteratorResult<T>> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);

@@ -32,6 +32,7 @@ import {
 } from "../api/index.js";
 import { JobSubmitSchema } from "../http/schemas.js";
 import type { Caller, LauncherService } from "../http/service.js";
+import { nextOrAbort } from "../http/streams.js";
 import { checkSubmission, type JobSubmission } from "../http/validate.js";
 import { OutputNotFoundError } from "../runner/index.js";
 import { type DecodeEvent, MessageTooLargeError } from "./framing.js";
@@ -164,26 +165,17 @@ export function splitOutput(output: string, maxSize: number): string[] {
 
 const ABORTED = Symbol("aborted");
 
-/** The iterator's next result, or ABORTED as soon as the signal fires. */
-function nextOrAbort<T>(
+/** The iterator's next result, or ABORTED as soon as the signal fires (the HTTP streams' helper). */
+async function nextUnlessAborted<T>(
   next: Promise<IteratorResult<T>>,
   signal: AbortSignal,
 ): Promise<IteratorResult<T> | typeof ABORTED> {
-  if (signal.aborted) return Promise.resolve(ABORTED);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => resolve(ABORTED);
-    signal.addEventListener("abort", onAbort, { once: true });
-    next.then(
-      (r) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(r);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
+  try {
+    return await nextOrAbort(next, signal);
+  } catch (err) {
+    if (signal.aborted) return ABORTED;
+    throw err;
+  }
 }
 
 function noop(): void {}
@@ -203,7 +195,7 @@ async function forEachUntilAborted<T>(
   try {
     for (;;) {
       next = iterator.next();
-      const result = await nextOrAbort(next, signal);
+      const result = await nextUnlessAborted(next, signal);
       if (result === ABORTED) return false;
       next = undefined;
       if (result.done) {
