@@ -178,10 +178,6 @@ export class Registry {
     return this.view(nodeId);
   }
 
-  isOnline(nodeId: string): boolean {
-    return this.view(nodeId)?.online ?? false;
-  }
-
   private view(id: string): NodeView | undefined {
     const r = this.table.get(id);
     if (!r) return undefined;
