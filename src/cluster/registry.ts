@@ -164,6 +164,7 @@ export class Registry {
     } else if (this.clock() - r.readAt > this.opts.heartbeatMs / 2) {
       const score = await this.redis.zscore(this.keys.nodes, nodeId);
       if (score === null) this.table.delete(nodeId);
+      else if (this.staleRecord(r, Number(score))) await this.refreshNode(nodeId);
       else Object.assign(r, { lastSeenMs: Number(score), readAt: this.clock() });
     }
     return this.view(nodeId);
@@ -257,7 +258,7 @@ export class Registry {
     this.clockOffsetMs = serverMs - (sentMs + received) / 2;
   }
 
-  /** Periodic re-read: one sorted-set read for every lastSeen, full records only for new ids. */
+  /** Periodic re-read: one sorted-set read for every lastSeen, full records only where needed. */
   refreshAll(): Promise<void> {
     this.refreshing ??= this.readAll().finally(() => {
       this.refreshing = undefined;
@@ -269,17 +270,27 @@ export class Registry {
     const readAt = this.clock();
     const flat = await this.redis.zrange(this.keys.nodes, 0, -1, "WITHSCORES");
     const seen = new Set<string>();
-    const unknown: string[] = [];
+    const toRead: string[] = []; // new ids, and records to re-read (see staleRecord)
     for (let i = 0; i < flat.length; i += 2) {
       const id = flat[i]!;
       seen.add(id);
       const r = this.table.get(id);
-      if (r) Object.assign(r, { lastSeenMs: Number(flat[i + 1]), readAt });
-      else unknown.push(id);
+      if (r && !this.staleRecord(r, Number(flat[i + 1])))
+        Object.assign(r, { lastSeenMs: Number(flat[i + 1]), readAt });
+      else toRead.push(id);
     }
     for (const id of this.table.keys()) if (!seen.has(id)) this.table.delete(id);
-    await Promise.all(unknown.map((id) => this.refreshNode(id)));
+    await Promise.all(toRead.map((id) => this.refreshNode(id)));
     this.lastFullRefresh = readAt;
+  }
+
+  /**
+   * A node we last saw not Online whose heartbeat has moved on: it came back (or keeps draining),
+   * so its record is re-read. Notices tell peers of status changes, but pub/sub is at-most-once, so
+   * a missed notice must not leave a returned node looking Offline for ever.
+   */
+  private staleRecord(r: NodeRecord, lastSeenMs: number): boolean {
+    return r.status !== NodeStatus.Online && lastSeenMs > r.lastSeenMs;
   }
 
   async refreshNode(nodeId: string): Promise<void> {

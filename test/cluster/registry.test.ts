@@ -39,7 +39,7 @@ function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void
     logger,
   );
   registries.push(registry);
-  return { registry, redis, store };
+  return { registry, redis, sub, store };
 }
 
 async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<number> {
@@ -113,5 +113,22 @@ describe("registry", () => {
     await d.registry.setStatus("Draining");
     await until(async () => (await e.registry.lookup("d"))?.status === "Draining", 1000);
     expect((await e.registry.lookup("d"))?.online).toBe(false);
+  });
+
+  it("a node back after being Offline is seen Online even by a peer that missed the notice", async () => {
+    const f = node("f");
+    const g = node("g");
+    await Promise.all([f.registry.start(), g.registry.start()]);
+    await g.registry.close(); // a clean stop: status Offline, notice sent
+    await until(async () => (await f.registry.lookup("g"))?.status === "Offline", 2000);
+    // Pub/sub is at-most-once: f stops hearing notices, then g starts again under its id.
+    await f.sub.unsubscribe();
+    const g2 = node("g");
+    await g2.registry.start();
+    await until(async () => (await f.registry.lookup("g"))?.online === true, 2000);
+    expect((await f.registry.listNodes()).find((n) => n.id === "g")).toMatchObject({
+      status: "Online",
+      online: true,
+    });
   });
 });

@@ -164,12 +164,13 @@ describe("LocalRunner: signals", () => {
     const s = spec({ command: "sleep 20" });
     const { pid } = await runner.launch(s);
     const state = () => readProcStat(pid)?.state;
-    runner.signal(s.id, "SIGSTOP");
-    await waitUntil(() => state() === "T");
+    expect(runner.signal(s.id, "SIGSTOP")).toBe(true);
+    // A stopped process shows "T" once it is scheduled to take the signal: slow on a loaded machine.
+    await waitUntil(() => state() === "T", 15_000);
     await sleep(200);
     expect(recorder.exited(s.id)).toBe(false);
-    runner.signal(s.id, "SIGCONT");
-    await waitUntil(() => state() === "S");
+    expect(runner.signal(s.id, "SIGCONT")).toBe(true);
+    await waitUntil(() => state() === "S", 15_000);
     runner.signal(s.id, "SIGKILL");
     expect(await recorder.wait(s.id)).toBe(137);
   });
