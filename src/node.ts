@@ -222,8 +222,10 @@ function addNodeMetrics(metrics: MetricsRegistry, registry: Registry, bus: Statu
     registers: [metrics],
     async collect() {
       const counts = new Map<string, number>();
-      for (const { job } of await store.list({}))
-        counts.set(job.status ?? "", (counts.get(job.status ?? "") ?? 0) + 1);
+      // Summaries in batches: a scrape never holds every job's spec.
+      for await (const batch of store.readBatches(await store.listIds({}), { summary: true })) {
+        for (const { job } of batch) counts.set(job.status ?? "", (counts.get(job.status ?? "") ?? 0) + 1);
+      }
       this.reset();
       for (const [status, n] of counts) this.set({ status }, n);
     },

@@ -68,16 +68,21 @@ function fieldPairs(fields: MutableFields): string[] {
   return out;
 }
 
-/** Rebuilds the public Job from its hash: the spec plus the current mutable fields. */
-export function decodeJob(id: string, h: Record<string, string>): StoredJob | undefined {
-  if (!h.spec) return undefined;
-  const { id: _stored, ...spec } = JSON.parse(h.spec) as Job;
-  const job: Job = { id, ...spec };
+/** Copies the mutable fields present in the hash onto the job (empty means cleared). */
+function setMutable(job: Job, h: Record<string, string>): void {
   for (const k of MUTABLE) {
     const v = h[k];
     if (v === undefined || v === "") continue;
     (job as unknown as Record<string, unknown>)[k] = NUMERIC.has(k) ? Number(v) : v;
   }
+}
+
+/** Rebuilds the public Job from its hash: the spec plus the current mutable fields. */
+export function decodeJob(id: string, h: Record<string, string>): StoredJob | undefined {
+  if (!h.spec) return undefined;
+  const { id: _stored, ...spec } = JSON.parse(h.spec) as Job;
+  const job: Job = { id, ...spec };
+  setMutable(job, h);
   return {
     job,
     owner: h.owner ?? "",
@@ -85,6 +90,35 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
     ver: Number(h.ver ?? 0),
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
   };
+}
+
+/** Jobs read per pipeline by `readBatches`: bounds both the reply and the decoded jobs held at once. */
+export const READ_BATCH = 500;
+
+/** Job fields a summary holds exactly as a full read would (the mutable ones; not `name`, see below). */
+export const SUMMARY_EXACT_FIELDS: ReadonlySet<string> = new Set<string>(MUTABLE);
+
+/** What `decodeSummary` reads: the short fields, never `spec` or `files`. */
+const SUMMARY_FIELDS = ["ver", "owner", "user", "name", ...MUTABLE] as const;
+
+/**
+ * A job without its spec, from an HMGET of SUMMARY_FIELDS: `id`, `name` (when not empty) and the
+ * mutable fields, exactly as `decodeJob` would give them (those never live in the spec); `files`
+ * empty. Enough for status events and for listings that select only mutable fields. The hash's
+ * `name` is the spec's name as submitted (`""` for none).
+ */
+export function decodeSummary(id: string, values: readonly (string | null)[]): StoredJob | undefined {
+  const h: Record<string, string> = {};
+  SUMMARY_FIELDS.forEach((k, i) => {
+    const v = values[i];
+    if (v !== null && v !== undefined) h[k] = v;
+  });
+  // Every job hash has `ver` from its creation; none means the job vanished (expired).
+  if (h.ver === undefined) return undefined;
+  const job: Job = { id };
+  if (h.name) job.name = h.name;
+  setMutable(job, h);
+  return { job, owner: h.owner ?? "", user: h.user ?? "", ver: Number(h.ver), files: [] };
 }
 
 export interface ListQuery {
@@ -181,30 +215,56 @@ export class JobStore {
     return decodeJob(id, await whileAvailable(this.redis.hgetall(this.keys.job(id))));
   }
 
-  /** Reads many jobs in one round trip, skipping ids that vanished (expired) meanwhile. */
+  /** Reads many jobs (bounded round trips), skipping ids that vanished (expired) meanwhile. */
   async getMany(ids: readonly string[]): Promise<StoredJob[]> {
     const out: StoredJob[] = [];
-    const BATCH = 1000;
-    for (let i = 0; i < ids.length; i += BATCH) {
-      const chunk = ids.slice(i, i + BATCH);
+    for await (const batch of this.readBatches(ids)) out.push(...batch);
+    return out;
+  }
+
+  /**
+   * Reads the jobs `ids` names, in that order, one pipeline of `batchSize` at a time, skipping ids
+   * that vanished (expired) meanwhile. Callers that serve each batch before asking for the next
+   * hold one batch of decoded jobs, however many jobs there are: at 10,000 jobs, reading them all
+   * at once grew the heap by ~60 MB, which V8 then kept.
+   * `summary`: see `decodeSummary`; reads a few short fields instead of the whole hash.
+   */
+  async *readBatches(
+    ids: readonly string[],
+    opts: { batchSize?: number; summary?: boolean } = {},
+  ): AsyncGenerator<StoredJob[], void, undefined> {
+    const size = opts.batchSize ?? READ_BATCH;
+    for (let i = 0; i < ids.length; i += size) {
+      const chunk = ids.slice(i, i + size);
       const pipe = this.redis.pipeline();
-      for (const id of chunk) pipe.hgetall(this.keys.job(id));
+      for (const id of chunk) {
+        if (opts.summary) pipe.hmget(this.keys.job(id), ...SUMMARY_FIELDS);
+        else pipe.hgetall(this.keys.job(id));
+      }
       const res = (await whileAvailable(pipe.exec())) ?? [];
-      res.forEach(([err, h], j) => {
+      const out: StoredJob[] = [];
+      res.forEach(([err, reply], j) => {
         // A pipeline resolves even when Redis went away mid-way: each command carries the error.
         if (err) throw isUnavailable(err) ? redisUnavailable(err) : err;
-        const job = decodeJob(chunk[j]!, h as Record<string, string>);
+        const id = chunk[j]!;
+        const job = opts.summary
+          ? decodeSummary(id, reply as (string | null)[])
+          : decodeJob(id, reply as Record<string, string>);
         if (job) out.push(job);
       });
+      yield out;
     }
-    return out;
   }
 
   /** Jobs from the submission-time index (by user when given): never a scan of every key. */
   async list(q: ListQuery): Promise<StoredJob[]> {
+    return this.getMany(await this.listIds(q));
+  }
+
+  /** Ids from the submission-time index (by user when given), in submission order. */
+  async listIds(q: ListQuery): Promise<string[]> {
     const key = q.user === undefined ? this.keys.jobsAll : this.keys.jobsByUser(q.user);
-    const ids = await whileAvailable(this.redis.zrangebyscore(key, q.startMs ?? "-inf", q.endMs ?? "+inf"));
-    return this.getMany(ids);
+    return whileAvailable(this.redis.zrangebyscore(key, q.startMs ?? "-inf", q.endMs ?? "+inf"));
   }
 
   /** The unfinished jobs a node owns. */

@@ -2,9 +2,11 @@
 // Schemas (schemas.ts) validate and document; rules a schema cannot word well live in validate.ts;
 // owner-only routes are forwarded by forward.ts before their handler runs.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import type { Type } from "typebox";
 import {
+  type Job,
   type JobFilter,
   parseOperation,
   parseOutputType,
@@ -12,6 +14,7 @@ import {
   parseTime,
   withFields,
 } from "../api/index.js";
+import { JSON_UTF8, jsonListBody } from "./json-list.js";
 import {
   ClusterInfoSchema,
   ControlBodySchema,
@@ -56,6 +59,11 @@ function streamResponse(description: string, message: Parameters<typeof Type.Arr
     },
     ...errors,
   };
+}
+
+/** Selecting fields again is idempotent and makes the contract hold whatever the service did. */
+async function* selectFields(jobs: AsyncIterable<Job>, fields: string[] | undefined): AsyncIterable<Job> {
+  for await (const job of jobs) yield withFields(job, fields);
 }
 
 function byId<T extends { id: string }>(a: T, b: T): number {
@@ -103,7 +111,7 @@ export const jobsPlugin = fp<JobsPluginOptions>(
           response: { 200: JobListSchema, ...errors },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const q = request.query;
         const filter: JobFilter = {};
         const tags = queryList(q.tags);
@@ -114,9 +122,12 @@ export const jobsPlugin = fp<JobsPluginOptions>(
         if (q.endTime !== undefined) filter.endTime = parseTime(q.endTime, "endTime");
         const fields = queryList(q.fields);
         if (fields.length > 0) filter.fields = fields;
-        const jobs = await service.listJobs(request.caller, filter, q.user);
-        // Selecting fields again is idempotent and makes the contract hold whatever the service did.
-        return { jobs: jobs.map((job) => withFields(job, filter.fields)) };
+        const jobs = selectFields(service.listJobs(request.caller, filter, q.user), filter.fields);
+        const iterator = jobs[Symbol.asyncIterator]();
+        // Awaited before anything is sent: a failure here (Redis away) is an ordinary error reply.
+        const first = await iterator.next();
+        // A stream is not the typed body the schema describes, but its bytes are exactly that body.
+        return (reply as FastifyReply).type(JSON_UTF8).send(jsonListBody("jobs", first, iterator));
       },
     );
 

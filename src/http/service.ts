@@ -62,8 +62,13 @@ export interface LauncherService {
    */
   submit(caller: Caller, job: Job): Promise<Job>;
   getJob(caller: Caller, id: string, fields?: string[]): Promise<Job>;
-  /** `user`: admins only, a username or `*`; others are always scoped to themselves. */
-  listJobs(caller: Caller, filter: JobFilter, user?: string): Promise<Job[]>;
+  /**
+   * The jobs in scope that pass the filter, sorted by id, fields selected. `user`: admins only, a
+   * username or `*`; others are always scoped to themselves. An iterable so that a listing of
+   * thousands of jobs is read and sent a part at a time; a failure reading the start rejects the
+   * first `next()`.
+   */
+  listJobs(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<Job>;
   /** Finds the owner of a job visible to the caller (JobNotFound otherwise). */
   locate(caller: Caller, id: string): Promise<JobLocation>;
   /** Owner-only: runs on this node; the HTTP layer forwards first when the owner is elsewhere. */

@@ -9,6 +9,7 @@ import {
   includes,
   isHostMount,
   isWildcard,
+  JOB_FIELD_NAMES,
   type Job,
   type JobFilter,
   type JobOperation,
@@ -24,7 +25,7 @@ import {
   withFields,
 } from "../api/index.js";
 import { compareEventIds, isEventId } from "../cluster/event-id.js";
-import type { JobStore, StoredJob } from "../cluster/job-store.js";
+import { type JobStore, type StoredJob, SUMMARY_EXACT_FIELDS } from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
 import type { BusEvent, StatusBus } from "../cluster/status-bus.js";
 import type {
@@ -66,6 +67,27 @@ function visible(caller: Caller, stored: StoredJob | undefined): stored is Store
 function publicEvent(ev: BusEvent): Exclude<StatusStreamItem, { resync: true }> {
   const { ver: _v, user: _u, ...rest } = ev;
   return rest as Exclude<StatusStreamItem, { resync: true }>;
+}
+
+/** The API's listing order: by id, compared as strings. */
+function byId(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function* once<T>(item: T): AsyncIterable<T> {
+  yield item;
+}
+
+/**
+ * Whether a listing can be served from job summaries (no spec read or parsed): the filter needs
+ * only the status, and the selected fields are only `id` and mutable fields (names `withFields`
+ * does not know select nothing).
+ */
+function summaryServes(filter: JobFilter): boolean {
+  const { fields, tags = [], startTime, endTime } = filter;
+  if (fields === undefined || fields.length === 0) return false;
+  if (tags.length > 0 || startTime !== undefined || endTime !== undefined) return false;
+  return fields.every((f) => f === "id" || SUMMARY_EXACT_FIELDS.has(f) || !JOB_FIELD_NAMES.includes(f));
 }
 
 function snapshotEvent(job: Job, eventId: string): Exclude<StatusStreamItem, { resync: true }> {
@@ -122,18 +144,22 @@ export class NodeService implements LauncherService {
     return withFields((await this.visibleJob(caller, id)).job, fields);
   }
 
-  async listJobs(caller: Caller, filter: JobFilter, user?: string): Promise<Job[]> {
+  /**
+   * Sorted by id, as the API requires: only the ids are sorted in memory (the index gives them in
+   * submission order); the jobs are then read, filtered and handed on one batch at a time, so a
+   * listing of 10,000 jobs never holds them all.
+   */
+  async *listJobs(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<Job> {
     const scope = caller.admin ? (user ?? "*") : caller.user;
-    const stored = await this.store.list({
+    const ids = await this.store.listIds({
       ...(scope === "*" ? {} : { user: scope }),
       ...(filter.startTime ? { startMs: Date.parse(filter.startTime) } : {}),
       ...(filter.endTime ? { endMs: Date.parse(filter.endTime) } : {}),
     });
-    return stored
-      .map((s) => s.job)
-      .filter((j) => includes(filter, j))
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-      .map((j) => withFields(j, filter.fields));
+    const summary = summaryServes(filter);
+    for await (const batch of this.store.readBatches(ids.sort(byId), { summary })) {
+      for (const { job } of batch) if (includes(filter, job)) yield withFields(job, filter.fields);
+    }
   }
 
   async locate(caller: Caller, id: string): Promise<JobLocation> {
@@ -222,19 +248,23 @@ export class NodeService implements LauncherService {
       } else {
         const snap = await this.snapshot(caller, id);
         cursor = snap.position;
-        for (const s of snap.jobs) {
-          lastVer.set(s.job.id, s.ver);
-          yield snapshotEvent(s.job, cursor);
-          if (one && terminalStatus(s.job.status ?? "")) return;
+        for await (const batch of snap.jobs) {
+          for (const s of batch) {
+            lastVer.set(s.job.id, s.ver);
+            yield snapshotEvent(s.job, cursor);
+            if (one && terminalStatus(s.job.status ?? "")) return;
+          }
         }
       }
       for await (const ev of live) {
         if (ev === "resync") {
           yield { resync: true };
           const snap = await this.snapshot(caller, id);
-          for (const s of snap.jobs) {
-            lastVer.set(s.job.id, s.ver);
-            yield snapshotEvent(s.job, snap.position);
+          for await (const batch of snap.jobs) {
+            for (const s of batch) {
+              lastVer.set(s.job.id, s.ver);
+              yield snapshotEvent(s.job, snap.position);
+            }
           }
           continue;
         }
@@ -250,13 +280,18 @@ export class NodeService implements LauncherService {
     }
   }
 
-  /** Current jobs in scope, read after noting the bus position they are at least as new as. */
-  private async snapshot(caller: Caller, id: string): Promise<{ position: string; jobs: StoredJob[] }> {
+  /**
+   * Current jobs in scope, read after noting the bus position they are at least as new as (jobs
+   * read later are only newer). Wildcard snapshots read summaries in batches, sorted by id.
+   */
+  private async snapshot(
+    caller: Caller,
+    id: string,
+  ): Promise<{ position: string; jobs: AsyncIterable<StoredJob[]> }> {
     const position = this.bus.position;
-    if (!isWildcard(id)) return { position, jobs: [await this.visibleJob(caller, id)] };
-    const jobs = await this.store.list(caller.admin ? {} : { user: caller.user });
-    jobs.sort((a, b) => (a.job.id < b.job.id ? -1 : 1));
-    return { position, jobs };
+    if (!isWildcard(id)) return { position, jobs: once([await this.visibleJob(caller, id)]) };
+    const ids = await this.store.listIds(caller.admin ? {} : { user: caller.user });
+    return { position, jobs: this.store.readBatches(ids.sort(byId), { summary: true }) };
   }
 
   /** Resolves when the job's status satisfies `done`, or the signal aborts. */

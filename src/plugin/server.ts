@@ -434,7 +434,9 @@ export class PluginServer {
       const endTime = optString(request, "endTime");
       if (endTime) filter.endTime = filterTime(endTime, "endTime");
       if (fields.length > 0) filter.fields = fields;
-      jobs = await deps.service.listJobs(caller, filter);
+      // One plugin message carries the whole list, so it is gathered here.
+      jobs = [];
+      for await (const job of deps.service.listJobs(caller, filter)) jobs.push(job);
     } else {
       // A specific id ignores the filters (CPP-code AbstractPluginApi), but not the field selection.
       jobs = [await deps.service.getJob(caller, jobId, fields.length > 0 ? fields : undefined)];

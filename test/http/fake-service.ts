@@ -145,10 +145,10 @@ export class FakeService implements LauncherService {
     return withFields(this.visible(caller, id), fields);
   }
 
-  async listJobs(caller: Caller, filter: JobFilter, user?: string): Promise<Job[]> {
+  async *listJobs(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<Job> {
     this.record("listJobs", caller, filter, user);
     const scope = caller.admin ? (user ?? "*") : caller.user;
-    return [...this.jobs.values()]
+    yield* [...this.jobs.values()]
       .filter((j) => scope === "*" || j.user === scope)
       .filter((j) => includes(filter, j))
       .sort((a, b) => (a.id < b.id ? -1 : 1))
