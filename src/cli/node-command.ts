@@ -1,6 +1,7 @@
 // `launcher-fleet node`: one node in the foreground. SIGTERM drains; a second signal exits at once.
 import { parseArgs } from "node:util";
 import { loadSettings, SETTING_FLAGS, SettingsError } from "../config.js";
+import { limitHeapGrowth } from "../heap.js";
 import { startNode } from "../node.js";
 import { advertiseIp } from "../runner/network.js";
 
@@ -20,6 +21,7 @@ export async function runNode(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  limitHeapGrowth();
   const node = await startNode(settings);
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { type ClusterInfo, ConfigReloadErrorType, errorText } from "../api/index.js";
 import { loadSettings, SETTING_FLAGS, type Settings, SettingsError } from "../config.js";
+import { limitHeapGrowth } from "../heap.js";
 import { loadClusterInfo } from "../launcher/service.js";
 import { createLogger } from "../logger.js";
 import { type LauncherNode, startNode } from "../node.js";
@@ -403,6 +404,7 @@ export async function runPlugin(argv: string[]): Promise<number> {
   const writer = new FrameWriter(process.stdout, config.maxMessageSize);
   const decoder = new FrameDecoder(config.maxMessageSize);
   let owners: OwnerClient | undefined;
+  limitHeapGrowth();
   const nodeStarted: Promise<LauncherNode> = startNode(settings, {
     logger,
     resourcePollMs: config.resourcePollMs,

@@ -169,4 +169,65 @@ describe("job store", () => {
     expect(await redis.zscore(keys.jobsByUser("dave"), "g1")).toBeNull();
     expect(await store.get("g2")).toBeDefined();
   });
+
+  it("reads jobs in batches, in the order asked, skipping vanished ids; summaries match full reads", async () => {
+    const epoch = await registerNode("n8");
+    const owner = { nodeId: "n8", epoch };
+    const ids = ["h3", "h1", "h5", "h2", "h4"];
+    for (const id of ids) await store.create(job(id, "erin"), owner, ["/tmp/x"]);
+    await store.create({ ...job("h6", "erin"), name: "" }, owner, []);
+    await store.create({ ...job("h7", "erin"), name: undefined }, owner, []);
+    await store.update("h1", owner, { status: "Running", pid: 42 });
+    await store.update("h2", owner, {
+      status: "Failed",
+      statusMessage: "boom",
+      exitCode: 3,
+      statusCode: "E1",
+    });
+    const asked = [...ids, "missing", "h6", "h7"];
+
+    const batches: string[][] = [];
+    for await (const batch of store.readBatches(asked, { batchSize: 2 })) {
+      batches.push(batch.map((s) => s.job.id));
+    }
+    expect(batches).toEqual([["h3", "h1"], ["h5", "h2"], ["h4"], ["h6", "h7"]]);
+    const full = (await store.getMany(asked)).map((s) => s.job.id);
+    expect(full).toEqual(["h3", "h1", "h5", "h2", "h4", "h6", "h7"]);
+
+    // A summary is the full read's id, non-empty name and mutable fields, owner, user and ver.
+    const summaries = [];
+    for await (const batch of store.readBatches(asked, { batchSize: 3, summary: true }))
+      summaries.push(...batch);
+    const fulls = await store.getMany(asked);
+    expect(summaries.map((s) => s.job.id)).toEqual(fulls.map((s) => s.job.id));
+    summaries.forEach((sum, i) => {
+      const f = fulls[i]!;
+      const { id, name, status, statusMessage, statusCode, pid, exitCode, lastUpdateTime } = f.job;
+      const expected = {
+        id,
+        name: name || undefined,
+        status,
+        statusMessage,
+        statusCode,
+        pid,
+        exitCode,
+        lastUpdateTime,
+      };
+      expect(sum.job).toEqual(JSON.parse(JSON.stringify(expected)));
+      expect({ owner: sum.owner, user: sum.user, ver: sum.ver }).toEqual({
+        owner: f.owner,
+        user: f.user,
+        ver: f.ver,
+      });
+    });
+    expect(summaries.find((s) => s.job.id === "h2")?.job).toEqual({
+      id: "h2",
+      name: "job h2",
+      status: "Failed",
+      statusMessage: "boom",
+      statusCode: "E1",
+      exitCode: 3,
+      lastUpdateTime: "2026-01-01T00:00:00.000Z",
+    });
+  });
 });
