@@ -38,6 +38,7 @@ import type {
 } from "../http/service.js";
 import { followOutput, type LocalRunner, networkInfo } from "../runner/index.js";
 import type { JobManager } from "./job-manager.js";
+import { JobOwners } from "./job-owners.js";
 import { AsyncQueue, sleep } from "./queue.js";
 
 export interface ServiceOptions {
@@ -52,6 +53,9 @@ export interface ServiceOptions {
   launcherNodes?: () => Node[];
 }
 
+/** Jobs whose owner `locate` remembers (~200 bytes each). */
+const LOCATED_JOBS_REMEMBERED = 4_096;
+
 function notFound(id: string, caller: Caller): ApiError {
   return new ApiError(
     ErrCode.JobNotFound,
@@ -59,8 +63,12 @@ function notFound(id: string, caller: Caller): ApiError {
   );
 }
 
+function visibleTo(caller: Caller, user: string): boolean {
+  return caller.admin || user === caller.user;
+}
+
 function visible(caller: Caller, stored: StoredJob | undefined): stored is StoredJob {
-  return stored !== undefined && (caller.admin || stored.user === caller.user);
+  return stored !== undefined && visibleTo(caller, stored.user);
 }
 
 /** A bus event as clients see it (no internal `ver`/`user`). */
@@ -104,6 +112,8 @@ function snapshotEvent(job: Job, eventId: string): Exclude<StatusStreamItem, { r
 
 export class NodeService implements LauncherService {
   private readonly cluster: ClusterInfo;
+  /** Owner and user of recently located jobs: routing reads Redis once per job, not per request. */
+  private readonly owners = new JobOwners(LOCATED_JOBS_REMEMBERED);
 
   constructor(
     private readonly store: JobStore,
@@ -163,7 +173,21 @@ export class NodeService implements LauncherService {
   }
 
   async locate(caller: Caller, id: string): Promise<JobLocation> {
-    const { owner } = await this.visibleJob(caller, id);
+    const known = this.owners.get(id);
+    if (known !== undefined) {
+      // The user never changes, so a job hidden from this caller stays hidden (or is gone): 404.
+      if (!visibleTo(caller, known.user)) throw notFound(id, caller);
+      // Whoever serves the request reads the job itself; only an owner that cannot be asked (offline,
+      // draining, unknown) is answered from here, and then from a fresh read.
+      const location = await this.locationOf(known.owner);
+      if (location.local || (location.online && !location.draining && location.baseUrl)) return location;
+    }
+    const { owner, user } = await this.visibleJob(caller, id);
+    this.owners.remember(id, { owner, user });
+    return this.locationOf(owner);
+  }
+
+  private async locationOf(owner: string): Promise<JobLocation> {
     if (owner === this.opts.nodeId) return { owner, local: true, online: true, draining: false };
     const node = await this.registry.lookup(owner);
     return {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, readStream, type TestNode, token, until } from "../helpers/nodes.js";
 import { uniquePrefix } from "../helpers/redis.js";
 import {
+  adminRedis,
   closeAll,
   control,
   getJob,
@@ -187,6 +188,32 @@ describe("a job on A seen through B and C", () => {
     expect(s.ended).toBe(true);
     expect(s.messages.at(-1)?.status).toBe("Finished");
     expect((await getJob(b.url, alice, id)).exitCode).toBe(4);
+  });
+});
+
+describe("routing remembers where a job lives", () => {
+  it("after B has routed a job, another user still gets 404 through B, and a job deleted from Redis is 404 too", async () => {
+    // A finished job, so that removing its record below is what expiry would do.
+    const id = await submit(a.url, alice, { command: "exit 0", name: "remembered" });
+    await waitStatus(a.url, alice, id, "Finished");
+    for (let i = 0; i < 3; i++) {
+      const r = await raw(b.url, "GET", `/jobs/${id}/network`, alice);
+      expect(r).toMatchObject({ status: 200, owner: a.settings.nodeId });
+    }
+    const forBob = await raw(b.url, "GET", `/jobs/${id}/network`, bob);
+    expect(forBob).toMatchObject({ status: 404, body: { code: 3 } });
+
+    // The record disappears: B still sends the request to A, which reads the job itself: 404.
+    const redis = adminRedis(a.settings.redisUrl);
+    try {
+      await redis.del(`${a.settings.keyPrefix}:job:${id}`);
+    } finally {
+      redis.disconnect();
+    }
+    for (const n of all) {
+      const r = await raw(n.url, "GET", `/jobs/${id}/network`, alice);
+      expect(r).toMatchObject({ status: 404, body: { code: 3 } });
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 // Two real apps on 127.0.0.1: job X lives on A; B's service says so, and B forwards.
-import type { IncomingHttpHeaders } from "node:http";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FORWARDED_BY_HEADER } from "../../src/http/index.js";
 import { freePort } from "../helpers/redis-server.js";
@@ -16,6 +17,38 @@ interface Pair {
 
 let pair: Pair;
 const extra: TestApp[] = [];
+const servers: ReturnType<typeof createServer>[] = [];
+
+/**
+ * A bare HTTP server standing in for the owner, answering however the test says, with B's location
+ * for job X pointing at it. Returns what it received.
+ */
+async function fakeOwner(handle: (req: IncomingMessage, res: ServerResponse) => void) {
+  const seen: { headers: IncomingHttpHeaders; url: string; body: string }[] = [];
+  let connections = 0;
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on("end", () => {
+      seen.push({ headers: req.headers, url: req.url ?? "", body });
+      handle(req, res);
+    });
+  });
+  server.on("connection", () => connections++);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  pair.b.service.locations.set("X", {
+    owner: "node-a",
+    local: false,
+    online: true,
+    draining: false,
+    baseUrl: `http://127.0.0.1:${port}`,
+  });
+  return { seen, connections: () => connections };
+}
 
 async function startPair(): Promise<Pair> {
   const seenByA: IncomingHttpHeaders[] = [];
@@ -47,6 +80,7 @@ beforeEach(async () => {
   pair = await startPair();
 });
 afterEach(async () => {
+  for (const server of servers.splice(0)) server.closeAllConnections();
   await Promise.all([pair.a.app.close(), pair.b.app.close(), ...extra.splice(0).map((t) => t.app.close())]);
 });
 
@@ -152,6 +186,90 @@ describe("forwarding owner-only requests", () => {
     expect(lines[0]).toMatchObject({ seqId: 1, output: "tick" });
     expect(lines.at(-1)).toMatchObject({ error: { code: 4, name: "PluginRestarted" } });
     expect(JSON.stringify(lines.at(-1))).toContain("node-a");
+  });
+});
+
+describe("plain (non-stream) answers", () => {
+  it("are relayed byte for byte with the owner's status and content headers, hop-by-hop ones dropped", async () => {
+    const { b, auth } = pair;
+    // Multi-byte characters and a body well over one socket read, so it arrives in several chunks.
+    const body = JSON.stringify({ message: "déjà vu ✓", pad: "x".repeat(200_000) });
+    const owner = await fakeOwner((_req, res) => {
+      res.writeHead(409, {
+        "content-type": "application/json; charset=utf-8",
+        "cache-control": "no-store",
+        "x-internal": "not for clients",
+      });
+      res.end(body);
+    });
+    const res = await fetch(`${b.url}/jobs/X/control`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ operation: "stop" }),
+    });
+    expect(res.status).toBe(409);
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("content-length")).toBe(String(Buffer.byteLength(body)));
+    expect(res.headers.get("x-launcher-owner")).toBe("node-a");
+    expect(res.headers.get("x-internal")).toBeNull();
+    expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(body))).toBe(true);
+    // What the owner got: the same request, the caller's token, the hop header, the JSON body.
+    expect(owner.seen).toHaveLength(1);
+    expect(owner.seen[0]).toMatchObject({ url: "/jobs/X/control", body: '{"operation":"stop"}' });
+    expect(owner.seen[0]?.headers).toMatchObject({
+      authorization: auth.authorization,
+      [FORWARDED_BY_HEADER]: "node-b",
+      "content-type": "application/json",
+    });
+    expect(owner.seen[0]?.headers["x-request-id"]).toEqual(expect.any(String));
+  });
+
+  it("completed answers leave the connection to the owner open for the next request (nothing aborted)", async () => {
+    const { b, auth } = pair;
+    const owner = await fakeOwner((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"host":"h","ipAddresses":[]}');
+    });
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${b.url}/jobs/X/network`, { headers: auth });
+      expect(await res.json()).toEqual({ host: "h", ipAddresses: [] });
+    }
+    expect(owner.seen).toHaveLength(5);
+    expect(owner.connections()).toBe(1);
+  });
+
+  it("an owner breaking off its answer → 503 code 4 naming the node", async () => {
+    const { b, auth } = pair;
+    await fakeOwner((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+      res.write('{"host":');
+      setImmediate(() => res.destroy());
+    });
+    const res = await fetch(`${b.url}/jobs/X/network`, { headers: auth });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { code: number; message: string };
+    expect(body.code).toBe(4);
+    expect(body.message).toMatch(/node-a, which broke off its answer/);
+  });
+
+  it("a client leaving before the answer cancels the request to the owner", async () => {
+    const { b, auth } = pair;
+    let ownerSawClose = false;
+    const owner = await fakeOwner((req) => {
+      // Never answers; only the forwarding node giving up ends this request.
+      req.socket.once("close", () => {
+        ownerSawClose = true;
+      });
+    });
+    const client = new AbortController();
+    const pending = fetch(`${b.url}/jobs/X/network`, { headers: auth, signal: client.signal }).catch(
+      (err: unknown) => err,
+    );
+    await eventually(() => owner.seen.length === 1);
+    client.abort();
+    await pending;
+    await eventually(() => ownerSawClose);
   });
 });
 
