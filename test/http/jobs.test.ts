@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { JobFilter } from "../../src/api/index.js";
-import type { FakeService } from "./fake-service.js";
-import { adminAuth, bearer, makeApp } from "./helpers.js";
+import { ApiError, ErrCode, type JobFilter } from "../../src/api/index.js";
+import { FakeService } from "./fake-service.js";
+import { adminAuth, bearer, listen, makeApp } from "./helpers.js";
 
 let app: FastifyInstance;
 let service: FakeService;
@@ -92,6 +92,63 @@ describe("GET /jobs", () => {
   it("never returns null arrays", async () => {
     const { res } = await list("?tags=none");
     expect(res.json()).toEqual({ jobs: [] });
+  });
+
+  it("writes a long list a part at a time: the bytes JSON.stringify gives for the whole list", async () => {
+    const many = await makeApp();
+    try {
+      const jobs = Array.from({ length: 3000 }, (_, i) => ({
+        id: `j${String(i).padStart(5, "0")}`,
+        status: "Finished",
+        name: `job "${i}" ✓`,
+        tags: ["x"],
+      }));
+      for (const job of [...jobs].reverse()) many.service.addJob(job);
+      const res = await many.app.inject({ url: "/jobs", headers: auth });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+      expect(res.body.length).toBeGreaterThan(128 * 1024); // more than one written part
+      const whole = jobs.map((j) => many.service.jobs.get(j.id));
+      expect(res.body).toBe(JSON.stringify({ jobs: whole }));
+    } finally {
+      await many.app.close();
+    }
+  });
+
+  it("a failure reading the start of the list is an ordinary error reply", async () => {
+    const failing = new FakeService();
+    failing.listJobs = async function* () {
+      yield* [];
+      throw new ApiError(ErrCode.PluginRestarted, "Redis is unreachable: test");
+    };
+    const broken = await makeApp({ service: failing });
+    try {
+      const res = await broken.app.inject({ url: "/jobs", headers: auth });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({
+        code: ErrCode.PluginRestarted,
+        message: "Redis is unreachable: test",
+      });
+    } finally {
+      await broken.app.close();
+    }
+  });
+
+  it("a failure after the list has started cuts the answer off instead of ending it as valid JSON", async () => {
+    const failing = new FakeService();
+    failing.listJobs = async function* () {
+      for (let i = 0; i < 2000; i++) yield { id: `j${String(i).padStart(5, "0")}`, status: "Finished" };
+      throw new ApiError(ErrCode.PluginRestarted, "Redis is unreachable: test");
+    };
+    const broken = await makeApp({ service: failing });
+    try {
+      const url = await listen(broken.app);
+      const res = await fetch(`${url}/jobs`, { headers: auth });
+      expect(res.status).toBe(200);
+      await expect(res.text()).rejects.toThrow();
+    } finally {
+      await broken.app.close();
+    }
   });
 });
 
