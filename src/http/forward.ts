@@ -115,7 +115,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       let upstream: Upstream;
       try {
         upstream = await pools.get(baseUrl).request({
-          method: request.method as "GET" | "POST",
+          method: request.method as Dispatcher.HttpMethod,
           path: request.url,
           headers: forwardHeaders(request, settings.nodeId),
           body: request.body === undefined ? null : JSON.stringify(request.body),
@@ -156,7 +156,9 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       }
       res.off("close", onClose);
       reply.hijack();
-      res.writeHead(upstream.statusCode, relayedHeaders(upstream, location.owner, body.length));
+      // A HEAD answer has no body but the length the GET's would have.
+      const length = request.method === "HEAD" ? upstream.headers["content-length"] : String(body.length);
+      res.writeHead(upstream.statusCode, relayedHeaders(upstream, location.owner, length));
       // Headers and body leave in one write.
       res.end(body);
       return reply;
@@ -183,14 +185,14 @@ function forwardHeaders(request: FastifyRequest, nodeId: string): Record<string,
 function relayedHeaders(
   upstream: Upstream,
   owner: string,
-  length?: number,
+  length?: string | string[],
 ): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = { [SERVED_BY_HEADER]: owner };
   for (const name of RELAYED_RESPONSE_HEADERS) {
     const value = upstream.headers[name];
     if (value !== undefined) headers[name] = value;
   }
-  if (length !== undefined) headers["content-length"] = String(length);
+  if (length !== undefined) headers["content-length"] = length;
   return headers;
 }
 

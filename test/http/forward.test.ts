@@ -239,6 +239,17 @@ describe("plain (non-stream) answers", () => {
     expect(owner.connections()).toBe(1);
   });
 
+  it("HEAD through B gives A's status and length without a body", async () => {
+    const { b, auth } = pair;
+    const get = await fetch(`${b.url}/jobs/X/network`, { headers: auth });
+    const length = String((await get.arrayBuffer()).byteLength);
+    const head = await fetch(`${b.url}/jobs/X/network`, { method: "HEAD", headers: auth });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(length);
+    expect(head.headers.get("x-launcher-owner")).toBe("node-a");
+    expect(await head.text()).toBe("");
+  });
+
   it("an owner breaking off its answer → 503 code 4 naming the node", async () => {
     const { b, auth } = pair;
     await fakeOwner((_req, res) => {
