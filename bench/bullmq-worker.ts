@@ -1,5 +1,5 @@
-// A BullMQ worker process for the throughput measure: each job spawns its command (like a node
-// runs a job's command) and completes with the exit code. Started by throughput.ts with an IPC
+// A BullMQ worker process for the throughput measure: each job runs its command through
+// `/bin/sh -c`, exactly as a node runs a Launcher job's `command`, and completes with the exit code. Started by throughput.ts with an IPC
 // channel: it sends "ready" once connected and stops on SIGTERM.
 //   node dist-bench/bench/bullmq-worker.js <redis port> <queue> <prefix> <concurrency>
 import { spawn } from "node:child_process";
@@ -9,7 +9,7 @@ const [port, queue, prefix, concurrency] = process.argv.slice(2);
 
 function run(command: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, [], { stdio: "ignore" });
+    const child = spawn("/bin/sh", ["-c", command], { stdio: "ignore" });
     child.once("error", reject);
     child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });

@@ -1,8 +1,9 @@
 // 4. Job throughput: N short jobs (`true`) submitted through HAProxy (round robin over the nodes
 // when HAProxy is not installed) to a 3-node fleet, with C submissions in flight; done when every
 // job's terminal status arrived on a status stream. Peers in the same run, same Redis, same
-// machine, same command and concurrency: BullMQ with 3 worker processes, and Node's raw
-// `spawn("true")` rate (the limit).
+// machine, same command and concurrency: BullMQ with 3 worker processes (each job runs `true`
+// through `/bin/sh -c`, as a node runs a job's `command`), and Node's raw `spawn("true")` rate
+// (the limit).
 // DESIGN: at least BullMQ's throughput with 3 workers, and close to the raw spawn rate.
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";

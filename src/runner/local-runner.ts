@@ -1,26 +1,26 @@
 /**
- * Runs jobs as local processes, each under its own supervisor (see supervisor-script.ts), so jobs
- * outlive the node and a restarted node learns their real exit codes through adopt().
+ * Runs jobs as local processes, each under its own supervisor forked by a resident daemon (see
+ * supervisor-script.ts), so jobs outlive the node and a restarted node learns their real exit codes
+ * through adopt().
  */
-import type { ChildProcess } from "node:child_process";
+
 import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import type { Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc.js";
 import { buildArgv } from "./shell.js";
 import {
   DEFAULT_PATH,
   ensureDir,
-  installSupervisor,
   jobAlive,
   jobDir,
   jobsDir,
   LOST_EXIT_CODE,
-  readLaunchReport,
   readStatus,
   recordedJobIds,
   removeJobDir,
+  SupervisorClient,
   type SupervisorStatus,
-  spawnSupervisor,
   supervisorAlive,
   writeSpecFile,
 } from "./supervisor.js";
@@ -45,15 +45,24 @@ export interface LocalRunnerOptions {
   callbacks: RunnerCallbacks;
   /** How often adopted jobs are checked for exit; default 200 ms. */
   pollMs?: number;
+  /**
+   * Jobs watched through their supervisor's connection (one file descriptor each); jobs beyond it
+   * are watched by polling their status, like adopted ones. Default 512, well under the usual
+   * 1,024 open files per process.
+   */
+  maxWatchedConnections?: number;
+  /** How long the supervisor daemon stays without work before it exits; default 300 s. */
+  supervisorIdleSeconds?: number;
 }
 
 interface WatchedJob {
   id: string;
   dir: string;
-  supervisorPid: number;
+  /** What the supervisor recorded about itself (pid, start time), to tell whether it still lives. */
+  supervisor: SupervisorStatus;
   /** The job's pid and process group id; unknown while an adopted launch is still in progress. */
   pid: number | undefined;
-  /** Stops listening to the supervisor this instance spawned (undefined for adopted jobs). */
+  /** Stops listening to the supervisor's connection (undefined for jobs watched by polling). */
   detach?: () => void;
   cpu?: CpuSnapshot;
 }
@@ -62,10 +71,12 @@ export class LocalRunner {
   private readonly stateDir: string;
   private readonly callbacks: RunnerCallbacks;
   private readonly pollMs: number;
+  private readonly maxConnections: number;
+  private readonly supervisors: SupervisorClient;
   private readonly jobs = new Map<string, WatchedJob>();
-  /** Ids between spawning the supervisor and its launch report. */
+  /** Ids between asking for a supervisor and its launch report. */
   private readonly launching = new Set<string>();
-  private script: string | undefined;
+  private connections = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -73,6 +84,8 @@ export class LocalRunner {
     this.stateDir = resolve(opts.stateDir);
     this.callbacks = opts.callbacks;
     this.pollMs = opts.pollMs ?? 200;
+    this.maxConnections = opts.maxWatchedConnections ?? 512;
+    this.supervisors = new SupervisorClient(this.stateDir, opts.supervisorIdleSeconds);
     ensureDir(jobsDir(this.stateDir));
   }
 
@@ -83,22 +96,26 @@ export class LocalRunner {
   async launch(spec: LaunchSpec): Promise<{ pid: number }> {
     this.assertOpen();
     const dir = this.prepareJobDir(spec);
-    const child = spawnSupervisor(this.supervisorScript(), dir, process.cwd());
     this.launching.add(spec.id);
-    const report = await readLaunchReport(child, dir).finally(() => this.launching.delete(spec.id));
-    if (!report.ok) {
-      child.unref();
+    const started = await this.supervisors.start(dir).finally(() => this.launching.delete(spec.id));
+    if (!started.ok) {
       removeJobDir(dir);
-      throw new LaunchError(report.error);
+      throw new LaunchError(started.error);
     }
     if (this.closed) {
-      child.unref(); // closed meanwhile: the job stays recorded for the next runner to adopt
-      return { pid: report.pid };
+      started.conn.destroy(); // closed meanwhile: the job stays recorded for the next runner to adopt
+      return { pid: started.pid };
     }
-    const job: WatchedJob = { id: spec.id, dir, supervisorPid: child.pid ?? 0, pid: report.pid };
+    const supervisor = readStatus(dir) ?? { supervisorPid: started.supervisorPid };
+    const job: WatchedJob = { id: spec.id, dir, supervisor, pid: started.pid };
     this.jobs.set(spec.id, job);
-    this.watchChild(job, child);
-    return { pid: report.pid };
+    if (this.connections < this.maxConnections) {
+      this.watchConnection(job, started.conn, started.onClose);
+    } else {
+      started.conn.destroy();
+      this.startPolling();
+    }
+    return { pid: started.pid };
   }
 
   /**
@@ -115,14 +132,14 @@ export class LocalRunner {
     const status = readStatus(dir);
     if (!status) return "lost";
     if (status.exitCode !== undefined) return { exitCode: status.exitCode };
-    if (!supervisorAlive(status.supervisorPid, dir)) {
+    if (!supervisorAlive(status, dir)) {
       // It may have recorded the exit between our read and its death.
       const last = readStatus(dir) ?? status;
       if (last.exitCode !== undefined) return { exitCode: last.exitCode };
       killUnsupervised(last);
       return "lost";
     }
-    this.jobs.set(id, { id, dir, supervisorPid: status.supervisorPid, pid: status.pid });
+    this.jobs.set(id, { id, dir, supervisor: status, pid: status.pid });
     this.startPolling();
     return "running";
   }
@@ -201,7 +218,7 @@ export class LocalRunner {
   private claimDir(dir: string, id: string): void {
     if (this.jobs.has(id) || this.launching.has(id)) throw new LaunchError(`job "${id}" is already running`);
     const status = readStatus(dir);
-    if (status && status.exitCode === undefined && supervisorAlive(status.supervisorPid, dir)) {
+    if (status && status.exitCode === undefined && supervisorAlive(status, dir)) {
       throw new LaunchError(`job "${id}" is already running`);
     }
     removeJobDir(dir);
@@ -210,11 +227,6 @@ export class LocalRunner {
     } catch (err) {
       throw new LaunchError(`cannot create job state: ${(err as Error).message}`);
     }
-  }
-
-  private supervisorScript(): string {
-    this.script ??= installSupervisor(this.stateDir);
-    return this.script;
   }
 
   /** Validates the spec and writes the job's state dir; any failure removes it again. */
@@ -233,7 +245,16 @@ export class LocalRunner {
       const stdinFile = spec.stdin ? join(dir, "stdin") : undefined;
       if (stdinFile) writeFileSync(stdinFile, spec.stdin as string, { mode: 0o600 });
       for (const file of new Set([stdoutFile, stderrFile])) createParentDirs(file, spec.runAs);
-      writeSpecFile(dir, { argv, env, cwd, stdinFile, stdoutFile, stderrFile, ...spec.runAs });
+      writeSpecFile(dir, {
+        argv,
+        env,
+        base: process.cwd(),
+        cwd,
+        stdinFile,
+        stdoutFile,
+        stderrFile,
+        ...spec.runAs,
+      });
       return dir;
     } catch (err) {
       removeJobDir(dir);
@@ -241,19 +262,28 @@ export class LocalRunner {
     }
   }
 
-  /** Exit of a supervisor this instance spawned: it has written the status file by then. */
-  private watchChild(job: WatchedJob, child: ChildProcess): void {
-    const onExit = (): void => this.finish(job);
-    job.detach = () => {
-      child.off("exit", onExit);
-      child.unref();
+  /**
+   * The supervisor closes the connection when it exits, after recording the job's exit (or when it
+   * was killed: finish() then finds no exit code). A very short job's close may already have been
+   * seen; onClose then reports after launch()'s caller has seen the pid.
+   */
+  private watchConnection(job: WatchedJob, conn: Socket, onClose: (fn: () => void) => void): void {
+    let watching = true;
+    this.connections++;
+    const stop = (): void => {
+      if (!watching) return;
+      watching = false;
+      this.connections--;
     };
-    if (child.exitCode !== null || child.signalCode !== null) {
-      // Already gone (a very short job): report after launch()'s caller has seen the pid.
-      setImmediate(onExit);
-    } else {
-      child.once("exit", onExit);
-    }
+    job.detach = () => {
+      stop();
+      conn.destroy();
+    };
+    onClose(() => {
+      if (!watching) return;
+      stop();
+      this.finish(job);
+    });
   }
 
   private startPolling(): void {
@@ -273,7 +303,7 @@ export class LocalRunner {
       adopted++;
       const status = readStatus(job.dir);
       job.pid ??= status?.pid;
-      if (status?.exitCode !== undefined || !supervisorAlive(job.supervisorPid, job.dir)) this.finish(job);
+      if (status?.exitCode !== undefined || !supervisorAlive(job.supervisor, job.dir)) this.finish(job);
     }
     if (adopted === 0) this.stopPolling();
   }

@@ -1,16 +1,19 @@
 /**
- * The runner's side of the per-job supervisor (the program is in supervisor-script.ts): the state
- * directory layout, starting a supervisor, its launch report, and reading what it recorded.
+ * The runner's side of the job supervisor (the program is in supervisor-script.ts): the state
+ * directory layout, reaching the resident supervisor daemon (starting it when needed), the launch
+ * report, and reading what a job's supervisor recorded.
  *
  * State layout under the runner's stateDir:
  *   supervisor-<hash>.pl     the program (named by content, so upgrades never rewrite a running one)
+ *   sup-<hash>.sock          the daemon's Unix socket (mode 0600), and .lock, its one-daemon lock
+ *   supervisor.log           the daemon's own stderr (Perl errors)
  *   jobs/<encoded id>/
  *     spec                   launch input: NUL-terminated key, value pairs (written by the runner)
  *     stdin                  the job's stdin text, when there is any
- *     supervisor.log         the supervisor's own stderr (Perl errors)
+ *     supervisor.log         the job's supervisor's stderr (Perl errors)
  *     status                 JSON SupervisorStatus, replaced atomically by the supervisor
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   closeSync,
@@ -23,6 +26,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { readCmdline, readProcStat } from "./proc.js";
 import { SUPERVISOR_SCRIPT } from "./supervisor-script.js";
@@ -41,6 +45,8 @@ export const LOST_EXIT_CODE = 137;
 /** What the supervisor recorded; fields appear as the job progresses. */
 export interface SupervisorStatus {
   supervisorPid: number;
+  /** The supervisor's start time (/proc stat field 22), to tell it from a process reusing its pid. */
+  supervisorStart?: number;
   /** The job's pid (= its process group id), once it has exec'd. */
   pid?: number;
   /** The job's start time (/proc stat field 22) to recognise it despite pid reuse. */
@@ -55,6 +61,8 @@ export interface SupervisorStatus {
 export interface SupervisorSpec {
   argv: string[];
   env: string[];
+  /** Where a job without a working directory starts (the node's cwd). */
+  base: string;
   cwd?: string;
   stdinFile?: string;
   stdoutFile: string;
@@ -64,6 +72,9 @@ export interface SupervisorSpec {
 }
 
 const PERL = existsSync("/usr/bin/perl") ? "/usr/bin/perl" : "perl";
+
+/** Unix socket paths are limited to 108 bytes (sun_path) on Linux, NUL included. */
+const MAX_SOCKET_PATH = 107;
 
 /** Job ids become directory names: everything but [A-Za-z0-9_-] is %-encoded (so no "..", no "/"). */
 export function encodeJobId(id: string): string {
@@ -91,10 +102,11 @@ export function recordedJobIds(stateDir: string): string[] {
   }
 }
 
+const SCRIPT_HASH = createHash("sha256").update(SUPERVISOR_SCRIPT).digest("hex").slice(0, 12);
+
 /** Writes the supervisor program into the state dir (once per content version); returns its path. */
 export function installSupervisor(stateDir: string): string {
-  const hash = createHash("sha256").update(SUPERVISOR_SCRIPT).digest("hex").slice(0, 12);
-  const path = join(stateDir, `supervisor-${hash}.pl`);
+  const path = join(stateDir, `supervisor-${SCRIPT_HASH}.pl`);
   if (!existsSync(path)) {
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, SUPERVISOR_SCRIPT, { mode: 0o755 });
@@ -107,6 +119,7 @@ export function writeSpecFile(dir: string, spec: SupervisorSpec): void {
   const pairs: [string, string | number | undefined][] = [
     ...spec.argv.map((a): [string, string] => ["arg", a]),
     ...spec.env.map((e): [string, string] => ["env", e]),
+    ["base", spec.base],
     ["cwd", spec.cwd],
     ["stdin", spec.stdinFile],
     ["stdout", spec.stdoutFile],
@@ -121,48 +134,134 @@ export function writeSpecFile(dir: string, spec: SupervisorSpec): void {
   writeFileSync(join(dir, "spec"), text, { mode: 0o600 });
 }
 
+type LaunchReport = { ok: true; pid: number; supervisorPid: number } | { ok: false; error: string };
+
 /**
- * Starts a supervisor in its own session (detached) in `cwd`, which a job without a working
- * directory inherits. Its stderr goes straight to a file so it never depends on the node being alive.
+ * A launch's outcome. A started job comes with the connection its supervisor closes once the job
+ * has ended and its exit is recorded.
  */
-export function spawnSupervisor(script: string, dir: string, cwd: string): ChildProcess {
-  const log = openSync(join(dir, "supervisor.log"), "a", 0o600);
-  try {
-    return spawn(PERL, [script, dir], {
-      cwd,
-      detached: true,
-      stdio: ["ignore", "pipe", log],
-      env: { PATH: DEFAULT_PATH },
+export type Started =
+  | { ok: true; pid: number; supervisorPid: number; conn: Socket; onClose(fn: () => void): void }
+  | { ok: false; error: string };
+
+/**
+ * The node's client of the resident supervisor daemon of one state dir. Each launch is one
+ * connection; the daemon is (re)started when there is none, e.g. at a node's first launch, or after
+ * it exited for being idle. A node restarting on the same state dir finds the same daemon.
+ */
+export class SupervisorClient {
+  readonly socketPath: string;
+  private daemon: Promise<void> | undefined;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly idleSeconds = 300,
+  ) {
+    this.socketPath = join(stateDir, `sup-${SCRIPT_HASH}.sock`);
+    if (Buffer.byteLength(this.socketPath) > MAX_SOCKET_PATH) {
+      throw new Error(
+        `runner state dir "${stateDir}" is too long for the supervisor's Unix socket ` +
+          `(${MAX_SOCKET_PATH - 22} bytes at most): set a shorter scratch path`,
+      );
+    }
+  }
+
+  /** Asks a supervisor to start the job whose spec is in `dir`; resolves with its report. */
+  async start(dir: string): Promise<Started> {
+    let lastError = "";
+    for (let attempt = 0; attempt < 12; attempt++) {
+      let conn: Socket;
+      try {
+        conn = await this.connect();
+      } catch (err) {
+        lastError = (err as Error).message;
+        await this.ensureDaemon(attempt);
+        continue;
+      }
+      const report = await exchange(conn, dir);
+      if (report) return report;
+      // Closed without a report. If no supervisor took the job (the daemon was leaving), retry.
+      if (readStatus(dir)) return silentFailure(dir);
+      lastError = "the supervisor daemon closed the connection";
+    }
+    return { ok: false, error: `cannot reach the job supervisor: ${lastError}` };
+  }
+
+  private connect(): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const conn = connect(this.socketPath);
+      conn.once("connect", () => {
+        conn.off("error", reject);
+        resolve(conn);
+      });
+      conn.once("error", reject);
     });
-  } finally {
-    closeSync(log);
+  }
+
+  /** Starts the daemon unless one is starting; waits until it listens (or another one holds it). */
+  private ensureDaemon(attempt: number): Promise<void> {
+    this.daemon ??= this.spawnDaemon(attempt).finally(() => {
+      this.daemon = undefined;
+    });
+    return this.daemon;
+  }
+
+  private async spawnDaemon(attempt: number): Promise<void> {
+    // A "busy" answer means a daemon that is just leaving still holds the lock: back off a little.
+    if (attempt > 1) await new Promise((r) => setTimeout(r, 10 * attempt));
+    const script = installSupervisor(this.stateDir);
+    const log = openSync(join(this.stateDir, "supervisor.log"), "a", 0o600);
+    try {
+      const child = spawn(
+        PERL,
+        [script, this.stateDir, `sup-${SCRIPT_HASH}.sock`, String(this.idleSeconds)],
+        {
+          cwd: this.stateDir,
+          detached: true,
+          stdio: ["ignore", "pipe", log],
+          env: { PATH: DEFAULT_PATH },
+        },
+      );
+      await new Promise<void>((resolve) => {
+        child.once("error", () => resolve());
+        child.stdout?.once("data", () => resolve());
+        child.once("exit", () => resolve());
+      });
+      child.stdout?.destroy();
+      child.unref();
+    } finally {
+      closeSync(log);
+    }
   }
 }
 
-export type LaunchReport = { ok: true; pid: number } | { ok: false; error: string };
-
-/** Waits for the supervisor's one-line launch report (`ok <pid>` / `fail <why>`). */
-export function readLaunchReport(child: ChildProcess, dir: string): Promise<LaunchReport> {
+/** Sends the job dir and waits for the one-line report; undefined when the connection closed first. */
+function exchange(conn: Socket, dir: string): Promise<Started | undefined> {
   return new Promise((resolve) => {
-    const stdout = child.stdout;
     let text = "";
-    let settled = false;
-    const settle = (report: LaunchReport): void => {
-      if (settled) return;
-      settled = true;
-      stdout?.destroy();
-      resolve(report);
+    let closed = false;
+    const closers: (() => void)[] = [];
+    const onClose = (fn: () => void): void => {
+      if (closed) setImmediate(fn);
+      else closers.push(fn);
     };
-    const onEnd = (): void => settle(parseLaunchReport(text) ?? silentFailure(child, dir));
-    child.once("error", (err) => settle({ ok: false, error: `cannot start job supervisor: ${err.message}` }));
-    if (!stdout) return onEnd();
-    stdout.setEncoding("utf8");
-    stdout.on("data", (chunk: string) => {
+    conn.on("error", () => undefined); // a reset is seen as a close
+    conn.once("close", () => {
+      closed = true;
+      for (const fn of closers.splice(0)) fn();
+      resolve(undefined);
+    });
+    conn.setEncoding("utf8");
+    conn.on("data", (chunk: string) => {
       text += chunk;
       const report = parseLaunchReport(text);
-      if (report) settle(report);
+      if (!report) return;
+      conn.removeAllListeners("data");
+      conn.resume(); // nothing more is sent; keep reading so the close is seen
+      if (!report.ok) conn.destroy();
+      resolve(report.ok ? { ...report, conn, onClose } : report);
     });
-    stdout.once("close", onEnd);
+    conn.write(`${dir}\n`);
   });
 }
 
@@ -170,21 +269,22 @@ function parseLaunchReport(text: string): LaunchReport | undefined {
   const newline = text.indexOf("\n");
   if (newline < 0) return undefined;
   const line = text.slice(0, newline);
-  const pid = /^ok (\d+)$/.exec(line)?.[1];
-  if (pid !== undefined) return { ok: true, pid: Number(pid) };
+  const ok = /^ok (\d+) (\d+)$/.exec(line);
+  if (ok) return { ok: true, pid: Number(ok[1]), supervisorPid: Number(ok[2]) };
   return { ok: false, error: line.startsWith("fail ") ? line.slice(5) : `job supervisor said "${line}"` };
 }
 
-/** The supervisor died before reporting; its log says why (e.g. a Perl error). */
-function silentFailure(child: ChildProcess, dir: string): LaunchReport {
+/** The supervisor died before reporting; its status or log says why (e.g. a Perl error). */
+function silentFailure(dir: string): Started {
+  const recorded = readStatus(dir)?.error;
+  if (recorded) return { ok: false, error: recorded };
   let log = "";
   try {
     log = readFileSync(join(dir, "supervisor.log"), "utf8").trim();
   } catch {
     // no log: fall through to the generic message
   }
-  const how = child.exitCode !== null ? `exit code ${child.exitCode}` : (child.signalCode ?? "no report");
-  return { ok: false, error: `job supervisor failed (${how})${log ? `: ${log}` : ""}` };
+  return { ok: false, error: `job supervisor failed without a report${log ? `: ${log}` : ""}` };
 }
 
 export function readStatus(dir: string): SupervisorStatus | undefined {
@@ -203,17 +303,20 @@ function isStatus(value: unknown): value is SupervisorStatus {
   const optionalNumber = (k: string): boolean => v[k] === undefined || typeof v[k] === "number";
   return (
     typeof v.supervisorPid === "number" &&
-    ["pid", "startTime", "exitCode", "signal"].every(optionalNumber) &&
+    ["supervisorStart", "pid", "startTime", "exitCode", "signal"].every(optionalNumber) &&
     (v.error === undefined || typeof v.error === "string")
   );
 }
 
 /**
- * Whether the supervisor for `dir` is still alive. The pid alone could have been reused by now, so
- * its command line must name this job dir (a zombie has an empty one and counts as gone).
+ * Whether the job's supervisor is still alive. The pid alone could have been reused by now, so its
+ * start time must match (a zombie counts as gone). Statuses written before supervisors recorded
+ * their start time are checked by command line, which then named the job dir.
  */
-export function supervisorAlive(pid: number, dir: string): boolean {
-  return readCmdline(pid).includes(dir);
+export function supervisorAlive(status: SupervisorStatus, dir: string): boolean {
+  if (status.supervisorStart === undefined) return readCmdline(status.supervisorPid).includes(dir);
+  const stat = readProcStat(status.supervisorPid);
+  return stat !== undefined && stat.startTime === status.supervisorStart && stat.state !== "Z";
 }
 
 /** Whether the job's group leader is still the process the supervisor started (not a reused pid). */

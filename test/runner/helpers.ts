@@ -2,12 +2,13 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalRunner } from "../../src/runner/local-runner.js";
+import { LocalRunner, type LocalRunnerOptions } from "../../src/runner/local-runner.js";
 import {
   jobAlive,
   jobDir,
   readStatus,
   recordedJobIds,
+  type SupervisorStatus,
   supervisorAlive,
 } from "../../src/runner/supervisor.js";
 import type { RunnerCallbacks } from "../../src/runner/types.js";
@@ -71,8 +72,13 @@ export class Fixture {
     return dir;
   }
 
-  runner(stateDir = join(this.tempDir(), "state"), recorder = new ExitRecorder(), pollMs = 50) {
-    const runner = new LocalRunner({ stateDir, callbacks: recorder, pollMs });
+  runner(
+    stateDir = join(this.tempDir(), "state"),
+    recorder = new ExitRecorder(),
+    pollMs = 50,
+    opts: Partial<LocalRunnerOptions> = {},
+  ) {
+    const runner = new LocalRunner({ stateDir, callbacks: recorder, pollMs, ...opts });
     this.runners.push(runner);
     this.stateDirs.push(stateDir);
     return { runner, recorder, stateDir };
@@ -80,18 +86,18 @@ export class Fixture {
 
   async cleanup(): Promise<void> {
     await Promise.all(this.runners.map((r) => r.close()));
-    const supervisors: { pid: number; dir: string }[] = [];
+    const supervisors: { status: SupervisorStatus; dir: string }[] = [];
     for (const stateDir of this.stateDirs) {
       for (const id of recordedJobIds(stateDir)) {
         const dir = jobDir(stateDir, id);
         const status = readStatus(dir);
         if (!status) continue;
         if (status.pid !== undefined && jobAlive(status)) process.kill(-status.pid, "SIGKILL");
-        supervisors.push({ pid: status.supervisorPid, dir });
+        supervisors.push({ status, dir });
       }
     }
     // Let the supervisors write their last status before the directories go.
-    await waitUntil(() => supervisors.every((s) => !supervisorAlive(s.pid, s.dir)));
+    await waitUntil(() => supervisors.every((s) => !supervisorAlive(s.status, s.dir)));
     for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,123 @@
+// The resident supervisor daemon: one per state dir, forking a supervisor per job, restarted when
+// it is gone, leaving when idle, and refusing anything but its own job dirs.
+import { existsSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { LaunchSpec } from "../../src/runner/local-runner.js";
+import { readProcStat } from "../../src/runner/proc.js";
+import { jobDir, readStatus, SupervisorClient } from "../../src/runner/supervisor.js";
+import { ExitRecorder, Fixture, sleep, waitUntil } from "./helpers.js";
+
+const fx = new Fixture();
+afterEach(() => fx.cleanup());
+
+function spec(out: string, id: string, command: string): LaunchSpec {
+  return { id, command, stdoutFile: join(out, `${id}.out`), stderrFile: join(out, `${id}.out`) };
+}
+
+/** The daemon that forked a job's supervisor: the supervisor's parent. */
+function daemonOf(stateDir: string, id: string): number | undefined {
+  const status = readStatus(jobDir(stateDir, id));
+  return status ? readProcStat(status.supervisorPid)?.ppid : undefined;
+}
+
+function alive(pid: number): boolean {
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.state !== "Z";
+}
+
+describe("supervisor daemon", () => {
+  it("one daemon per state dir serves every runner on it; each job gets its own supervisor", async () => {
+    const a = fx.runner();
+    const b = fx.runner(a.stateDir);
+    const out = fx.tempDir();
+    // Both runners launch at once, before any daemon exists: exactly one must win.
+    await Promise.all([
+      ...[1, 2, 3].map((n) => a.runner.launch(spec(out, `a${n}`, "sleep 30"))),
+      ...[1, 2, 3].map((n) => b.runner.launch(spec(out, `b${n}`, "sleep 30"))),
+    ]);
+    const ids = ["a1", "a2", "a3", "b1", "b2", "b3"];
+    const daemons = new Set(ids.map((id) => daemonOf(a.stateDir, id)));
+    expect(daemons.size).toBe(1);
+    const [daemon] = [...daemons];
+    expect(daemon).not.toBe(process.pid);
+    const supervisors = new Set(ids.map((id) => readStatus(jobDir(a.stateDir, id))?.supervisorPid));
+    expect(supervisors.size).toBe(6);
+    // The daemon leads its own group (setsid), apart from the node's.
+    expect(readProcStat(daemon ?? 0)?.pgrp).toBe(daemon);
+  });
+
+  it("a killed daemon takes no job with it, and the next launch starts a new one", async () => {
+    const { runner, recorder, stateDir } = fx.runner();
+    const out = fx.tempDir();
+    await runner.launch(spec(out, "first", "sleep 1; exit 4"));
+    const daemon = daemonOf(stateDir, "first") ?? 0;
+    process.kill(daemon, "SIGKILL");
+    await waitUntil(() => !alive(daemon));
+    expect(await recorder.wait("first")).toBe(4); // its supervisor outlived the daemon
+    await runner.launch(spec(out, "second", "exit 6"));
+    expect(await recorder.wait("second")).toBe(6);
+    expect(daemonOf(stateDir, "second")).not.toBe(daemon);
+  });
+
+  it("leaves when idle, or when its state dir is gone; a later launch starts it again", async () => {
+    const { runner, recorder, stateDir } = fx.runner(undefined, undefined, 50, { supervisorIdleSeconds: 1 });
+    const out = fx.tempDir();
+    await runner.launch(spec(out, "one", "sleep 0.5"));
+    const daemon = daemonOf(stateDir, "one") ?? 0;
+    expect(alive(daemon)).toBe(true);
+    expect(await recorder.wait("one")).toBe(0);
+    await waitUntil(() => !alive(daemon), 10_000); // idle for 1 s, checked every 2 s
+    await runner.launch(spec(out, "two", "exit 2"));
+    expect(await recorder.wait("two")).toBe(2);
+
+    // A state dir removed under a daemon (e.g. a test's temp dir) does not leave it running.
+    const other = fx.runner();
+    await other.runner.launch(spec(out, "three", "true"));
+    const otherDaemon = daemonOf(other.stateDir, "three") ?? 0;
+    await other.recorder.wait("three");
+    await other.runner.close();
+    rmSync(other.stateDir, { recursive: true, force: true });
+    await waitUntil(() => !alive(otherDaemon), 10_000);
+  });
+
+  it("refuses job dirs outside its state dir", async () => {
+    const { runner, stateDir } = fx.runner();
+    await runner.launch(spec(fx.tempDir(), "j", "true")); // starts the daemon
+    const socketPath = new SupervisorClient(stateDir).socketPath;
+    expect(existsSync(socketPath)).toBe(true);
+    for (const dir of [
+      "/etc",
+      join(stateDir, "jobs"),
+      join(stateDir, "jobs", ".."),
+      `${stateDir}/jobs/x/y`,
+    ]) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = "";
+        const conn = connect(socketPath, () => conn.write(`${dir}\n`));
+        conn.setEncoding("utf8");
+        conn.on("data", (chunk: string) => (text += chunk));
+        conn.on("close", () => resolve(text));
+        conn.on("error", reject);
+      });
+      expect(answer).toBe("fail bad job dir\n");
+    }
+  });
+
+  it("watches jobs beyond the connection limit by polling, with the same exit codes", async () => {
+    const recorder = new ExitRecorder();
+    const { runner } = fx.runner(undefined, recorder, 50, { maxWatchedConnections: 1 });
+    const out = fx.tempDir();
+    await Promise.all([1, 2, 3, 4].map((n) => runner.launch(spec(out, `j${n}`, `sleep 0.3; exit ${n}`))));
+    for (const n of [1, 2, 3, 4]) expect(await recorder.wait(`j${n}`)).toBe(n);
+    await sleep(100);
+    expect(recorder.calls).toHaveLength(4); // each exit reported once
+  });
+
+  it("says clearly when the state dir is too long for a Unix socket", () => {
+    expect(() => new SupervisorClient(`/tmp/${"x".repeat(120)}`)).toThrow(
+      /too long for the supervisor's Unix socket/,
+    );
+  });
+});
