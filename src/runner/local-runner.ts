@@ -1,7 +1,7 @@
 /**
- * Runs jobs as local processes, each under its own supervisor forked by a resident daemon (see
- * supervisor-script.ts), so jobs outlive the node and a restarted node learns their real exit codes
- * through adopt().
+ * Runs jobs as local processes, started and waited for by the node's resident supervisor daemon
+ * (see supervisor-script.ts), so jobs outlive the node and a restarted node learns their real exit
+ * codes through adopt().
  */
 
 import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -263,8 +263,8 @@ export class LocalRunner {
   }
 
   /**
-   * The supervisor closes the connection when it exits, after recording the job's exit (or when it
-   * was killed: finish() then finds no exit code). A very short job's close may already have been
+   * The supervisor closes the job's connection once it has recorded the job's exit (or when it was
+   * killed: finish() then finds no exit code). A very short job's close may already have been
    * seen; onClose then reports after launch()'s caller has seen the pid.
    */
   private watchConnection(job: WatchedJob, conn: Socket, onClose: (fn: () => void) => void): void {

@@ -1,39 +1,39 @@
 /**
- * The job supervisor program (Perl: perl-base is on every Debian/Ubuntu host and a process costs a
- * few MB of RSS, unlike a Node process). Embedded as a string because builds only copy .js files;
- * the runner writes it into its state dir. Usage: `perl supervisor.pl STATE_DIR SOCKET IDLE_SECONDS`.
+ * The job supervisor program (Perl: perl-base is on every Debian/Ubuntu host and it costs a few
+ * MB of RSS, unlike a Node process). Embedded as a string because builds only copy .js files; the
+ * runner writes it into its state dir. Usage: `perl supervisor.pl STATE_DIR SOCKET IDLE_SECONDS`.
  *
- * One resident daemon per state dir listens on a Unix socket. For each connection it forks a
- * per-job supervisor, which reads one line (the job's dir under STATE_DIR/jobs), then does what a
- * freshly started supervisor per job used to do, without paying Perl's start-up (~15 ms of CPU) and
- * the node's fork of itself for every job:
- *
- * It reads JOB_DIR/spec (NUL-terminated key, value pairs: arg*, env*, base, cwd, stdin, stdout,
- * stderr, uid, gid), forks the job into its own process group and reports on the connection, once:
- * `ok <pid> <supervisor pid>` after the exec succeeded, or `fail <why>`. It closes the connection
- * when the job has ended and its exit is recorded. Its state goes to JOB_DIR/status as JSON,
- * replaced atomically (tmp + rename) at each step:
+ * One resident daemon per state dir (per node) listens on a Unix socket. A node starts a job by
+ * connecting and sending one line: the job's dir under STATE_DIR/jobs. The daemon reads JOB_DIR/spec
+ * (NUL-terminated key, value pairs: arg*, env*, base, cwd, stdin, stdout, stderr, uid, gid), forks
+ * the job into its own process group and answers once: `ok <pid> <daemon pid>` after the exec
+ * succeeded, or `fail <why>`. It closes the connection when the job has ended and its exit is
+ * recorded. Each job's state goes to JOB_DIR/status as JSON, replaced atomically (tmp + rename):
  *   {"supervisorPid","supervisorStart"}  ->  + "pid", "startTime"  ->  + "exitCode", "signal"
  *   (or "exitCode":127, "error" when the job could not start)
  *
- * Why each piece:
- *  - The node spawns the daemon detached (own session) and each per-job supervisor makes its own
- *    process group, so the node or the daemon dying, even by SIGKILL, leaves the job running, and
- *    its exit status still lands in the status file.
- *  - Everything ignores HUP/INT/TERM (stop/kill target the job's group, never a supervisor) and PIPE
- *    (the node may be gone when a supervisor reports). The job restores the defaults, since ignored
- *    signals survive exec. The daemon ignores CHLD so the kernel reaps its per-job supervisors; they
- *    restore it at once, or waitpid on the job would fail.
+ * Why this shape:
+ *  - One process forks every job and waits for it: a job costs one fork of a small process, where a
+ *    supervisor process per job cost a Perl start-up (~15 ms of CPU) plus a fork of the node.
+ *  - The node spawns the daemon detached (own session), so the node dying, even by SIGKILL, leaves
+ *    the daemon and the jobs running, and exit statuses still land in the status files for the next
+ *    start of the node. If the daemon itself is killed, its running jobs lose their supervisor: the
+ *    node sees their connections close with no exit recorded and kills those jobs (exit 137), and
+ *    its next launch starts a new daemon.
+ *  - It ignores HUP/INT/TERM (stop/kill target a job's group, never it) and PIPE (the node may be
+ *    gone when it reports). A job restores the defaults, since ignored signals survive exec.
+ *  - One event loop that never blocks on a job: select() over the socket, the connections and each
+ *    starting job's exec pipe; SIGCHLD only interrupts select(), and exits are reaped with WNOHANG.
+ *  - Exec success vs failure: a close-on-exec pipe (Perl sets FD_CLOEXEC on fds above $^F = 2).
+ *    A successful exec closes it with nothing written; a failure writes the reason before exiting.
+ *  - waitpid without WUNTRACED: a SIGSTOPped job does not look finished.
  *  - One daemon per state dir: it holds an flock on STATE_DIR/SOCKET.lock for its life; a second
- *    one says "busy" and exits. Per-job supervisors close that lock, so running jobs never hold it.
- *  - It exits after IDLE_SECONDS without a connection, or as soon as its socket file is gone (the
- *    state dir was removed). It unlinks the socket first and serves connections that raced in, so
- *    a node either reaches a live daemon or finds no socket and starts a new one.
+ *    one says "busy" and exits.
+ *  - It leaves after IDLE_SECONDS with no job and no connection, or once its socket file is gone
+ *    (the state dir was removed) and its jobs have ended. It unlinks the socket first and serves
+ *    connections that raced in, so a node either reaches a live daemon or starts a new one.
  *  - Only dirs directly under STATE_DIR/jobs are accepted, and the socket is mode 0600 in a 0700
  *    dir: only the node's user can ask the daemon (which may run as root) to start anything.
- *  - Exec success vs failure: a close-on-exec pipe (Perl sets FD_CLOEXEC on fds above $^F = 2).
- *    A successful exec closes it with nothing written; a failure writes the reason before _exit.
- *  - waitpid without WUNTRACED: a SIGSTOPped job does not look finished.
  *  - Output files are opened and the directory changed AFTER dropping privileges, so a job can only
  *    write and enter where its own user may.
  */
@@ -43,13 +43,15 @@ use strict;
 use warnings;
 use Socket qw(PF_UNIX SOCK_STREAM pack_sockaddr_un);
 use Fcntl qw(:flock F_GETFL F_SETFL O_NONBLOCK);
-# Linux open(2) flags (the same on every Linux architecture we run on).
-use constant { O_RDONLY => 0, O_WRONLY => 1, O_CREAT => 64, O_APPEND => 1024 };
+# Linux open(2) and waitpid(2) flags (the same on every Linux architecture we run on).
+use constant { O_RDONLY => 0, O_WRONLY => 1, O_CREAT => 64, O_APPEND => 1024, WNOHANG => 1 };
 
 my ($state, $sock_name, $idle) = @ARGV;
 defined $idle or die "usage: supervisor.pl STATE_DIR SOCKET IDLE_SECONDS\n";
-$SIG{$_} = 'IGNORE' for qw(HUP INT TERM PIPE CHLD);
+$SIG{$_} = 'IGNORE' for qw(HUP INT TERM PIPE);
+$SIG{CHLD} = sub { };    # only to interrupt select(), so exits are recorded at once
 my $sock_path = "$state/$sock_name";
+my %me = (supervisorPid => $$, supervisorStart => start_time($$));
 
 open(my $lock, '>>', "$sock_path.lock") or die "lock: $!\n";
 if (!flock($lock, LOCK_EX | LOCK_NB)) { syswrite STDOUT, "busy\n"; exit 0 }
@@ -62,105 +64,153 @@ listen($server, 512) or die "listen: $!\n";
 syswrite STDOUT, "ready $$\n";
 open(STDOUT, '>', '/dev/null');
 
+my %requests;    # fileno => { conn, buf }: connections whose job dir has not fully arrived
+my %starting;    # fileno of the exec pipe => job: forked, exec outcome not read yet
+my %jobs;        # pid => job { pid, dir, conn, status, pipe, why, wait_status }, until recorded
+my %watching;    # fileno of the connection => running job whose node listens
 my $last_use = time;
+my $leaving = 0;
+
 while (1) {
     my $rin = '';
-    vec($rin, fileno($server), 1) = 1;
+    vec($rin, $_, 1) = 1 for keys %requests, keys %starting, keys %watching;
+    vec($rin, fileno($server), 1) = 1 unless $leaving;
     my $n = select(my $rout = $rin, undef, undef, 2);
     if ($n > 0) {
-        serve($server) and $last_use = time;
-        next;
+        accept_request() if !$leaving && vec($rout, fileno($server), 1);
+        for my $fd (keys %requests) { read_request($fd) if vec($rout, $fd, 1) }
+        for my $fd (keys %starting) { read_exec_pipe($fd) if vec($rout, $fd, 1) }
+        for my $fd (keys %watching) { read_watcher($fd) if $watching{$fd} && vec($rout, $fd, 1) }
     }
-    next if $n < 0;    # EINTR
-    next if -S $sock_path && time - $last_use < $idle;
-    # Leaving: new connections now find no socket (and start a new daemon); serve the ones queued.
-    unlink $sock_path;
-    fcntl($server, F_SETFL, fcntl($server, F_GETFL, 0) | O_NONBLOCK);
-    1 while serve($server);
-    exit 0;
+    reap();
+    $last_use = time if %jobs || %requests;
+    next if $n != 0;
+    if (!$leaving && (!-S $sock_path || time - $last_use >= $idle)) {
+        # Leaving: new connections now find no socket (and start a new daemon); serve those queued.
+        $leaving = 1;
+        unlink $sock_path;
+        fcntl($server, F_SETFL, fcntl($server, F_GETFL, 0) | O_NONBLOCK);
+        1 while accept_request();
+        close $server;
+    }
+    exit 0 if $leaving && !%jobs && !%requests;
 }
 
-# Accepts one connection and forks its supervisor; false when there was none to accept.
-sub serve {
-    my ($srv) = @_;
-    accept(my $conn, $srv) or return 0;
-    my $pid = fork();
-    if (!defined $pid) {
-        syswrite $conn, "fail fork: $!\n";
-    } elsif ($pid == 0) {
-        close $srv;
-        close $lock;
-        supervise($conn);
-        exit 0;
-    }
-    close $conn;
+sub accept_request {
+    accept(my $conn, $server) or return 0;
+    $requests{ fileno $conn } = { conn => $conn, buf => '' };
     return 1;
 }
 
-# The per-job supervisor: runs in a child of the daemon, for one job.
-sub supervise {
-    my ($conn) = @_;
-    $SIG{CHLD} = 'DEFAULT';
-    setpgrp(0, 0);
-    my $dir = read_line($conn);
-    if (!defined $dir || $dir !~ m{\A\Q$state\E/jobs/[^/]+\z} || $dir =~ m{/\.\.?\z}) {
-        syswrite $conn, "fail bad job dir\n";
+# Reads the job dir line; once it is complete, starts the job.
+sub read_request {
+    my ($fd) = @_;
+    my $r = $requests{$fd};
+    my $n = sysread($r->{conn}, $r->{buf}, 4096, length $r->{buf});
+    if (!$n || length $r->{buf} > 65536) {
+        return if !defined $n && $!{EINTR};
+        delete $requests{$fd};
+        close $r->{conn};
         return;
     }
-    open(STDERR, '>>', "$dir/supervisor.log");
-    my %status = (supervisorPid => $$, supervisorStart => start_time($$));
-    my $fail = sub {
-        my ($why) = @_;
-        $why =~ s/\s+/ /g;
-        $status{exitCode} = 127;
-        $status{error} = $why;
-        write_status($dir, \%status);
-        syswrite $conn, "fail $why\n";
-        exit 0;
-    };
-    my %spec = read_spec("$dir/spec", $fail);
-    chdir $spec{base} if defined $spec{base};    # a job without a working directory starts here
-    write_status($dir, \%status);
+    return unless $r->{buf} =~ /\A([^\n]*)\n/;
+    my $dir = $1;
+    delete $requests{$fd};
+    start($dir, $r->{conn});
+}
 
-    pipe(my $exec_r, my $exec_w) or $fail->("pipe: $!");
+sub start {
+    my ($dir, $conn) = @_;
+    if ($dir !~ m{\A\Q$state\E/jobs/[^/]+\z} || $dir =~ m{/\.\.?\z}) {
+        syswrite $conn, "fail bad job dir\n";
+        close $conn;
+        return;
+    }
+    my $job = { dir => $dir, conn => $conn, status => {%me} };
+    my $spec = read_spec("$dir/spec");
+    return fail_job($job, $spec) unless ref $spec;
+    write_status($job);
+    pipe(my $exec_r, my $exec_w) or return fail_job($job, "pipe: $!");
     my $pid = fork();
-    defined $pid or $fail->("fork: $!");
+    defined $pid or return fail_job($job, "fork: $!");
     if ($pid == 0) {
         close $exec_r;
-        close $conn;
-        my $why = start_job(\%spec);
+        my $why = start_job($spec);
         syswrite $exec_w, $why;
-        exit 127;    # nothing is buffered or pending in this child, so a plain exit is safe
+        exit 127;
     }
     close $exec_w;
-    my $why = '';
-    while (sysread($exec_r, my $buf, 4096)) { $why .= $buf }
-    close $exec_r;
-    if ($why ne '') {
-        waitpid($pid, 0);
-        $fail->($why);
-    }
+    @$job{qw(pid pipe why)} = ($pid, $exec_r, '');
+    $jobs{$pid} = $job;
+    $starting{ fileno $exec_r } = $job;
+}
 
-    $status{pid} = $pid;
-    $status{startTime} = start_time($pid);
-    write_status($dir, \%status);
-    syswrite $conn, "ok $pid $$\n";
-
-    my $wait_status;
-    while (1) {
-        my $r = waitpid($pid, 0);
-        if ($r == $pid) { $wait_status = $?; last }
-        next if $r == -1 && $!{EINTR};
-        $status{exitCode} = 255;
-        $status{error} = "waitpid: $!";
-        write_status($dir, \%status);
-        exit 1;
+# The exec pipe: the reason the job could not start, or EOF alone once its exec succeeded.
+sub read_exec_pipe {
+    my ($fd) = @_;
+    my $job = $starting{$fd};
+    my $n = sysread($job->{pipe}, my $buf, 4096);
+    if ($n) { $job->{why} .= $buf; return }
+    return if !defined $n && $!{EINTR};
+    delete $starting{$fd};
+    close delete $job->{pipe};
+    if ($job->{why} ne '') {
+        delete $jobs{ $job->{pid} };
+        waitpid($job->{pid}, 0);
+        return fail_job($job, $job->{why});
     }
-    my $signal = $wait_status & 127;
-    $status{signal} = $signal;
-    $status{exitCode} = $signal ? 128 + $signal : $wait_status >> 8;
-    write_status($dir, \%status);
-    # Closing the connection (at exit) tells the node the exit is recorded.
+    $job->{status}{pid} = $job->{pid};
+    $job->{status}{startTime} = start_time($job->{pid});    # not reaped yet, so still in /proc
+    write_status($job);
+    syswrite $job->{conn}, "ok $job->{pid} $$\n";
+    $watching{ fileno $job->{conn} } = $job;
+    finish($job) if defined $job->{wait_status};
+}
+
+# Readable while a job runs only when the node closed its end: it stopped listening (the job is
+# polled instead, or the node went away). Dropping the connection keeps the daemon's fds few.
+sub read_watcher {
+    my ($fd) = @_;
+    my $job = $watching{$fd};
+    my $n = sysread($job->{conn}, my $buf, 4096);
+    return if $n || (!defined $n && $!{EINTR});
+    close_conn($job);
+}
+
+sub reap {
+    while ((my $pid = waitpid(-1, WNOHANG)) > 0) {
+        my $job = $jobs{$pid} or next;
+        $job->{wait_status} = $?;
+        finish($job) unless $job->{pipe};    # otherwise once the exec outcome has been read
+    }
+}
+
+sub finish {
+    my ($job) = @_;
+    delete $jobs{ $job->{pid} };
+    my $signal = $job->{wait_status} & 127;
+    $job->{status}{signal} = $signal;
+    $job->{status}{exitCode} = $signal ? 128 + $signal : $job->{wait_status} >> 8;
+    write_status($job);
+    close_conn($job);    # tells the node the exit is recorded
+}
+
+sub fail_job {
+    my ($job, $why) = @_;
+    $why =~ s/\s+/ /g;
+    $why =~ s/ \z//;
+    $job->{status}{exitCode} = 127;
+    $job->{status}{error} = $why;
+    write_status($job);
+    syswrite $job->{conn}, "fail $why\n";
+    close_conn($job);
+}
+
+sub close_conn {
+    my ($job) = @_;
+    my $conn = delete $job->{conn} or return;
+    delete $watching{ fileno $conn };
+    close $conn;
 }
 
 # Runs in the job's forked child; returns only when the job could not be started, with the reason.
@@ -169,6 +219,7 @@ sub start_job {
     eval {
         $SIG{$_} = 'DEFAULT' for qw(HUP INT TERM PIPE CHLD);
         setpgrp(0, 0) or die "setpgid: $!\n";
+        chdir $spec->{base} if defined $spec->{base};    # where a job without a working directory runs
         redirect(\*STDIN, '<&', $spec->{stdin} // '/dev/null', O_RDONLY, 'stdin');
         drop_privileges($spec->{uid}, $spec->{gid}) if defined $spec->{uid};
         my $append = O_WRONLY | O_CREAT | O_APPEND;
@@ -216,20 +267,10 @@ sub drop_privileges {
     die "setuid($uid): user id did not change\n" if $< != $uid || $> != $uid;
 }
 
-sub read_line {
-    my ($fh) = @_;
-    my $line = '';
-    while ($line !~ /\n/) {
-        my $n = sysread($fh, $line, 4096, length $line);
-        return undef if !$n || length $line > 65536;
-    }
-    $line =~ s/\n.*//s;
-    return $line;
-}
-
+# The spec as a hash ref, or the reason it cannot be used.
 sub read_spec {
-    my ($path, $fail) = @_;
-    open(my $fh, '<:raw', $path) or $fail->(qq(spec "$path": $!));
+    my ($path) = @_;
+    open(my $fh, '<:raw', $path) or return qq(spec "$path": $!);
     my $raw = do { local $/; <$fh> };
     close $fh;
     my @fields = split /\0/, $raw, -1;
@@ -239,11 +280,11 @@ sub read_spec {
         my ($key, $value) = splice(@fields, 0, 2);
         if (ref $spec{$key}) { push @{ $spec{$key} }, $value } else { $spec{$key} = $value }
     }
-    $fail->("spec has no command") unless @{ $spec{arg} } && defined $spec{stdout} && defined $spec{stderr};
-    return %spec;
+    return "spec has no command" unless @{ $spec{arg} } && defined $spec{stdout} && defined $spec{stderr};
+    return \%spec;
 }
 
-# Field 22 of /proc/PID/stat; the unreaped child is still there even if it already exited.
+# Field 22 of /proc/PID/stat; an unreaped child is still there even if it already exited.
 sub start_time {
     my ($p) = @_;
     open(my $fh, '<', "/proc/$p/stat") or return 0;
@@ -254,13 +295,14 @@ sub start_time {
 }
 
 sub write_status {
-    my ($dir, $status) = @_;
+    my ($job) = @_;
+    my ($dir, $status) = ($job->{dir}, $job->{status});
     my $tmp = "$dir/status.tmp";
     my $json = '{' . join(',', map { json_string($_) . ':' . json_value($status, $_) } sort keys %$status) . '}';
-    open(my $fh, '>', $tmp) or return warn "status: $!\n";
+    open(my $fh, '>', $tmp) or return warn "status $dir: $!\n";
     print $fh "$json\n";
-    close $fh or return warn "status: $!\n";
-    rename $tmp, "$dir/status" or warn "status: $!\n";
+    close $fh or return warn "status $dir: $!\n";
+    rename $tmp, "$dir/status" or warn "status $dir: $!\n";
 }
 
 sub json_value {

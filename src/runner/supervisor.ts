@@ -1,16 +1,15 @@
 /**
  * The runner's side of the job supervisor (the program is in supervisor-script.ts): the state
- * directory layout, reaching the resident supervisor daemon (starting it when needed), the launch
- * report, and reading what a job's supervisor recorded.
+ * directory layout, reaching the node's resident supervisor daemon (starting it when needed), the
+ * launch report, and reading what the supervisor recorded about each job.
  *
  * State layout under the runner's stateDir:
  *   supervisor-<hash>.pl     the program (named by content, so upgrades never rewrite a running one)
  *   sup-<hash>.sock          the daemon's Unix socket (mode 0600), and .lock, its one-daemon lock
- *   supervisor.log           the daemon's own stderr (Perl errors)
+ *   supervisor.log           the daemon's stderr (Perl errors, status files it could not write)
  *   jobs/<encoded id>/
  *     spec                   launch input: NUL-terminated key, value pairs (written by the runner)
  *     stdin                  the job's stdin text, when there is any
- *     supervisor.log         the job's supervisor's stderr (Perl errors)
  *     status                 JSON SupervisorStatus, replaced atomically by the supervisor
  */
 import { spawn } from "node:child_process";
@@ -44,6 +43,7 @@ export const LOST_EXIT_CODE = 137;
 
 /** What the supervisor recorded; fields appear as the job progresses. */
 export interface SupervisorStatus {
+  /** The supervisor daemon that started the job and waits for it. */
   supervisorPid: number;
   /** The supervisor's start time (/proc stat field 22), to tell it from a process reusing its pid. */
   supervisorStart?: number;
@@ -274,17 +274,10 @@ function parseLaunchReport(text: string): LaunchReport | undefined {
   return { ok: false, error: line.startsWith("fail ") ? line.slice(5) : `job supervisor said "${line}"` };
 }
 
-/** The supervisor died before reporting; its status or log says why (e.g. a Perl error). */
+/** The supervisor went away before reporting (it was killed); its status may say why. */
 function silentFailure(dir: string): Started {
   const recorded = readStatus(dir)?.error;
-  if (recorded) return { ok: false, error: recorded };
-  let log = "";
-  try {
-    log = readFileSync(join(dir, "supervisor.log"), "utf8").trim();
-  } catch {
-    // no log: fall through to the generic message
-  }
-  return { ok: false, error: `job supervisor failed without a report${log ? `: ${log}` : ""}` };
+  return { ok: false, error: recorded ?? "the job supervisor stopped before reporting the launch" };
 }
 
 export function readStatus(dir: string): SupervisorStatus | undefined {

@@ -1,12 +1,12 @@
-// The resident supervisor daemon: one per state dir, forking a supervisor per job, restarted when
-// it is gone, leaving when idle, and refusing anything but its own job dirs.
+// The resident supervisor daemon: one per state dir, forking and waiting for every job, restarted
+// when it is gone, leaving when idle, and refusing anything but its own job dirs.
 import { existsSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { LaunchSpec } from "../../src/runner/local-runner.js";
 import { readProcStat } from "../../src/runner/proc.js";
-import { jobDir, readStatus, SupervisorClient } from "../../src/runner/supervisor.js";
+import { jobAlive, jobDir, readStatus, SupervisorClient } from "../../src/runner/supervisor.js";
 import { ExitRecorder, Fixture, sleep, waitUntil } from "./helpers.js";
 
 const fx = new Fixture();
@@ -16,10 +16,9 @@ function spec(out: string, id: string, command: string): LaunchSpec {
   return { id, command, stdoutFile: join(out, `${id}.out`), stderrFile: join(out, `${id}.out`) };
 }
 
-/** The daemon that forked a job's supervisor: the supervisor's parent. */
-function daemonOf(stateDir: string, id: string): number | undefined {
-  const status = readStatus(jobDir(stateDir, id));
-  return status ? readProcStat(status.supervisorPid)?.ppid : undefined;
+/** The daemon supervising a job. */
+function daemonOf(stateDir: string, id: string): number {
+  return readStatus(jobDir(stateDir, id))?.supervisorPid ?? 0;
 }
 
 function alive(pid: number): boolean {
@@ -28,7 +27,7 @@ function alive(pid: number): boolean {
 }
 
 describe("supervisor daemon", () => {
-  it("one daemon per state dir serves every runner on it; each job gets its own supervisor", async () => {
+  it("one daemon per state dir serves every runner on it and is every job's parent", async () => {
     const a = fx.runner();
     const b = fx.runner(a.stateDir);
     const out = fx.tempDir();
@@ -40,22 +39,24 @@ describe("supervisor daemon", () => {
     const ids = ["a1", "a2", "a3", "b1", "b2", "b3"];
     const daemons = new Set(ids.map((id) => daemonOf(a.stateDir, id)));
     expect(daemons.size).toBe(1);
-    const [daemon] = [...daemons];
+    const [daemon = 0] = [...daemons];
     expect(daemon).not.toBe(process.pid);
-    const supervisors = new Set(ids.map((id) => readStatus(jobDir(a.stateDir, id))?.supervisorPid));
-    expect(supervisors.size).toBe(6);
+    for (const id of ids)
+      expect(readProcStat(readStatus(jobDir(a.stateDir, id))?.pid ?? 0)?.ppid).toBe(daemon);
     // The daemon leads its own group (setsid), apart from the node's.
-    expect(readProcStat(daemon ?? 0)?.pgrp).toBe(daemon);
+    expect(readProcStat(daemon)?.pgrp).toBe(daemon);
+    expect(readProcStat(daemon)?.pgrp).not.toBe(readProcStat(process.pid)?.pgrp);
   });
 
-  it("a killed daemon takes no job with it, and the next launch starts a new one", async () => {
+  it("a killed daemon's jobs end as lost (137, killed); the next launch starts a new daemon", async () => {
     const { runner, recorder, stateDir } = fx.runner();
     const out = fx.tempDir();
-    await runner.launch(spec(out, "first", "sleep 1; exit 4"));
-    const daemon = daemonOf(stateDir, "first") ?? 0;
+    await runner.launch(spec(out, "first", "sleep 30"));
+    const daemon = daemonOf(stateDir, "first");
+    const first = readStatus(jobDir(stateDir, "first"))!;
     process.kill(daemon, "SIGKILL");
-    await waitUntil(() => !alive(daemon));
-    expect(await recorder.wait("first")).toBe(4); // its supervisor outlived the daemon
+    expect(await recorder.wait("first")).toBe(137);
+    await waitUntil(() => !jobAlive(first));
     await runner.launch(spec(out, "second", "exit 6"));
     expect(await recorder.wait("second")).toBe(6);
     expect(daemonOf(stateDir, "second")).not.toBe(daemon);

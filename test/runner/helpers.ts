@@ -86,18 +86,21 @@ export class Fixture {
 
   async cleanup(): Promise<void> {
     await Promise.all(this.runners.map((r) => r.close()));
-    const supervisors: { status: SupervisorStatus; dir: string }[] = [];
+    const pending: { status: SupervisorStatus; dir: string }[] = [];
     for (const stateDir of this.stateDirs) {
       for (const id of recordedJobIds(stateDir)) {
         const dir = jobDir(stateDir, id);
         const status = readStatus(dir);
         if (!status) continue;
         if (status.pid !== undefined && jobAlive(status)) process.kill(-status.pid, "SIGKILL");
-        supervisors.push({ status, dir });
+        pending.push({ status, dir });
       }
     }
-    // Let the supervisors write their last status before the directories go.
-    await waitUntil(() => supervisors.every((s) => !supervisorAlive(s.status, s.dir)));
+    // Let the supervisor record the last exits before the directories go (the daemon then leaves
+    // by itself: its socket is gone and it has no job left).
+    const recorded = (p: { status: SupervisorStatus; dir: string }): boolean =>
+      readStatus(p.dir)?.exitCode !== undefined || !supervisorAlive(p.status, p.dir);
+    await waitUntil(() => pending.every(recorded), 10_000);
     for (const dir of this.dirs) rmSync(dir, { recursive: true, force: true });
   }
 }
