@@ -2,7 +2,7 @@
 // child-process nodes run), statistics, the results table, cleanup stacks, and starting Redis,
 // fleets and HTTP clients on loopback.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -133,7 +133,7 @@ export interface Ctx {
  */
 export interface Shared {
   redis: BenchRedis;
-  fleet: LocalFleet;
+  fleet: LocalFleet & { scratchPath: string };
   prefix: string;
   haproxy: boolean;
   token: string;
@@ -279,6 +279,27 @@ export function procChildrenCpuMs(pid: number | "self"): number {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // Fields 16 and 17 of stat(5), counted from 1 with pid and comm as 1 and 2.
   return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+/**
+ * CPU time (ms) of the job supervisor daemons under `scratchPath` (one per node, started at its
+ * first job) with the jobs they have reaped: every job's processes are the daemon's children, not
+ * the node's.
+ */
+export function supervisorDaemonsCpuMs(scratchPath: string): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (!cmdline.includes("supervisor-") || !cmdline.includes(scratchPath)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10; // utime..cstime
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 /** `some` CPU pressure (share of time runnable tasks waited for a CPU), averaged over 10 s and 60 s. */
@@ -447,7 +468,11 @@ export interface FleetOptions {
   env?: Record<string, string>;
 }
 
-export async function startFleet(stack: Stack, ctx: Ctx, opts: FleetOptions): Promise<LocalFleet> {
+export async function startFleet(
+  stack: Stack,
+  ctx: Ctx,
+  opts: FleetOptions,
+): Promise<LocalFleet & { scratchPath: string }> {
   const scratchPath = scratchDir(stack, "fleet");
   const fleet = await topology.startLocalFleet({
     nodes: opts.nodes,
@@ -466,7 +491,7 @@ export async function startFleet(stack: Stack, ctx: Ctx, opts: FleetOptions): Pr
     readyTimeoutMs: 60_000,
   });
   stack.defer("stop fleet", () => fleet.stop());
-  return fleet;
+  return Object.assign(fleet, { scratchPath });
 }
 
 export function haproxyAvailable(): boolean {

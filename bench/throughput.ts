@@ -26,6 +26,7 @@ import {
   stopProcess,
   submit,
   summarize,
+  supervisorDaemonsCpuMs,
   until,
   verdict,
 } from "./lib.js";
@@ -42,14 +43,14 @@ interface RunResult {
 }
 
 /** CPU used by `pids` (themselves and their reaped children) and by Redis, for per-job figures. */
-async function cpuMeter(redis: BenchRedis, pids: (number | "self")[]) {
+async function cpuMeter(redis: BenchRedis, pids: (number | "self")[], moreChildren: () => number = () => 0) {
   const read = async () => ({
     parents: pids.reduce<number>(
       (s, p) =>
         s + (p === "self" ? process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000 : procCpuMs(p)),
       0,
     ),
-    children: pids.reduce<number>((s, p) => s + procChildrenCpuMs(p), 0),
+    children: pids.reduce<number>((s, p) => s + procChildrenCpuMs(p), 0) + moreChildren(),
     redis: (await redisSnapshot(redis)).cpuSec * 1000,
   });
   const before = await read();
@@ -126,7 +127,7 @@ export async function throughput(ctx: Ctx): Promise<void> {
     const submitted: string[] = [];
     const ours = async (count: number): Promise<RunResult> => {
       const starts = new Map<string, number>();
-      const meter = await cpuMeter(redis, nodePids);
+      const meter = await cpuMeter(redis, nodePids, () => supervisorDaemonsCpuMs(fleet.scratchPath));
       await mapLimit(Array.from({ length: count }), concurrency, async (_, i) => {
         const t0 = monoMs();
         const job = await submit(entry[i % entry.length]!, { command: "true", name: "bench-throughput" });
