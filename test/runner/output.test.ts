@@ -75,25 +75,24 @@ describe("followOutput", () => {
     const err = join(dir, "err");
     writeFileSync(out, "o1\n");
     let done = false;
-    setTimeout(() => writeFileSync(err, "e1\n"), 150);
-    setTimeout(() => appendFileSync(out, "o2\n"), 250);
-    setTimeout(() => (done = true), 300);
-    const chunks = await collect(
-      followOutput({
-        files: [
-          { path: out, type: "stdout" },
-          { path: err, type: "stderr" },
-        ],
-        signal: never,
-        isDone: () => done,
-        pollMs: 20,
-      }),
-    );
-    expect(chunks).toEqual([
-      { output: "o1\n", outputType: "stdout" },
-      { output: "e1\n", outputType: "stderr" },
-      { output: "o2\n", outputType: "stdout" },
-    ]);
+    const gen = followOutput({
+      files: [
+        { path: out, type: "stdout" },
+        { path: err, type: "stderr" },
+      ],
+      signal: never,
+      isDone: () => done,
+      pollMs: 20,
+    });
+    // Each write follows the chunk before it, so the order is the test's, whatever the machine's load.
+    expect((await gen.next()).value).toEqual({ output: "o1\n", outputType: "stdout" });
+    await sleep(60); // err is still missing for a few polls
+    writeFileSync(err, "e1\n");
+    expect((await gen.next()).value).toEqual({ output: "e1\n", outputType: "stderr" });
+    appendFileSync(out, "o2\n");
+    expect((await gen.next()).value).toEqual({ output: "o2\n", outputType: "stdout" });
+    done = true;
+    expect((await gen.next()).done).toBe(true);
   });
 
   it("fails with OutputNotFoundError when a file stays missing while the job runs", async () => {
@@ -112,13 +111,22 @@ describe("followOutput", () => {
     const bytes = Buffer.from("h€llo", "utf8"); // € is 3 bytes: 1..3
     writeFileSync(path, bytes.subarray(0, 2));
     let done = false;
-    setTimeout(() => appendFileSync(path, bytes.subarray(2, 3)), 80);
-    setTimeout(() => appendFileSync(path, bytes.subarray(3)), 160);
-    setTimeout(() => (done = true), 200);
-    const chunks = await collect(
-      followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => done, pollMs: 20 }),
-    );
-    expect(chunks.map((c) => c.output)).toEqual(["h", "€llo"]);
+    const gen = followOutput({
+      files: [{ path, type: "stdout" }],
+      signal: never,
+      isDone: () => done,
+      pollMs: 20,
+    });
+    // The file ends inside "€": only "h" may be sent; the rest waits for the character's last bytes.
+    expect((await gen.next()).value).toEqual({ output: "h", outputType: "stdout" });
+    await sleep(60);
+    appendFileSync(path, bytes.subarray(2, 3));
+    await sleep(60);
+    appendFileSync(path, bytes.subarray(3));
+    done = true;
+    const rest = await collect(gen);
+    expect(rest.map((c) => c.output).join("")).toBe("€llo");
+    expect(rest.every((c) => !c.output.includes("\ufffd"))).toBe(true);
   });
 
   it("stops promptly on abort, even in the middle of a long poll", async () => {
@@ -131,11 +139,12 @@ describe("followOutput", () => {
       isDone: () => false,
       pollMs: 10_000,
     });
-    setTimeout(() => controller.abort(), 100);
+    expect((await gen.next()).value).toEqual({ output: "x", outputType: "stdout" });
+    // Now in a 10 s poll; the abort must end it long before that.
+    setTimeout(() => controller.abort(), 50);
     const started = Date.now();
-    const chunks = await collect(gen);
-    expect(text(chunks)).toBe("x");
-    expect(Date.now() - started).toBeLessThan(1000);
+    expect((await gen.next()).done).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it("closes its files when the consumer stops early", async () => {
