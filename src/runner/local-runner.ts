@@ -58,7 +58,10 @@ export interface LocalRunnerOptions {
 interface WatchedJob {
   id: string;
   dir: string;
-  /** What the supervisor recorded about itself (pid, start time), to tell whether it still lives. */
+  /**
+   * What the supervisor recorded about itself (pid, start time), to tell whether it still lives.
+   * Only polled jobs need the start time; for a job watched through its connection, the pid.
+   */
   supervisor: SupervisorStatus;
   /** The job's pid and process group id; unknown while an adopted launch is still in progress. */
   pid: number | undefined;
@@ -106,12 +109,18 @@ export class LocalRunner {
       started.conn.destroy(); // closed meanwhile: the job stays recorded for the next runner to adopt
       return { pid: started.pid };
     }
-    const supervisor = readStatus(dir) ?? { supervisorPid: started.supervisorPid };
-    const job: WatchedJob = { id: spec.id, dir, supervisor, pid: started.pid };
+    const job: WatchedJob = {
+      id: spec.id,
+      dir,
+      supervisor: { supervisorPid: started.supervisorPid },
+      pid: started.pid,
+    };
     this.jobs.set(spec.id, job);
     if (this.connections < this.maxConnections) {
       this.watchConnection(job, started.conn, started.onClose);
     } else {
+      // Polling judges the supervisor by its recorded start time, so read it (watched jobs need not).
+      job.supervisor = readStatus(dir) ?? job.supervisor;
       started.conn.destroy();
       this.startPolling();
     }
@@ -217,16 +226,14 @@ export class LocalRunner {
    */
   private claimDir(dir: string, id: string): void {
     if (this.jobs.has(id) || this.launching.has(id)) throw new LaunchError(`job "${id}" is already running`);
+    // A new id (the usual case) is claimed by the mkdir alone; only an existing dir needs a look.
+    if (makeJobDir(dir)) return;
     const status = readStatus(dir);
     if (status && status.exitCode === undefined && supervisorAlive(status, dir)) {
       throw new LaunchError(`job "${id}" is already running`);
     }
     removeJobDir(dir);
-    try {
-      mkdirSync(dir, { mode: 0o700 });
-    } catch (err) {
-      throw new LaunchError(`cannot create job state: ${(err as Error).message}`);
-    }
+    if (!makeJobDir(dir)) throw new LaunchError(`cannot create job state: ${dir} exists`);
   }
 
   /** Validates the spec and writes the job's state dir; any failure removes it again. */
@@ -244,7 +251,8 @@ export class LocalRunner {
     try {
       const stdinFile = spec.stdin ? join(dir, "stdin") : undefined;
       if (stdinFile) writeFileSync(stdinFile, spec.stdin as string, { mode: 0o600 });
-      for (const file of new Set([stdoutFile, stderrFile])) createParentDirs(file, spec.runAs);
+      for (const parent of new Set([dirname(stdoutFile), dirname(stderrFile)]))
+        createDirs(parent, spec.runAs);
       writeSpecFile(dir, {
         argv,
         env,
@@ -315,6 +323,17 @@ export class LocalRunner {
   }
 }
 
+/** Creates a job's state dir; false when it already exists. */
+function makeJobDir(dir: string): boolean {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw new LaunchError(`cannot create job state: ${(err as Error).message}`);
+  }
+}
+
 /** The recorded exit code; if the supervisor died without one, the job is made to match 137. */
 function finalExitCode(dir: string): number {
   const status = readStatus(dir);
@@ -353,11 +372,10 @@ function assertNoNul(values: (string | undefined)[]): void {
 }
 
 /**
- * The supervisor opens output files as the job's user, so directories we create for them must
- * belong to that user too.
+ * Creates the dir of output files. The supervisor opens output files as the job's user, so
+ * directories we create for them must belong to that user too.
  */
-function createParentDirs(file: string, runAs: RunAs | undefined): void {
-  const target = dirname(file);
+function createDirs(target: string, runAs: RunAs | undefined): void {
   const first = mkdirs(target);
   if (!first || !runAs || process.getuid?.() !== 0) return;
   for (let d = target; ; d = dirname(d)) {

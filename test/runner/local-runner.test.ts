@@ -1,9 +1,9 @@
-import { chmodSync, readFileSync, realpathSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LaunchError, type LaunchSpec } from "../../src/runner/local-runner.js";
 import { readProcStat } from "../../src/runner/proc.js";
-import { DEFAULT_PATH } from "../../src/runner/supervisor.js";
+import { DEFAULT_PATH, jobDir } from "../../src/runner/supervisor.js";
 import { Fixture, read, sleep, waitUntil } from "./helpers.js";
 
 const fx = new Fixture();
@@ -114,6 +114,20 @@ describe("LocalRunner: launching", () => {
     expect(codes).toEqual(specs.map((_, i) => i));
     await sleep(100);
     expect(recorder.calls).toHaveLength(12);
+  });
+
+  it("replaces a leftover dir of an id whose supervisor is gone, and removes the dir after the exit", async () => {
+    const { runner, recorder, stateDir, spec } = setup();
+    const s = spec({ command: "exit 4" });
+    const dir = jobDir(stateDir, s.id);
+    // A finished run's state that was never forgotten (the node died first), plus a stray file.
+    mkdirSync(dir);
+    writeFileSync(join(dir, "status"), JSON.stringify({ supervisorPid: 999_999_999, exitCode: 1 }));
+    writeFileSync(join(dir, "stray"), "x");
+    await runner.launch(s);
+    expect(await recorder.wait(s.id)).toBe(4);
+    runner.forget(s.id);
+    expect(runner.known()).toEqual([]);
   });
 
   it("refuses a second launch of the same id", async () => {

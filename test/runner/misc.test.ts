@@ -1,11 +1,11 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { advertiseIp, networkInfo } from "../../src/runner/network.js";
 import { parseProcStat } from "../../src/runner/proc.js";
 import { buildArgv, shellQuote } from "../../src/runner/shell.js";
-import { decodeJobId, encodeJobId } from "../../src/runner/supervisor.js";
+import { decodeJobId, encodeJobId, removeJobDir } from "../../src/runner/supervisor.js";
 import { LaunchError } from "../../src/runner/types.js";
 import { findInPasswd, lookupUser, runAsFor } from "../../src/runner/users.js";
 import { Fixture } from "./helpers.js";
@@ -96,5 +96,30 @@ describe("job ids", () => {
       expect(name).toMatch(/^[A-Za-z0-9_%-]+$/);
       expect(decodeJobId(name)).toBe(id);
     }
+  });
+});
+
+describe("removeJobDir", () => {
+  it("removes a job dir of plain files", () => {
+    const dir = join(fx.tempDir(), "job");
+    mkdirSync(dir);
+    for (const name of ["spec", "status", "stdin"]) writeFileSync(join(dir, name), name);
+    removeJobDir(dir);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it("does nothing for a missing dir and removes whatever else is there", () => {
+    const base = fx.tempDir();
+    removeJobDir(join(base, "missing"));
+    const nested = join(base, "nested");
+    mkdirSync(join(nested, "sub", "deeper"), { recursive: true });
+    writeFileSync(join(nested, "status"), "{}");
+    writeFileSync(join(nested, "sub", "deeper", "x"), "x");
+    removeJobDir(nested);
+    expect(existsSync(nested)).toBe(false);
+    const file = join(base, "a-file");
+    writeFileSync(file, "not a dir");
+    removeJobDir(file);
+    expect(existsSync(file)).toBe(false);
   });
 });
