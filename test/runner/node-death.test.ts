@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import ts from "typescript";
 import { afterEach, expect, it } from "vitest";
-import { Fixture, sleep } from "./helpers.js";
+import { jobDir, readStatus } from "../../src/runner/supervisor.js";
+import { Fixture, waitUntil } from "./helpers.js";
 
 const fx = new Fixture();
 afterEach(() => fx.cleanup());
@@ -31,7 +32,9 @@ const NODE_SCRIPT = `
 import { LocalRunner } from "./local-runner.js";
 const [stateDir, out] = process.argv.slice(2);
 const runner = new LocalRunner({ stateDir, callbacks: { onExit() {} } });
-for (const [id, command] of [["after", "sleep 1; exit 7"], ["before", "sleep 0.2; exit 5"]]) {
+// "after" runs until the test creates the file "go" (whatever the machine's load); "before" ends at once.
+const gate = "while [ ! -e " + out + "/go ]; do sleep 0.05; done; exit 7";
+for (const [id, command] of [["after", gate], ["before", "sleep 0.2; exit 5"]]) {
   await runner.launch({ id, command, stdoutFile: out + "/" + id, stderrFile: out + "/" + id });
 }
 console.log("launched");
@@ -43,7 +46,8 @@ it("a SIGKILLed node's jobs keep running and report their real exit codes to the
   buildRunner(lib);
   writeFileSync(join(lib, "node.js"), NODE_SCRIPT);
   const stateDir = join(fx.tempDir(), "state");
-  const node = spawn(process.execPath, [join(lib, "node.js"), stateDir, fx.tempDir()], {
+  const out = fx.tempDir();
+  const node = spawn(process.execPath, [join(lib, "node.js"), stateDir, out], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const [line] = await once(createInterface({ input: node.stdout }), "line");
@@ -51,9 +55,11 @@ it("a SIGKILLed node's jobs keep running and report their real exit codes to the
   node.kill("SIGKILL");
   await new Promise((resolve) => node.once("exit", resolve));
 
-  await sleep(500); // "before" ends while no node is up
+  // "before" ends while no node is up.
+  await waitUntil(() => readStatus(jobDir(stateDir, "before"))?.exitCode !== undefined, 10_000);
   const { runner, recorder } = fx.runner(stateDir);
   expect(runner.adopt("before")).toEqual({ exitCode: 5 });
   expect(runner.adopt("after")).toBe("running");
-  expect(await recorder.wait("after")).toBe(7);
+  writeFileSync(join(out, "go"), "");
+  expect(await recorder.wait("after", 10_000)).toBe(7);
 });
