@@ -22,8 +22,9 @@
  *    its next launch starts a new daemon.
  *  - It ignores HUP/INT/TERM (stop/kill target a job's group, never it) and PIPE (the node may be
  *    gone when it reports). A job restores the defaults, since ignored signals survive exec.
- *  - One event loop that never blocks on a job: select() over the socket, the connections and each
- *    starting job's exec pipe; SIGCHLD only interrupts select(), and exits are reaped with WNOHANG.
+ *  - One event loop: select() over the socket and the connections; SIGCHLD only interrupts
+ *    select(), and exits are reaped with WNOHANG. It blocks only while a forked job is between fork
+ *    and exec (see start()).
  *  - Exec success vs failure: a close-on-exec pipe (Perl sets FD_CLOEXEC on fds above $^F = 2).
  *    A successful exec closes it with nothing written; a failure writes the reason before exiting.
  *  - waitpid without WUNTRACED: a SIGSTOPped job does not look finished.
@@ -65,21 +66,19 @@ syswrite STDOUT, "ready $$\n";
 open(STDOUT, '>', '/dev/null');
 
 my %requests;    # fileno => { conn, buf }: connections whose job dir has not fully arrived
-my %starting;    # fileno of the exec pipe => job: forked, exec outcome not read yet
-my %jobs;        # pid => job { pid, dir, conn, status, pipe, why, wait_status }, until recorded
+my %jobs;        # pid => job { pid, dir, conn, status, wait_status }: running, until recorded
 my %watching;    # fileno of the connection => running job whose node listens
 my $last_use = time;
 my $leaving = 0;
 
 while (1) {
     my $rin = '';
-    vec($rin, $_, 1) = 1 for keys %requests, keys %starting, keys %watching;
+    vec($rin, $_, 1) = 1 for keys %requests, keys %watching;
     vec($rin, fileno($server), 1) = 1 unless $leaving;
     my $n = select(my $rout = $rin, undef, undef, 2);
     if ($n > 0) {
         accept_request() if !$leaving && vec($rout, fileno($server), 1);
         for my $fd (keys %requests) { read_request($fd) if vec($rout, $fd, 1) }
-        for my $fd (keys %starting) { read_exec_pipe($fd) if vec($rout, $fd, 1) }
         for my $fd (keys %watching) { read_watcher($fd) if $watching{$fd} && vec($rout, $fd, 1) }
     }
     reap();
@@ -98,9 +97,20 @@ while (1) {
 
 sub accept_request {
     accept(my $conn, $server) or return 0;
+    nonblocking($conn);
     $requests{ fileno $conn } = { conn => $conn, buf => '' };
     return 1;
 }
+
+# Every fd the loop reads is non-blocking: readiness seen by select() may belong to an fd number that
+# was closed and reused meanwhile (a request's connection becomes a watched one in the same pass).
+sub nonblocking {
+    my ($fh) = @_;
+    fcntl($fh, F_SETFL, fcntl($fh, F_GETFL, 0) | O_NONBLOCK);
+}
+
+# After a failed read: true when the fd is merely not ready (or the read was interrupted).
+sub retry_later { return $!{EINTR} || $!{EAGAIN} }
 
 # Reads the job dir line; once it is complete, starts the job.
 sub read_request {
@@ -108,7 +118,7 @@ sub read_request {
     my $r = $requests{$fd};
     my $n = sysread($r->{conn}, $r->{buf}, 4096, length $r->{buf});
     if (!$n || length $r->{buf} > 65536) {
-        return if !defined $n && $!{EINTR};
+        return if !defined $n && retry_later();
         delete $requests{$fd};
         close $r->{conn};
         return;
@@ -140,31 +150,26 @@ sub start {
         exit 127;
     }
     close $exec_w;
-    @$job{qw(pid pipe why)} = ($pid, $exec_r, '');
-    $jobs{$pid} = $job;
-    $starting{ fileno $exec_r } = $job;
-}
-
-# The exec pipe: the reason the job could not start, or EOF alone once its exec succeeded.
-sub read_exec_pipe {
-    my ($fd) = @_;
-    my $job = $starting{$fd};
-    my $n = sysread($job->{pipe}, my $buf, 4096);
-    if ($n) { $job->{why} .= $buf; return }
-    return if !defined $n && $!{EINTR};
-    delete $starting{$fd};
-    close delete $job->{pipe};
-    if ($job->{why} ne '') {
-        delete $jobs{ $job->{pid} };
-        waitpid($job->{pid}, 0);
-        return fail_job($job, $job->{why});
+    # Wait here for the exec outcome (the child's few system calls before it): while a forked child
+    # still shares our pages, every page we write costs a copy-on-write fault and a TLB flush, which
+    # doubled the daemon's CPU per job when the loop went on meanwhile.
+    my $why = '';
+    while (1) {
+        my $n = sysread($exec_r, my $buf, 4096);
+        if ($n) { $why .= $buf; next }
+        last if defined $n || !$!{EINTR};
     }
-    $job->{status}{pid} = $job->{pid};
-    $job->{status}{startTime} = start_time($job->{pid});    # not reaped yet, so still in /proc
+    close $exec_r;
+    if ($why ne '') {
+        waitpid($pid, 0);
+        return fail_job($job, $why);
+    }
+    $job->{pid} = $job->{status}{pid} = $pid;
+    $job->{status}{startTime} = start_time($pid);    # not reaped yet, so still in /proc
     write_status($job);
-    syswrite $job->{conn}, "ok $job->{pid} $$\n";
-    $watching{ fileno $job->{conn} } = $job;
-    finish($job) if defined $job->{wait_status};
+    syswrite $conn, "ok $pid $$\n";
+    $jobs{$pid} = $job;
+    $watching{ fileno $conn } = $job;
 }
 
 # Readable while a job runs only when the node closed its end: it stopped listening (the job is
@@ -173,7 +178,7 @@ sub read_watcher {
     my ($fd) = @_;
     my $job = $watching{$fd};
     my $n = sysread($job->{conn}, my $buf, 4096);
-    return if $n || (!defined $n && $!{EINTR});
+    return if $n || (!defined $n && retry_later());
     close_conn($job);
 }
 
@@ -181,7 +186,7 @@ sub reap {
     while ((my $pid = waitpid(-1, WNOHANG)) > 0) {
         my $job = $jobs{$pid} or next;
         $job->{wait_status} = $?;
-        finish($job) unless $job->{pipe};    # otherwise once the exec outcome has been read
+        finish($job);
     }
 }
 

@@ -175,7 +175,9 @@ describe("LocalRunner: signals", () => {
 
   it("SIGSTOP suspends and SIGCONT resumes, without the job counting as exited", async () => {
     const { runner, recorder, spec } = setup();
-    const s = spec({ command: "sleep 20" });
+    // One process: a shell that had just forked its command (dash uses vfork) would wait in state D
+    // for a child stopped before its exec, never showing T itself.
+    const s = spec({ exe: "/bin/sleep", args: ["20"] });
     const { pid } = await runner.launch(s);
     const state = () => readProcStat(pid)?.state;
     expect(runner.signal(s.id, "SIGSTOP")).toBe(true);
