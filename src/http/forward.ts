@@ -17,7 +17,7 @@ import type { Settings } from "../config.js";
 import type { StreamKind } from "./metrics.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
 import type { JobLocation, LauncherService } from "./service.js";
-import { EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
+import { coalesceWrites, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
 
 /** Hop header: the id of the node that forwarded the request (loop guard). */
 export const FORWARDED_BY_HEADER = "x-launcher-forwarded-by";
@@ -135,6 +135,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
         // Hijacked: a reply sent from a preHandler with a still-flowing body would not count as
         // "sent" yet, and fastify would go on to run the route handler locally.
         reply.hijack();
+        coalesceWrites(res);
         res.writeHead(upstream.statusCode, relayedHeaders(upstream, location.owner));
         res.flushHeaders();
         await relayStream(request, res, upstream.body, contentType, streamKind, controller, () =>
@@ -214,6 +215,7 @@ async function relayStream(
   tracker.add(kind, controller);
   try {
     for await (const chunk of streamChunks(body, contentType, controller.signal, lost)) {
+      coalesceWrites(res);
       if (!res.write(chunk)) await drained(res);
       if (res.destroyed) break;
     }
