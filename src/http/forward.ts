@@ -17,7 +17,7 @@ import type { Settings } from "../config.js";
 import type { StreamKind } from "./metrics.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
 import type { JobLocation, LauncherService } from "./service.js";
-import { coalesceWrites, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
+import { coalesceWrites, drained, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
 
 /** Hop header: the id of the node that forwarded the request (loop guard). */
 export const FORWARDED_BY_HEADER = "x-launcher-forwarded-by";
@@ -224,19 +224,6 @@ async function relayStream(
   } finally {
     tracker.remove(controller);
   }
-}
-
-/** Resolves once the response can take more data, or is gone. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.once("drain", done);
-    res.once("close", done);
-  });
 }
 
 /**

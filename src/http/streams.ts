@@ -127,7 +127,11 @@ export function coalesceWrites(res: ServerResponse): void {
 function write(res: ServerResponse, chunk: string): Promise<void> | undefined {
   if (res.destroyed || res.writableEnded) return undefined;
   coalesceWrites(res);
-  if (res.write(chunk)) return undefined;
+  return res.write(chunk) ? undefined : drained(res);
+}
+
+/** Resolves once the response can take more data, or is gone. */
+export function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off("drain", done);
