@@ -105,6 +105,8 @@ export function recordedJobIds(stateDir: string): string[] {
 }
 
 const SCRIPT_HASH = createHash("sha256").update(SUPERVISOR_SCRIPT).digest("hex").slice(0, 12);
+/** The daemon's socket in the state dir; named by program version, like the program itself. */
+const SOCKET_NAME = `sup-${SCRIPT_HASH}.sock`;
 
 /** Writes the supervisor program into the state dir (once per content version); returns its path. */
 export function installSupervisor(stateDir: string): string {
@@ -159,11 +161,11 @@ export class SupervisorClient {
     private readonly stateDir: string,
     private readonly idleSeconds = 300,
   ) {
-    this.socketPath = join(stateDir, `sup-${SCRIPT_HASH}.sock`);
+    this.socketPath = join(stateDir, SOCKET_NAME);
     if (Buffer.byteLength(this.socketPath) > MAX_SOCKET_PATH) {
       throw new Error(
         `runner state dir "${stateDir}" is too long for the supervisor's Unix socket ` +
-          `(${MAX_SOCKET_PATH - 22} bytes at most): set a shorter scratch path`,
+          `(${MAX_SOCKET_PATH - SOCKET_NAME.length - 1} bytes at most): set a shorter scratch path`,
       );
     }
   }
@@ -214,16 +216,12 @@ export class SupervisorClient {
     const script = installSupervisor(this.stateDir);
     const log = openSync(join(this.stateDir, "supervisor.log"), "a", 0o600);
     try {
-      const child = spawn(
-        PERL,
-        [script, this.stateDir, `sup-${SCRIPT_HASH}.sock`, String(this.idleSeconds)],
-        {
-          cwd: this.stateDir,
-          detached: true,
-          stdio: ["ignore", "pipe", log],
-          env: { PATH: DEFAULT_PATH },
-        },
-      );
+      const child = spawn(PERL, [script, this.stateDir, SOCKET_NAME, String(this.idleSeconds)], {
+        cwd: this.stateDir,
+        detached: true,
+        stdio: ["ignore", "pipe", log],
+        env: { PATH: DEFAULT_PATH },
+      });
       await new Promise<void>((resolve) => {
         child.once("error", () => resolve());
         child.stdout?.once("data", () => resolve());
