@@ -18,9 +18,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # --- runtime --------------------------------------------------------------------------------------
-# Jobs are supervised by a small Perl program; /usr/bin/perl comes with perl-base, which is part
-# of every Debian image including -slim, so nothing needs installing.
+# Jobs are supervised by a small Python program (standard library only), so the image needs python3.
 FROM node:20-bookworm-slim AS runtime
+RUN apt-get update && apt-get install -y --no-install-recommends python3 && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     LAUNCHER_PORT=5559 \
     LAUNCHER_SCRATCH_PATH=/var/lib/launcher
@@ -31,7 +31,7 @@ COPY package.json ./
 # The scratch path holds job output and runner state: mount a volume there so a restarted
 # container finds its jobs' records. Owned by the unprivileged `node` user (uid 1000) of the base
 # image; jobs run as that user too (only a root node can switch to a job's user).
-RUN mkdir -p /var/lib/launcher && chown node:node /var/lib/launcher && test -x /usr/bin/perl
+RUN mkdir -p /var/lib/launcher && chown node:node /var/lib/launcher && test -x /usr/bin/python3
 VOLUME ["/var/lib/launcher"]
 USER node
 EXPOSE 5559

@@ -4,9 +4,9 @@
  * launch report, and reading what the supervisor recorded about each job.
  *
  * State layout under the runner's stateDir:
- *   supervisor-<hash>.pl     the program (named by content, so upgrades never rewrite a running one)
+ *   supervisor-<hash>.py     the program (named by content, so upgrades never rewrite a running one)
  *   sup-<hash>.sock          the daemon's Unix socket (mode 0600), and .lock, its one-daemon lock
- *   supervisor.log           the daemon's stderr (Perl errors, status files it could not write)
+ *   supervisor.log           the daemon's stderr (Python errors, status files it could not write)
  *   jobs/<encoded id>/
  *     spec                   launch input: NUL-terminated key, value pairs (written by the runner)
  *     stdin                  the job's stdin text, when there is any
@@ -73,7 +73,7 @@ export interface SupervisorSpec {
   gid?: number;
 }
 
-const PERL = existsSync("/usr/bin/perl") ? "/usr/bin/perl" : "perl";
+const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 /** Unix socket paths are limited to 108 bytes (sun_path) on Linux, NUL included. */
 const MAX_SOCKET_PATH = 107;
@@ -110,7 +110,7 @@ const SOCKET_NAME = `sup-${SCRIPT_HASH}.sock`;
 
 /** Writes the supervisor program into the state dir (once per content version); returns its path. */
 export function installSupervisor(stateDir: string): string {
-  const path = join(stateDir, `supervisor-${SCRIPT_HASH}.pl`);
+  const path = join(stateDir, `supervisor-${SCRIPT_HASH}.py`);
   if (!existsSync(path)) {
     const tmp = `${path}.${process.pid}.tmp`;
     writeFileSync(tmp, SUPERVISOR_SCRIPT, { mode: 0o755 });
@@ -216,12 +216,16 @@ export class SupervisorClient {
     const script = installSupervisor(this.stateDir);
     const log = openSync(join(this.stateDir, "supervisor.log"), "a", 0o600);
     try {
-      const child = spawn(PERL, [script, this.stateDir, SOCKET_NAME, String(this.idleSeconds)], {
-        cwd: this.stateDir,
-        detached: true,
-        stdio: ["ignore", "pipe", log],
-        env: { PATH: DEFAULT_PATH },
-      });
+      const child = spawn(
+        PYTHON,
+        ["-I", "-S", script, this.stateDir, SOCKET_NAME, String(this.idleSeconds)],
+        {
+          cwd: this.stateDir,
+          detached: true,
+          stdio: ["ignore", "pipe", log],
+          env: { PATH: DEFAULT_PATH },
+        },
+      );
       await new Promise<void>((resolve) => {
         child.once("error", () => resolve());
         child.stdout?.once("data", () => resolve());

@@ -68,6 +68,16 @@ describe("LocalRunner: launching", () => {
     expect((await run({ command: "pwd", workingDirectory: dir })).stdout).toBe(`${realpathSync(dir)}\n`);
   });
 
+  it("inherits no file descriptor but stdin, stdout and stderr, and no ignored signal", async () => {
+    const { run } = setup();
+    // ls's own fd 3 is the /proc/self/fd listing it reads.
+    expect((await run({ exe: "/bin/ls", args: ["/proc/self/fd"] })).stdout).toBe("0\n1\n2\n3\n");
+    // The supervisor ignores HUP, INT, PIPE, TERM and XFSZ: bits 0, 1, 12, 14 and 24 of SigIgn.
+    const status = await run({ exe: "/bin/grep", args: ["SigIgn", "/proc/self/status"] });
+    const ignored = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(status.stdout)?.[1]}`);
+    expect(ignored & 0x1005003n).toBe(0n);
+  });
+
   it("feeds stdin from the given text, or /dev/null without it", async () => {
     const { run } = setup();
     expect((await run({ command: "cat", stdin: "hello\nworld" })).stdout).toBe("hello\nworld");
@@ -227,5 +237,27 @@ describe("LocalRunner: resources and users", () => {
     });
     expect(exitCode).toBe(0);
     expect(readFileSync(stdoutFile, "utf8")).toBe("65534\n65534\n65534\n");
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("opens output and enters directories as the job's user", async () => {
+    const { runner, spec } = setup();
+    const rootOnly = fx.tempDir();
+    chmodSync(rootOnly, 0o700);
+    const open = fx.tempDir();
+    chmodSync(open, 0o755);
+    const nobody = { uid: 65534, gid: 65534 };
+    const out = join(rootOnly, "out");
+    await expect(
+      runner.launch(spec({ command: "true", runAs: nobody, stdoutFile: out, stderrFile: out })),
+    ).rejects.toThrow(`stdout file "${out}": Permission denied`);
+    const ok = join(open, "by-user", "out"); // created for and owned by the user
+    await expect(
+      runner.launch(
+        spec({ command: "true", runAs: nobody, workingDirectory: rootOnly, stdoutFile: ok, stderrFile: ok }),
+      ),
+    ).rejects.toThrow(`working directory "${rootOnly}": Permission denied`);
+    await expect(
+      runner.launch(spec({ exe: "no-such-program", runAs: nobody, stdoutFile: ok, stderrFile: ok })),
+    ).rejects.toThrow('exec "no-such-program": No such file or directory');
   });
 });
