@@ -111,7 +111,8 @@ export class StatusBus {
     }
     if (compareEventIds(id, this.lastId) <= 0) return; // already delivered from the stream
     if (prev === this.lastId) {
-      this.deliver({ ...(JSON.parse(json) as Omit<BusEvent, "eventId">), eventId: id });
+      if (this.listening()) this.deliver({ ...(JSON.parse(json) as Omit<BusEvent, "eventId">), eventId: id });
+      else this.pass(id); // every node hears every event; most have no stream open to want it decoded
       return;
     }
     this.pending.push({ id, prev, json });
@@ -171,9 +172,18 @@ export class StatusBus {
     for (const fn of this.resyncListeners) fn();
   }
 
-  private deliver(ev: BusEvent): void {
-    this.lastId = ev.eventId;
+  private listening(): boolean {
+    return this.all.size > 0 || this.byJob.size > 0 || this.byUser.size > 0;
+  }
+
+  /** Moves past an event that no listener wants. */
+  private pass(eventId: string): void {
+    this.lastId = eventId;
     this.delivered++;
+  }
+
+  private deliver(ev: BusEvent): void {
+    this.pass(ev.eventId);
     for (const fn of this.byJob.get(ev.id) ?? []) fn(ev);
     for (const fn of this.byUser.get(ev.user) ?? []) fn(ev);
     for (const fn of this.all) fn(ev);

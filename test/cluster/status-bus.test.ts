@@ -77,6 +77,25 @@ describe("status bus", () => {
     bus.close();
   });
 
+  it("moves past events nobody listens to, and delivers the next ones once someone does", async () => {
+    const bus = new StatusBus(conn("bus-cmd3"), conn("bus-sub3"), keys, logger);
+    await bus.start();
+    const unheard = await store.create(
+      { id: "q-1", user: "u", status: "Pending", command: "true" },
+      owner,
+      [],
+    );
+    await until(() => bus.position === unheard);
+    expect(bus.delivered).toBe(1);
+    const seen: string[] = [];
+    bus.listen({ jobId: "q-1" }, (ev) => seen.push(`${ev.eventId} ${ev.status}`));
+    const { eventId } = await store.update("q-1", owner, { status: "Running" });
+    await until(() => seen.length === 1);
+    expect(seen).toEqual([`${eventId} Running`]);
+    expect(bus.delivered).toBe(2);
+    bus.close();
+  });
+
   it("reports when retention trimmed events after a position", async () => {
     const k2 = fleetKeys(uniquePrefix("trim"));
     const s2 = new JobStore(writer, k2, 10);
