@@ -139,26 +139,29 @@ export async function routing(ctx: Ctx): Promise<void> {
     // CPU time the nodes spend per request (not wall time, so other work on the machine hardly
     // matters): a block of direct requests, then a block of forwarded ones.
     const pids = [fleet.nodes[0]!.pid!, fleet.nodes[1]!.pid!];
-    const cpuBlock = async (http: Http, count: number) => {
-      const before = pids.map(procCpuMs);
-      for (let i = 0; i < count; i++) await network(http);
-      return pids.map((pid, i) => (procCpuMs(pid) - before[i]!) / count);
+    const cpuPerRequest = async (what: string, fn: (h: Http) => Promise<number>, count: number) => {
+      const block = async (http: Http) => {
+        const before = pids.map(procCpuMs);
+        for (let i = 0; i < count; i++) await fn(http);
+        return pids.map((pid, i) => (procCpuMs(pid) - before[i]!) / count);
+      };
+      const [directOwner, directPeer] = await block(owner);
+      const [fwdOwner, fwdPeer] = await block(peer);
+      ctx.log(
+        `  CPU per ${what} (schedstat, n=${count}): direct: owner ${fmtMs(directOwner!, 3)} (peer idle ${fmtMs(directPeer!, 3)});` +
+          ` forwarded: peer ${fmtMs(fwdPeer!, 3)} + owner ${fmtMs(fwdOwner!, 3)}`,
+      );
+      ctx.row({
+        measure: MEASURE,
+        metric: `  node CPU per ${what} (n=${count})`,
+        value: `forwarded: peer ${fmtMs(fwdPeer!, 3)} + owner ${fmtMs(fwdOwner!, 3)}`,
+        baseline: `direct: owner ${fmtMs(directOwner!, 3)}`,
+        ratio: `+${fmtMs(fwdPeer! + fwdOwner! - directOwner! - directPeer!, 3)} CPU`,
+      });
     };
-    const cpuN = ctx.full ? 2_000 : 200;
-    const [directOwner, directPeer] = await cpuBlock(owner, cpuN);
-    const [fwdOwner, fwdPeer] = await cpuBlock(peer, cpuN);
-    ctx.log(
-      `  CPU per GET /network (schedstat, n=${cpuN}): direct: owner ${fmtMs(directOwner!, 3)} (peer idle ${fmtMs(directPeer!, 3)});` +
-        ` forwarded: peer ${fmtMs(fwdPeer!, 3)} + owner ${fmtMs(fwdOwner!, 3)}`,
-    );
-    ctx.row({
-      measure: MEASURE,
-      metric: `  node CPU per /network request (n=${cpuN})`,
-      value: `forwarded: peer ${fmtMs(fwdPeer!, 3)} + owner ${fmtMs(fwdOwner!, 3)}`,
-      baseline: `direct: owner ${fmtMs(directOwner!, 3)}`,
-      ratio: `+${fmtMs(fwdPeer! + fwdOwner! - directOwner! - directPeer!, 3)} CPU`,
-    });
+    await cpuPerRequest("/network request", network, ctx.full ? 2_000 : 200);
     await compare("output stream (3 lines)", output, nOutput, 20);
+    await cpuPerRequest("output stream", output, ctx.full ? 1_000 : 100);
   } finally {
     await stack.close();
   }

@@ -28,6 +28,8 @@ export const EVENT_STREAM = "text/event-stream";
 
 /** Why a stream's AbortSignal fired when the client went away (nothing is written then). */
 const CLIENT_CLOSED = Symbol("client closed");
+/** Why it fired once the stream ended (a reason given saves building a DOMException per stream). */
+const STREAM_ENDED = Symbol("stream ended");
 
 export interface StreamSpec<T extends object> {
   kind: StreamKind;
@@ -255,7 +257,7 @@ export async function sendStream<T extends object>(
   } finally {
     clearInterval(keepAlive);
     // Releases whatever the service tied to the signal, however the stream ended.
-    if (!signal.aborted) controller.abort();
+    if (!signal.aborted) controller.abort(STREAM_ENDED);
     cleanup();
     if (!res.writableEnded) res.end();
   }

@@ -30,7 +30,12 @@ export class OutputNotFoundError extends Error {
   override name = "OutputNotFoundError";
 }
 
-const CHUNK_BYTES = 64 * 1024;
+/**
+ * Read sizes: most jobs write little, so a file starts with a small buffer, which doubles while reads
+ * fill it (a 64 KiB buffer per file per stream, zero-filled, was most of a short stream's garbage).
+ */
+const FIRST_CHUNK_BYTES = 4 * 1024;
+const MAX_CHUNK_BYTES = 64 * 1024;
 
 /** Missing-file retry delays as in the Launcher: 50 ms steps up to 0.5 s, then every second. */
 function missingBackoffMs(attempt: number): number {
@@ -43,7 +48,7 @@ class FollowedFile {
   private attempts = 0;
   private nextAttemptAt = 0;
   private readonly decoder = new StringDecoder("utf8");
-  private readonly buffer = Buffer.alloc(CHUNK_BYTES);
+  private buffer: Buffer | undefined;
 
   constructor(
     readonly path: string,
@@ -55,28 +60,37 @@ class FollowedFile {
   }
 
   /** Opens the file if it exists; `force` ignores the back-off (used for the final drain). */
-  private async tryOpen(force: boolean): Promise<boolean> {
-    if (this.handle) return true;
-    if (!force && Date.now() < this.nextAttemptAt) return false;
+  async tryOpen(force: boolean): Promise<void> {
+    if (this.handle) return;
+    if (!force && Date.now() < this.nextAttemptAt) return;
     try {
       this.handle = await open(this.path, "r");
-      return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       this.nextAttemptAt = Date.now() + missingBackoffMs(this.attempts++);
-      return false;
     }
   }
 
-  /** Decoded text of everything appended since the last call; incomplete UTF-8 waits for its rest. */
-  async *readAvailable(force: boolean): AsyncGenerator<string> {
-    if (!(await this.tryOpen(force)) || !this.handle) return;
+  /**
+   * Decoded text of everything appended since the last call; incomplete UTF-8 waits for its rest.
+   * A read that does not fill the buffer reached the end of the file (a regular file reads short
+   * only there), so no further read is needed to find out.
+   */
+  async *readAvailable(): AsyncGenerator<string> {
+    if (!this.handle) return;
     for (;;) {
-      const { bytesRead } = await this.handle.read(this.buffer, 0, CHUNK_BYTES, this.position);
+      // Only the bytes read are decoded, so the buffer need not be zero-filled.
+      this.buffer ??= Buffer.allocUnsafe(FIRST_CHUNK_BYTES);
+      const buffer = this.buffer;
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
       if (bytesRead === 0) return;
       this.position += bytesRead;
-      const text = this.decoder.write(this.buffer.subarray(0, bytesRead));
+      const text = this.decoder.write(buffer.subarray(0, bytesRead));
+      if (bytesRead === buffer.length && buffer.length < MAX_CHUNK_BYTES) {
+        this.buffer = Buffer.allocUnsafe(buffer.length * 2);
+      }
       if (text) yield text;
+      if (bytesRead < buffer.length) return;
     }
   }
 
@@ -85,8 +99,9 @@ class FollowedFile {
     return this.decoder.end();
   }
 
-  async close(): Promise<void> {
-    await this.handle?.close();
+  /** Not awaited: a read-only file's close has nothing to report, and the stream's end need not wait. */
+  close(): void {
+    this.handle?.close().catch(() => undefined);
     this.handle = undefined;
   }
 }
@@ -100,8 +115,10 @@ export async function* followOutput(opts: FollowOutputOptions): AsyncGenerator<O
       // Asked BEFORE reading: if the job was already done, this pass reads up to its last byte.
       const done = await opts.isDone();
       let progressed = false;
+      // Opened together: each file system call is a trip to the thread pool and back.
+      await Promise.all(files.map((f) => f.tryOpen(done)));
       for (const file of files) {
-        for await (const output of file.readAvailable(done)) {
+        for await (const output of file.readAvailable()) {
           if (signal.aborted) return;
           progressed = true;
           yield { output, outputType: file.type };
@@ -115,7 +132,7 @@ export async function* followOutput(opts: FollowOutputOptions): AsyncGenerator<O
       if (!progressed) await pause(pollMs, signal);
     }
   } finally {
-    await Promise.all(files.map((f) => f.close()));
+    for (const file of files) file.close();
   }
 }
 

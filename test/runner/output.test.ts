@@ -29,6 +29,18 @@ describe("followOutput", () => {
     expect(chunks).toEqual([{ output: "a\nb\n", outputType: "stdout" }]);
   });
 
+  it("replays a large file exactly, multi-byte characters across every read boundary included", async () => {
+    const path = join(fx.tempDir(), "out");
+    // 3-byte characters with a 1-byte offset: reads of any power-of-two size cut characters.
+    const content = `x${"€".repeat(150_000)}y\n`;
+    writeFileSync(path, content);
+    const chunks = await collect(
+      followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => true }),
+    );
+    expect(text(chunks)).toBe(content);
+    expect(chunks.length).toBeGreaterThan(5); // read piecewise, not in one go
+  });
+
   it("follows a running job's output in order and ends after its last byte", async () => {
     const { runner, recorder } = fx.runner();
     const path = join(fx.tempDir(), "out");
