@@ -53,6 +53,8 @@ export interface LocalRunnerOptions {
   maxWatchedConnections?: number;
   /** How long the supervisor daemon stays without work before it exits; default 300 s. */
   supervisorIdleSeconds?: number;
+  /** The Python 3 interpreter that runs the supervisor; default /usr/bin/python3, else python3 on PATH. */
+  supervisorPython?: string;
 }
 
 interface WatchedJob {
@@ -88,7 +90,7 @@ export class LocalRunner {
     this.callbacks = opts.callbacks;
     this.pollMs = opts.pollMs ?? 200;
     this.maxConnections = opts.maxWatchedConnections ?? 512;
-    this.supervisors = new SupervisorClient(this.stateDir, opts.supervisorIdleSeconds);
+    this.supervisors = new SupervisorClient(this.stateDir, opts.supervisorIdleSeconds, opts.supervisorPython);
     ensureDir(jobsDir(this.stateDir));
   }
 

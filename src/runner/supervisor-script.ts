@@ -49,6 +49,7 @@ import socket
 import stat
 import sys
 import time
+import traceback
 
 # Signals the daemon ignores (a job gets them back: ignored signals survive exec). Python itself
 # ignores PIPE and XFSZ.
@@ -114,14 +115,10 @@ class Daemon:
         while True:
             events = self.poll.poll(2000)
             for fd, _ in events:
-                if fd == self.wake:
-                    drain(self.wake)
-                elif self.server and fd == self.server.fileno():
-                    self.accept_all()
-                elif fd in self.requests:
-                    self.read_request(fd)
-                elif fd in self.watching:
-                    self.read_watcher(fd)
+                try:
+                    self.handle(fd)
+                except Exception:  # a bug must not take every running job's supervisor down
+                    traceback.print_exc()
             self.reap()
             if self.jobs or self.requests:
                 self.last_use = time.monotonic()
@@ -137,6 +134,16 @@ class Daemon:
                 self.server = None
             if self.leaving and not self.jobs and not self.requests:
                 sys.exit(0)
+
+    def handle(self, fd):
+        if fd == self.wake:
+            drain(self.wake)
+        elif self.server and fd == self.server.fileno():
+            self.accept_all()
+        elif fd in self.requests:
+            self.read_request(fd)
+        elif fd in self.watching:
+            self.read_watcher(fd)
 
     def accept_all(self):
         while True:
@@ -176,6 +183,8 @@ class Daemon:
             pid = spawn(spec) if "uid" not in spec else spawn_as_user(spec)
         except Failure as err:
             return self.fail(job, str(err))
+        except Exception as err:  # e.g. fork() refused: this job fails, the daemon and its jobs go on
+            return self.fail(job, f"cannot start the job: {err}")
         finally:
             os.chdir(self.state)
         job.pid = job.status["pid"] = pid
@@ -299,9 +308,11 @@ def spawn_as_user(spec):
             except OSError as err:
                 raise Failure(f'exec "{spec["arg"][0]}": {err.strerror}') from None
         except Failure as err:
-            os.write(exec_w, str(err).encode("utf-8", "surrogateescape"))
-        except OSError as err:
-            os.write(exec_w, f"{err.strerror}".encode())
+            why = str(err)
+        except Exception as err:  # whatever it was, it must not look like a successful exec
+            why = getattr(err, "strerror", None) or f"{type(err).__name__}: {err}"
+        try:
+            os.write(exec_w, why.encode("utf-8", "surrogateescape"))
         finally:
             os._exit(127)
     os.close(exec_w)

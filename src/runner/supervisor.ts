@@ -155,11 +155,12 @@ export type Started =
  */
 export class SupervisorClient {
   readonly socketPath: string;
-  private daemon: Promise<void> | undefined;
+  private daemon: Promise<string | undefined> | undefined;
 
   constructor(
     private readonly stateDir: string,
     private readonly idleSeconds = 300,
+    private readonly python = PYTHON,
   ) {
     this.socketPath = join(stateDir, SOCKET_NAME);
     if (Buffer.byteLength(this.socketPath) > MAX_SOCKET_PATH) {
@@ -179,7 +180,8 @@ export class SupervisorClient {
         conn = await this.connect();
       } catch (err) {
         lastError = (err as Error).message;
-        await this.ensureDaemon(attempt);
+        const failed = await this.ensureDaemon(attempt);
+        if (failed) return { ok: false, error: `cannot start the job supervisor: ${failed}` };
         continue;
       }
       const report = await exchange(conn, dir);
@@ -188,7 +190,8 @@ export class SupervisorClient {
       if (readStatus(dir)) return silentFailure(dir);
       lastError = "the supervisor daemon closed the connection";
     }
-    return { ok: false, error: `cannot reach the job supervisor: ${lastError}` };
+    const log = join(this.stateDir, "supervisor.log");
+    return { ok: false, error: `cannot reach the job supervisor: ${lastError} (its log: ${log})` };
   }
 
   private connect(): Promise<Socket> {
@@ -202,22 +205,25 @@ export class SupervisorClient {
     });
   }
 
-  /** Starts the daemon unless one is starting; waits until it listens (or another one holds it). */
-  private ensureDaemon(attempt: number): Promise<void> {
+  /**
+   * Starts the daemon unless one is starting; waits until it listens (or another one holds it).
+   * Resolves with why it could not be started at all (no python3), else undefined.
+   */
+  private ensureDaemon(attempt: number): Promise<string | undefined> {
     this.daemon ??= this.spawnDaemon(attempt).finally(() => {
       this.daemon = undefined;
     });
     return this.daemon;
   }
 
-  private async spawnDaemon(attempt: number): Promise<void> {
+  private async spawnDaemon(attempt: number): Promise<string | undefined> {
     // A "busy" answer means a daemon that is just leaving still holds the lock: back off a little.
     if (attempt > 1) await new Promise((r) => setTimeout(r, 10 * attempt));
     const script = installSupervisor(this.stateDir);
     const log = openSync(join(this.stateDir, "supervisor.log"), "a", 0o600);
     try {
       const child = spawn(
-        PYTHON,
+        this.python,
         ["-I", "-S", script, this.stateDir, SOCKET_NAME, String(this.idleSeconds)],
         {
           cwd: this.stateDir,
@@ -226,13 +232,16 @@ export class SupervisorClient {
           env: { PATH: DEFAULT_PATH },
         },
       );
-      await new Promise<void>((resolve) => {
-        child.once("error", () => resolve());
-        child.stdout?.once("data", () => resolve());
-        child.once("exit", () => resolve());
+      const failed = await new Promise<string | undefined>((resolve) => {
+        child.once("error", (err) =>
+          resolve(`${this.python}: ${err.message} (the job supervisor runs on python3)`),
+        );
+        child.stdout?.once("data", () => resolve(undefined));
+        child.once("exit", () => resolve(undefined));
       });
       child.stdout?.destroy();
       child.unref();
+      return failed;
     } finally {
       closeSync(log);
     }

@@ -116,6 +116,16 @@ describe("supervisor daemon", () => {
     expect(recorder.calls).toHaveLength(4); // each exit reported once
   });
 
+  it("says at once that python3 is missing, and leaves no job state", async () => {
+    const python = "/no/such/python3";
+    const { runner, stateDir } = fx.runner(undefined, undefined, undefined, { supervisorPython: python });
+    const out = fx.tempDir();
+    await expect(runner.launch(spec(out, "p1", "true"))).rejects.toThrow(
+      `cannot start the job supervisor: ${python}: spawn ${python} ENOENT (the job supervisor runs on python3)`,
+    );
+    expect(existsSync(jobDir(stateDir, "p1"))).toBe(false);
+  });
+
   it("says clearly when the state dir is too long for a Unix socket", () => {
     expect(() => new SupervisorClient(`/tmp/${"x".repeat(120)}`)).toThrow(
       /too long for the supervisor's Unix socket/,
