@@ -72,26 +72,21 @@ class FollowedFile {
   }
 
   /**
-   * Decoded text of everything appended since the last call; incomplete UTF-8 waits for its rest.
-   * A read that does not fill the buffer reached the end of the file (a regular file reads short
-   * only there), so no further read is needed to find out.
+   * The decoded text of the next piece appended since the last read (incomplete UTF-8 waits for its
+   * rest), and whether more may follow at once: a read that does not fill the buffer reached the end
+   * of the file (a regular file reads short only there), so no further read is needed to find out.
    */
-  async *readAvailable(): AsyncGenerator<string> {
-    if (!this.handle) return;
-    for (;;) {
-      // Only the bytes read are decoded, so the buffer need not be zero-filled.
-      this.buffer ??= Buffer.allocUnsafe(FIRST_CHUNK_BYTES);
-      const buffer = this.buffer;
-      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
-      if (bytesRead === 0) return;
-      this.position += bytesRead;
-      const text = this.decoder.write(buffer.subarray(0, bytesRead));
-      if (bytesRead === buffer.length && buffer.length < MAX_CHUNK_BYTES) {
-        this.buffer = Buffer.allocUnsafe(buffer.length * 2);
-      }
-      if (text) yield text;
-      if (bytesRead < buffer.length) return;
-    }
+  async read(): Promise<{ text: string; more: boolean }> {
+    if (!this.handle) return { text: "", more: false };
+    // Only the bytes read are decoded, so the buffer need not be zero-filled.
+    this.buffer ??= Buffer.allocUnsafe(FIRST_CHUNK_BYTES);
+    const buffer = this.buffer;
+    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
+    this.position += bytesRead;
+    const text = bytesRead === 0 ? "" : this.decoder.write(buffer.subarray(0, bytesRead));
+    const more = bytesRead === buffer.length;
+    if (more && buffer.length < MAX_CHUNK_BYTES) this.buffer = Buffer.allocUnsafe(buffer.length * 2);
+    return { text, more };
   }
 
   /** Bytes of a character cut off at the very end of the file, as replacement characters. */
@@ -115,13 +110,19 @@ export async function* followOutput(opts: FollowOutputOptions): AsyncGenerator<O
       // Asked BEFORE reading: if the job was already done, this pass reads up to its last byte.
       const done = await opts.isDone();
       let progressed = false;
-      // Opened together: each file system call is a trip to the thread pool and back.
+      // Files are opened together and first read together: each file system call is a trip to the
+      // thread pool and back, and a finished job's whole output is then ready in one go.
       await Promise.all(files.map((f) => f.tryOpen(done)));
-      for (const file of files) {
-        for await (const output of file.readAvailable()) {
+      const firstReads = files.map((f) => f.read());
+      for (const p of firstReads) p.catch(() => undefined); // awaited below, unless the stream ends first
+      for (const [i, file] of files.entries()) {
+        for (let piece = await firstReads[i]!; ; piece = await file.read()) {
           if (signal.aborted) return;
-          progressed = true;
-          yield { output, outputType: file.type };
+          if (piece.text) {
+            progressed = true;
+            yield { output: piece.text, outputType: file.type };
+          }
+          if (!piece.more) break;
         }
       }
       if (done) {
