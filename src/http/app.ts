@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { ErrCode } from "../api/index.js";
 import type { Settings } from "../config.js";
+import { AccessLog } from "./access-log.js";
 import { authPlugin } from "./auth.js";
 import { errorBody, errorsPlugin, sendError } from "./errors.js";
 import { forwardPlugin } from "./forward.js";
@@ -62,6 +63,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     loggerInstance: opts.logger,
     bodyLimit: BODY_LIMIT_BYTES,
     requestIdHeader: "x-request-id",
+    // One line per request instead of fastify's two (access-log.ts).
+    logController: new AccessLog(),
     genReqId: () => randomUUID(),
     // Query strings: `?tags=a` must still be an array and `?n=5` a number. JSON bodies are
     // validated without coercion by TypeBox's compiler instead (see validate.ts).
