@@ -144,6 +144,11 @@ class Daemon:
             self.read_request(fd)
         elif fd in self.watching:
             self.read_watcher(fd)
+        else:  # not ours any more: never let poll() report it again and again
+            try:
+                self.poll.unregister(fd)
+            except KeyError:
+                pass
 
     def accept_all(self):
         while True:
