@@ -134,7 +134,12 @@ export async function routing(ctx: Ctx): Promise<void> {
       });
     };
 
-    await compare("GET /jobs/{id}/network", network, n, 50);
+    // Warm-up: the nodes were just started, and V8 optimises a path only after it ran many times; the
+    // target is about steady forwarding, so both paths first run enough for that. Measured in quick
+    // mode: after 50 or 400 rounds the nodes still spent 3-4x full mode's CPU per request (and the
+    // peer's share missed the 1 ms by itself); after 2,000, the same as full mode.
+    const warmup = 2000;
+    await compare("GET /jobs/{id}/network", network, n, warmup);
 
     // CPU time the nodes spend per request (not wall time, so other work on the machine hardly
     // matters): a block of direct requests, then a block of forwarded ones.
@@ -160,7 +165,7 @@ export async function routing(ctx: Ctx): Promise<void> {
       });
     };
     await cpuPerRequest("/network request", network, ctx.full ? 2_000 : 200);
-    await compare("output stream (3 lines)", output, nOutput, 20);
+    await compare("output stream (3 lines)", output, nOutput, warmup / 2);
     await cpuPerRequest("output stream", output, ctx.full ? 1_000 : 100);
   } finally {
     await stack.close();
