@@ -54,6 +54,19 @@ describe("LocalRunner: launching", () => {
     expect(stdout).toBe("x y|$z");
   });
 
+  it("runs an executable script without a #! line with the shell, as execvp does", async () => {
+    const { run } = setup();
+    const dir = fx.tempDir();
+    chmodSync(dir, 0o755);
+    const script = join(dir, "plain-script");
+    writeFileSync(script, 'echo "ran with $# args: $1"\n', { mode: 0o755 });
+    const direct = await run({ exe: script, args: ["a b"] });
+    expect(direct.exitCode).toBe(0);
+    expect(direct.stdout).toBe("ran with 1 args: a b\n");
+    const onPath = await run({ exe: "plain-script", environment: [{ name: "PATH", value: `/bin:${dir}` }] });
+    expect(onPath.stdout).toBe("ran with 0 args: \n");
+  });
+
   it("gives the job exactly its environment, plus a default PATH", async () => {
     const { run } = setup();
     const { stdout } = await run({ exe: "/usr/bin/env", environment: [{ name: "FOO", value: "bar = baz" }] });
@@ -240,7 +253,7 @@ describe("LocalRunner: resources and users", () => {
   });
 
   it.skipIf(process.getuid?.() !== 0)("opens output and enters directories as the job's user", async () => {
-    const { runner, spec } = setup();
+    const { runner, spec, run } = setup();
     const rootOnly = fx.tempDir();
     chmodSync(rootOnly, 0o700);
     const open = fx.tempDir();
@@ -259,5 +272,11 @@ describe("LocalRunner: resources and users", () => {
     await expect(
       runner.launch(spec({ exe: "no-such-program", runAs: nobody, stdoutFile: ok, stderrFile: ok })),
     ).rejects.toThrow('exec "no-such-program": No such file or directory');
+    // The forked path runs a script without a #! line with the shell too.
+    const script = join(open, "plain-script");
+    writeFileSync(script, "id -u\n", { mode: 0o755 });
+    const { exitCode } = await run({ exe: script, runAs: nobody, stdoutFile: ok, stderrFile: ok });
+    expect(exitCode).toBe(0);
+    expect(readFileSync(ok, "utf8")).toBe("65534\n");
   });
 });
