@@ -69,7 +69,6 @@ class Job:
         self.dir = dir
         self.conn = conn
         self.status = dict(me)
-        self.pid = None
 
 
 class Daemon:
@@ -187,14 +186,12 @@ class Daemon:
         try:
             spec = read_spec(os.path.join(dir, "spec"))
             self.write_status(job)
-            pid = spawn(spec) if "uid" not in spec else spawn_as_user(spec)
+            pid = spawn(spec, self.state) if "uid" not in spec else spawn_as_user(spec)
         except Failure as err:
             return self.fail(job, str(err))
         except Exception as err:  # e.g. fork() refused: this job fails, the daemon and its jobs go on
             return self.fail(job, f"cannot start the job: {err}")
-        finally:
-            os.chdir(self.state)
-        job.pid = job.status["pid"] = pid
+        job.status["pid"] = pid
         job.status["startTime"] = start_time(pid)  # not reaped yet, so still in /proc
         self.write_status(job)
         send(conn, b"ok %d %d\n" % (pid, os.getpid()))
@@ -264,8 +261,11 @@ class Daemon:
             print(f"status {job.dir}: {err.strerror}", file=sys.stderr, flush=True)
 
 
-def spawn(spec):
-    """The job's user is the daemon's: one posix_spawn (a vfork: no page copying), files opened here."""
+def spawn(spec, home):
+    """
+    The job's user is the daemon's: one posix_spawn (a vfork: no page copying), files opened here. The
+    daemon enters the job's directory for the spawn (posix_spawn cannot) and goes back home after.
+    """
     fds = []
     try:
         fds.append(open_file(spec.get("stdin", "/dev/null"), os.O_RDONLY, "stdin"))
@@ -290,6 +290,7 @@ def spawn(spec):
         except OSError as err:
             raise Failure(f'exec "{spec["arg"][0]}": {err.strerror}') from None
     finally:
+        os.chdir(home)
         for fd in set(fds):
             os.close(fd)
 
