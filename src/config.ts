@@ -1,4 +1,5 @@
 // Node settings: API.md's environment variables, overridable by CLI flags of the same name.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 
@@ -31,7 +32,26 @@ export interface Settings {
   clusterConfigFile?: string;
   /** Time allowed for a forwarded request to reach the owner before 503. */
   peerTimeoutMs: number;
+  /** Every job runs as the node's own user (required when the node is not root). */
+  unprivileged: boolean;
+  /** A privileged node may run jobs of users whose uid is 0. */
+  allowRootJobs: boolean;
+  /** Checked against a token's `iss` / `aud` claims when set. */
+  authIssuer?: string;
+  authAudience?: string;
+  /** A request body must have arrived within this time (408 otherwise). */
+  bodyTimeoutMs: number;
+  /** Bytes a stream may hold that its client has not read; past that the stream ends. */
+  streamBufferBytes: number;
+  /** HTTPS: the node's certificate and key (PEM); peers are then reached over HTTPS too. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** CA bundle (PEM) that peers' certificates are verified against; default: the system's. */
+  tlsCaFile?: string;
 }
+
+/** Shortest HS256 secret accepted: 256 bits, the hash's own size (RFC 7518 §3.2). */
+export const MIN_SECRET_BYTES = 32;
 
 /** Every setting: env name, flag name, and how to read it. */
 const SPEC = {
@@ -59,10 +79,32 @@ const SPEC = {
   maxRunningJobs: ["LAUNCHER_MAX_RUNNING_JOBS", "max-running-jobs"],
   clusterConfigFile: ["LAUNCHER_CLUSTER_CONFIG_FILE", "cluster-config-file"],
   peerTimeoutMs: ["LAUNCHER_PEER_TIMEOUT_MS", "peer-timeout-ms"],
+  unprivileged: ["LAUNCHER_UNPRIVILEGED", "unprivileged"],
+  allowRootJobs: ["LAUNCHER_ALLOW_ROOT_JOBS", "allow-root-jobs"],
+  authIssuer: ["LAUNCHER_AUTH_ISSUER", "auth-issuer"],
+  authAudience: ["LAUNCHER_AUTH_AUDIENCE", "auth-audience"],
+  bodyTimeoutMs: ["LAUNCHER_BODY_TIMEOUT_MS", "body-timeout-ms"],
+  streamBufferBytes: ["LAUNCHER_STREAM_BUFFER_BYTES", "stream-buffer-bytes"],
+  tlsCertFile: ["LAUNCHER_TLS_CERT_FILE", "tls-cert-file"],
+  tlsKeyFile: ["LAUNCHER_TLS_KEY_FILE", "tls-key-file"],
+  tlsCaFile: ["LAUNCHER_TLS_CA_FILE", "tls-ca-file"],
 } as const satisfies Record<keyof Settings, readonly [string, string]>;
 
+/**
+ * Settings that may instead be read from a file (`<ENV>_FILE`, flag `<flag>-file`), so a secret is in
+ * no environment, command line or `ps` output.
+ */
+const FILE_FORMS = {
+  authSecret: ["LAUNCHER_AUTH_SECRET_FILE", "auth-secret-file"],
+  redisUrl: ["LAUNCHER_REDIS_URL_FILE", "redis-url-file"],
+} as const satisfies Partial<Record<keyof Settings, readonly [string, string]>>;
+
 export type SettingName = keyof typeof SPEC;
-export const SETTING_FLAGS: readonly string[] = Object.values(SPEC).map(([, flag]) => flag);
+export const SETTING_FLAGS: readonly string[] = [...Object.values(SPEC), ...Object.values(FILE_FORMS)].map(
+  ([, flag]) => flag,
+);
+/** Flags whose value is a secret: given on a command line, it shows in `ps` (the node warns). */
+export const SECRET_FLAGS: readonly string[] = [SPEC.authSecret[1], SPEC.redisUrl[1]];
 
 export class SettingsError extends Error {}
 
@@ -103,12 +145,19 @@ function sentinels(name: string, raw: string): { host: string; port: number }[] 
 export function loadSettings(
   env: NodeJS.ProcessEnv,
   flags: Partial<Record<string, string>> = {},
-  defaults: { advertiseIp: string } = { advertiseIp: "127.0.0.1" },
+  defaults: { advertiseIp: string; uid?: number } = { advertiseIp: "127.0.0.1" },
 ): Settings {
-  const get = (key: SettingName): string | undefined => {
-    const [envName, flag] = SPEC[key];
+  const raw = ([envName, flag]: readonly [string, string]): string | undefined => {
     const v = flags[flag] ?? env[envName];
     return v === undefined || v === "" ? undefined : v;
+  };
+  const get = (key: SettingName): string | undefined => {
+    const value = raw(SPEC[key]);
+    if (value !== undefined || !(key in FILE_FORMS)) return value;
+    const file = raw(FILE_FORMS[key as keyof typeof FILE_FORMS]);
+    return file === undefined
+      ? undefined
+      : readSettingFile(FILE_FORMS[key as keyof typeof FILE_FORMS][0], file);
   };
   const label = (key: SettingName) => SPEC[key][0];
   const port = int(label("port"), get("port") ?? "5559", 0);
@@ -133,6 +182,10 @@ export function loadSettings(
     eventRetention: int(label("eventRetention"), get("eventRetention") ?? "100000", 10),
     maxRunningJobs: int(label("maxRunningJobs"), get("maxRunningJobs") ?? "0", 0),
     peerTimeoutMs: int(label("peerTimeoutMs"), get("peerTimeoutMs") ?? "3000", 10),
+    unprivileged: bool(get("unprivileged") ?? "0"),
+    allowRootJobs: bool(get("allowRootJobs") ?? "0"),
+    bodyTimeoutMs: int(label("bodyTimeoutMs"), get("bodyTimeoutMs") ?? "30000", 100),
+    streamBufferBytes: int(label("streamBufferBytes"), get("streamBufferBytes") ?? "4194304", 1024),
   };
   const optional = {
     authSecret: get("authSecret"),
@@ -140,6 +193,11 @@ export function loadSettings(
     redisMasterName: get("redisMasterName"),
     clusterConfigFile: get("clusterConfigFile"),
     redisSentinels: sentinelsRaw ? sentinels(label("redisSentinels"), sentinelsRaw) : undefined,
+    authIssuer: get("authIssuer"),
+    authAudience: get("authAudience"),
+    tlsCertFile: get("tlsCertFile"),
+    tlsKeyFile: get("tlsKeyFile"),
+    tlsCaFile: get("tlsCaFile"),
   };
   for (const [k, v] of Object.entries(optional)) if (v !== undefined) Object.assign(settings, { [k]: v });
   if (settings.lostAfterMs <= settings.offlineAfterMs) {
@@ -150,8 +208,34 @@ export function loadSettings(
       "Set LAUNCHER_AUTH_SECRET (HS256) or LAUNCHER_AUTH_PUBLIC_KEY_FILE (RS256/ES256), or LAUNCHER_AUTH_DISABLED=1",
     );
   }
+  if (settings.authSecret !== undefined && Buffer.byteLength(settings.authSecret) < MIN_SECRET_BYTES) {
+    throw new SettingsError(
+      `LAUNCHER_AUTH_SECRET must be at least ${MIN_SECRET_BYTES} bytes (got ${Buffer.byteLength(settings.authSecret)}); ` +
+        "generate one with: openssl rand -base64 48",
+    );
+  }
+  if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined)) {
+    throw new SettingsError(
+      "LAUNCHER_TLS_CERT_FILE and LAUNCHER_TLS_KEY_FILE go together: set both or neither",
+    );
+  }
+  if (!settings.unprivileged && (defaults.uid ?? process.getuid?.()) !== 0) {
+    throw new SettingsError(
+      "This node is not running as root, so it cannot run jobs as their users: run it as root, or set " +
+        "LAUNCHER_UNPRIVILEGED=1 to run every job as the node's own user (one trust domain)",
+    );
+  }
   if (settings.redisSentinels && !settings.redisMasterName) {
     throw new SettingsError("LAUNCHER_REDIS_SENTINELS needs LAUNCHER_REDIS_MASTER_NAME");
   }
   return settings;
+}
+
+/** A setting's `_FILE` form: the file's content without its trailing newline. */
+function readSettingFile(name: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8").replace(/\r?\n$/, "");
+  } catch (err) {
+    throw new SettingsError(`${name}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
 }

@@ -1,6 +1,6 @@
 // `launcher-fleet node`: one node in the foreground. SIGTERM drains; a second signal exits at once.
 import { parseArgs } from "node:util";
-import { loadSettings, SETTING_FLAGS, SettingsError } from "../config.js";
+import { loadSettings, SECRET_FLAGS, SETTING_FLAGS, SettingsError } from "../config.js";
 import { limitHeapGrowth } from "../heap.js";
 import { startNode } from "../node.js";
 import { advertiseIp } from "../runner/network.js";
@@ -23,6 +23,11 @@ export async function runNode(argv: string[]): Promise<number> {
   }
   limitHeapGrowth();
   const node = await startNode(settings);
+  for (const flag of SECRET_FLAGS.filter((f) => values[f] !== undefined)) {
+    node.logger.warn(
+      `--${flag} was given on the command line, where every local user can read it (ps): use its _FILE setting instead`,
+    );
+  }
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (how: "drain" | "close") => {

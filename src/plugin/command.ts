@@ -38,7 +38,7 @@ Launcher plugin options:
   --enable-debug-logging[=1|0]      log at debug level
   --logging-dir DIR                 log to DIR/<plugin-name>.log instead of stderr
   --max-message-size BYTES          largest protocol message (default ${DEFAULT_MAX_MESSAGE_SIZE})
-  --unprivileged[=1|0]              accepted; jobs run as the plugin's user unless it is root
+  --unprivileged[=1|0]              every job runs as the plugin's own user (LAUNCHER_UNPRIVILEGED=1)
   --node-connection-timeout-seconds N   connect timeout to other nodes (LAUNCHER_PEER_TIMEOUT_MS)
   --resource-poll-ms MS             resource utilisation sampling period (default ${DEFAULT_RESOURCE_POLL_MS})
 Accepted and ignored: --server-user --thread-pool-size --launcher-config-file
@@ -372,7 +372,9 @@ export async function runPlugin(argv: string[]): Promise<number> {
       process.stderr.write(`${PLUGIN_USAGE}\n`);
       return 0;
     }
-    settings = loadSettings(process.env, config.settingFlags, { advertiseIp: advertiseIp() });
+    // The Launcher's --unprivileged is LAUNCHER_UNPRIVILEGED (a flag, so it wins over the environment).
+    const flags = config.unprivileged ? { ...config.settingFlags, unprivileged: "1" } : config.settingFlags;
+    settings = loadSettings(process.env, flags, { advertiseIp: advertiseIp() });
   } catch (err) {
     if (err instanceof SettingsError || err instanceof UsageError) {
       process.stderr.write(`launcher-fleet plugin: ${err.message}\n`);
@@ -387,9 +389,6 @@ export async function runPlugin(argv: string[]): Promise<number> {
   if (config.unknown.length > 0) logger.warn({ ignored: config.unknown }, "unknown plugin arguments ignored");
   if (config.configFileMissing)
     logger.warn({ configFile: config.configFile }, "config file not found; using defaults");
-  if (config.unprivileged && process.getuid?.() === 0) {
-    logger.warn("--unprivileged is set but the plugin runs as root: jobs still run as their users");
-  }
   logger.info(
     {
       pluginName: config.pluginName,

@@ -161,6 +161,9 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
       LAUNCHER_REDIS_URL: redisUrl,
       LAUNCHER_AUTH_SECRET: secret,
       LAUNCHER_SCRATCH_PATH: scratchPath,
+      // A development fleet: every job runs as whoever started it (one trust domain). A multi-user
+      // host runs its nodes as root without this, so each job runs as its own user.
+      LAUNCHER_UNPRIVILEGED: "1",
       ...extra,
       LAUNCHER_NODE_ID: slot.id,
       LAUNCHER_PORT: String(slot.port),

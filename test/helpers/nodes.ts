@@ -10,7 +10,7 @@ import { type LauncherNode, startNode } from "../../src/node.js";
 import { redisUrl } from "./redis.js";
 import { freePort } from "./redis-server.js";
 
-export const TEST_SECRET = "test-secret-please-ignore";
+export const TEST_SECRET = "test-secret-please-ignore-it-is-only-for-tests";
 export const ADMIN_GROUP = "launcher-admins";
 
 /** Fast timings so liveness tests take seconds, not minutes. */
@@ -22,7 +22,13 @@ export const FAST = {
 } as const;
 
 export function testSettings(prefix: string, overrides: Partial<Settings> = {}): Settings {
-  const base = loadSettings({ LAUNCHER_AUTH_SECRET: TEST_SECRET }, {}, { advertiseIp: "127.0.0.1" });
+  // Fake user names (alice, bob): every job runs as the test's own user. Tests of the privileged
+  // mode create real users and set `unprivileged: false`.
+  const base = loadSettings(
+    { LAUNCHER_AUTH_SECRET: TEST_SECRET, LAUNCHER_UNPRIVILEGED: "1" },
+    {},
+    { advertiseIp: "127.0.0.1" },
+  );
   return {
     ...base,
     redisUrl: redisUrl(),
@@ -200,6 +206,7 @@ export async function startChildNode(
     LAUNCHER_PORT: String(port),
     LAUNCHER_ADVERTISE_IP: settings.advertiseIp,
     LAUNCHER_AUTH_SECRET: settings.authSecret,
+    LAUNCHER_UNPRIVILEGED: settings.unprivileged ? "1" : "0",
     LAUNCHER_SCRATCH_PATH: settings.scratchPath,
     LAUNCHER_HEARTBEAT_MS: String(settings.heartbeatMs),
     LAUNCHER_OFFLINE_AFTER_MS: String(settings.offlineAfterMs),

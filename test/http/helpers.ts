@@ -31,6 +31,10 @@ export function testSettings(overrides: Partial<Settings> = {}): Settings {
     eventRetention: 1000,
     maxRunningJobs: 0,
     peerTimeoutMs: 500,
+    unprivileged: true,
+    allowRootJobs: false,
+    bodyTimeoutMs: 30_000,
+    streamBufferBytes: 4 * 1024 * 1024,
     ...overrides,
   };
 }

@@ -178,6 +178,7 @@ export async function startPlugin(opts: PluginOptions): Promise<PluginDriver> {
     LAUNCHER_PORT: "0",
     LAUNCHER_ADVERTISE_IP: "127.0.0.1",
     LAUNCHER_AUTH_SECRET: TEST_SECRET,
+    LAUNCHER_UNPRIVILEGED: "1",
     LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "launcher-plugin-")),
     LAUNCHER_HEARTBEAT_MS: String(FAST.heartbeatMs),
     LAUNCHER_OFFLINE_AFTER_MS: String(FAST.offlineAfterMs),

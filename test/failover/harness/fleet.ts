@@ -171,6 +171,7 @@ export class NetnsFleet {
       ...baseEnv(),
       ...this.redis.nodeEnv,
       LAUNCHER_AUTH_SECRET: this.secret,
+      LAUNCHER_UNPRIVILEGED: "1",
       LAUNCHER_SCRATCH_PATH: this.opts.dir,
       ...this.opts.env,
       LAUNCHER_NODE_ID: slot.id,
