@@ -16,6 +16,9 @@ export interface RedisSettings {
 export function connectRedis(settings: RedisSettings, name: string, logger: Logger): Redis {
   const common: RedisOptions = {
     connectionName: name,
+    // No CLIENT SETINFO on connect: the fleet's Redis user may send only what the nodes need
+    // (ops/redis-acl.sh), and Redis 7.0 has no such subcommand for an ACL to allow.
+    disableClientInfo: true,
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,

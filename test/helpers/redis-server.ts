@@ -50,7 +50,8 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
       });
       sock.once("data", (d) => {
         sock.destroy();
-        resolve(d.toString().includes("PONG"));
+        // NOAUTH: the server answers, but its default user is off (an ACL file was loaded).
+        resolve(/PONG|NOAUTH/.test(d.toString()));
       });
       sock.once("error", () => resolve(false));
     });
@@ -64,6 +65,8 @@ export interface RedisOptions {
   /** Turn on AOF persistence (appendfsync always) so restarts keep every acknowledged write. */
   persistence?: boolean;
   port?: number;
+  /** An ACL file to load (`--aclfile`), e.g. the output of ops/redis-acl.sh. */
+  aclFile?: string;
 }
 
 export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
@@ -87,6 +90,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     "no",
     "--loglevel",
     "warning",
+    ...(opts.aclFile ? ["--aclfile", opts.aclFile] : []),
   ];
   let proc: ChildProcess | undefined;
   const launch = async () => {
