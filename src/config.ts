@@ -147,17 +147,27 @@ export function loadSettings(
   flags: Partial<Record<string, string>> = {},
   defaults: { advertiseIp: string; uid?: number } = { advertiseIp: "127.0.0.1" },
 ): Settings {
-  const raw = ([envName, flag]: readonly [string, string]): string | undefined => {
-    const v = flags[flag] ?? env[envName];
-    return v === undefined || v === "" ? undefined : v;
-  };
+  const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
+  /** Settings read from their `_FILE` form, with the variable that named the file. */
+  const fromFile = new Map<SettingName, string>();
   const get = (key: SettingName): string | undefined => {
-    const value = raw(SPEC[key]);
-    if (value !== undefined || !(key in FILE_FORMS)) return value;
-    const file = raw(FILE_FORMS[key as keyof typeof FILE_FORMS]);
-    return file === undefined
-      ? undefined
-      : readSettingFile(FILE_FORMS[key as keyof typeof FILE_FORMS][0], file);
+    const [envName, flag] = SPEC[key];
+    const fileForm: readonly [string, string] | undefined = FILE_FORMS[key as keyof typeof FILE_FORMS];
+    // A flag (either form) wins over the environment (either form); both forms at once is a mistake.
+    const byFlag = flags[flag] !== undefined || (fileForm !== undefined && flags[fileForm[1]] !== undefined);
+    const value = nonEmpty(byFlag ? flags[flag] : env[envName]);
+    if (fileForm === undefined) return value;
+    const file = nonEmpty(byFlag ? flags[fileForm[1]] : env[fileForm[0]]);
+    if (file === undefined) return value;
+    if (value !== undefined) {
+      throw new SettingsError(
+        byFlag
+          ? `--${flag} and --${fileForm[1]} are both given: use one`
+          : `${envName} and ${fileForm[0]} are both set: set one`,
+      );
+    }
+    fromFile.set(key, fileForm[0]);
+    return readSettingFile(fileForm[0], file);
   };
   const label = (key: SettingName) => SPEC[key][0];
   const port = int(label("port"), get("port") ?? "5559", 0);
@@ -208,10 +218,11 @@ export function loadSettings(
       "Set LAUNCHER_AUTH_SECRET (HS256) or LAUNCHER_AUTH_PUBLIC_KEY_FILE (RS256/ES256), or LAUNCHER_AUTH_DISABLED=1",
     );
   }
-  if (settings.authSecret !== undefined && Buffer.byteLength(settings.authSecret) < MIN_SECRET_BYTES) {
-    throw new SettingsError(
-      `LAUNCHER_AUTH_SECRET must be at least ${MIN_SECRET_BYTES} bytes (got ${Buffer.byteLength(settings.authSecret)}); ` +
-        "generate one with: openssl rand -base64 48",
+  if (settings.authSecret !== undefined) {
+    const file = fromFile.get("authSecret");
+    checkAuthSecret(
+      settings.authSecret,
+      file ? `LAUNCHER_AUTH_SECRET (from ${file})` : "LAUNCHER_AUTH_SECRET",
     );
   }
   if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined)) {
@@ -231,11 +242,26 @@ export function loadSettings(
   return settings;
 }
 
-/** A setting's `_FILE` form: the file's content without its trailing newline. */
-function readSettingFile(name: string, path: string): string {
+/** Refuses an HS256 secret shorter than MIN_SECRET_BYTES; `name` says where it came from. */
+export function checkAuthSecret(secret: string, name = "LAUNCHER_AUTH_SECRET"): void {
+  const bytes = Buffer.byteLength(secret);
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new SettingsError(
+      `${name} must be at least ${MIN_SECRET_BYTES} bytes (got ${bytes}); ` +
+        "generate one with: openssl rand -base64 48",
+    );
+  }
+}
+
+/** A setting's `_FILE` form (`name` is its variable): the file's content without its trailing newline. */
+export function readSettingFile(name: string, path: string): string {
+  let text: string;
   try {
-    return readFileSync(path, "utf8").replace(/\r?\n$/, "");
+    text = readFileSync(path, "utf8");
   } catch (err) {
     throw new SettingsError(`${name}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
+  const value = text.replace(/\r?\n$/, "");
+  if (value === "") throw new SettingsError(`${name}: "${path}" is empty`);
+  return value;
 }
