@@ -1,7 +1,7 @@
 // Wires one node together: Redis connections, registry, job store, status bus, runner,
 // job manager, and the HTTP app. `close()` drains and shuts down in order, idempotently.
 import { mkdirSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
@@ -16,6 +16,7 @@ import { StatusBus } from "./cluster/status-bus.js";
 import type { Settings } from "./config.js";
 import { buildApp } from "./http/app.js";
 import type { LauncherService } from "./http/service.js";
+import { fleetScheme } from "./http/tls.js";
 import { JobManager } from "./launcher/job-manager.js";
 import { NodeService } from "./launcher/service.js";
 import { createLogger } from "./logger.js";
@@ -27,7 +28,7 @@ export interface LauncherNode {
   /** The node's service (what HTTP calls); the plugin wire protocol calls it too. */
   readonly service: LauncherService;
   readonly logger: Logger;
-  /** `http://<advertised ip>:<port>` */
+  /** `http://<advertised ip>:<port>` (`https://` when the node has LAUNCHER_TLS_CERT_FILE) */
   readonly url: string;
   readonly port: number;
   /** SIGTERM behaviour: Draining for `drainMs`, then close. Jobs keep running. */
@@ -103,17 +104,25 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
         scratchPath: settings.scratchPath,
         maxRunningJobs: settings.maxRunningJobs,
         jobExpiryHours: settings.jobExpiryHours,
+        unprivileged: settings.unprivileged,
+        allowRootJobs: settings.allowRootJobs,
       },
       logger,
     );
     const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
     mkdirSync(stateDir, { recursive: true });
     const jobs = manager;
-    const runner = new LocalRunner({ stateDir, callbacks: { onExit: (id, code) => jobs.onExit(id, code) } });
+    const runner = new LocalRunner({
+      stateDir,
+      callbacks: { onExit: (id, code) => jobs.onExit(id, code) },
+      switchUsers: !settings.unprivileged,
+    });
     manager.attach(runner);
+    logPrivilegeMode(logger, settings, runner);
     const bus = new StatusBus(redis, sub, keys, logger);
     const service = new NodeService(store, registry, bus, manager, runner, {
       nodeId: settings.nodeId,
+      peerScheme: fleetScheme(settings),
       ...(settings.clusterConfigFile ? { clusterConfigFile: settings.clusterConfigFile } : {}),
       resourcePollMs: opts.resourcePollMs ?? 3_000,
       isDraining: () => draining,
@@ -139,7 +148,8 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     cleanups.push(() => jobs.close());
     await jobs.adoptAll();
     jobs.startExpiry(opts.expiryIntervalMs);
-    logger.info({ url: `http://${settings.advertiseIp}:${port}`, epoch: registry.epoch }, "node started");
+    const url = `${fleetScheme(settings)}://${settings.advertiseIp}:${port}`;
+    logger.info({ url, epoch: registry.epoch }, "node started");
 
     let closed: Promise<void> | undefined;
     const close = () => {
@@ -153,7 +163,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       service,
       logger,
       port,
-      url: `http://${settings.advertiseIp}:${port}`,
+      url,
       close,
       drain: async () => {
         draining = true;
@@ -166,6 +176,28 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
   } catch (err) {
     await cleanupAll();
     throw err;
+  }
+}
+
+/** Says at start whom jobs run as, and warns where that isolates nothing. */
+function logPrivilegeMode(logger: Logger, settings: Settings, runner: LocalRunner): void {
+  if (settings.unprivileged) {
+    const me = userInfo().username;
+    logger.warn(
+      `LAUNCHER_UNPRIVILEGED=1: every job runs as this node's user (${me}), whoever submits it; jobs and ` +
+        "node are one trust domain (a job can read the node's files and signal its processes)",
+    );
+    return;
+  }
+  logger.info(
+    { allowRootJobs: settings.allowRootJobs },
+    "privileged mode: each job runs with its own user's uid, gid and groups",
+  );
+  if (runner.helperMissing) {
+    logger.warn(
+      { why: runner.helperMissing },
+      "no launch helper: jobs of other users start by forking the supervisor (slower)",
+    );
   }
 }
 

@@ -3,7 +3,7 @@
 // Every status change goes through the job store (Redis) first; the runner only runs processes.
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import {
   ApiError,
@@ -18,8 +18,13 @@ import {
 } from "../api/index.js";
 import { type JobStore, type MutableFields, StoreConflict } from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
-import { LaunchError, type LocalRunner } from "../runner/index.js";
-import { runAsFor } from "../runner/users.js";
+import {
+  LaunchError,
+  type LocalRunner,
+  nodeAccount,
+  type UserAccount,
+  UserDirectory,
+} from "../runner/index.js";
 import { sleep } from "./queue.js";
 
 export interface JobManagerOptions {
@@ -29,6 +34,10 @@ export interface JobManagerOptions {
   scratchPath: string;
   maxRunningJobs: number;
   jobExpiryHours: number;
+  /** Every job runs as the node's own user (LAUNCHER_UNPRIVILEGED); otherwise as its user. */
+  unprivileged: boolean;
+  /** Jobs of uid-0 users are allowed (LAUNCHER_ALLOW_ROOT_JOBS). */
+  allowRootJobs: boolean;
 }
 
 /** Sortable, unique job ids: time first (base 36), then randomness. */
@@ -54,6 +63,10 @@ export class JobManager {
   private runner!: LocalRunner;
   /** Aborted by close(): writes waiting for Redis to come back give up. */
   private readonly closing = new AbortController();
+  /** Users of the host, looked up through the runner's supervisor (privileged mode). */
+  private readonly users = new UserDirectory((name) => this.runner.lookupUser(name));
+  /** The node's own user, whom every job runs as in unprivileged mode. */
+  private readonly self = nodeAccount();
 
   constructor(
     private readonly store: JobStore,
@@ -108,12 +121,39 @@ export class JobManager {
     }
   }
 
+  /**
+   * The OS user a job of `user` runs as. Privileged mode: that user, who must exist on this host
+   * and not be root (unless allowed). Unprivileged mode: the node's own user, whoever asks.
+   */
+  async accountFor(user: string): Promise<UserAccount> {
+    if (this.opts.unprivileged) return this.self;
+    const account = await this.users.get(user).catch((err: Error) => {
+      throw new ApiError(ErrCode.Unknown, `user: could not look up "${user}" on this host: ${err.message}`);
+    });
+    if (!account) {
+      throw new ApiError(ErrCode.InvalidRequest, `user: no such user on this host: ${JSON.stringify(user)}`);
+    }
+    if (account.uid === 0 && !this.opts.allowRootJobs) {
+      throw new ApiError(
+        ErrCode.InvalidRequest,
+        `user: ${JSON.stringify(user)} has uid 0, and this node runs no root jobs (LAUNCHER_ALLOW_ROOT_JOBS)`,
+      );
+    }
+    return account;
+  }
+
+  /** Where a user's jobs write when they name no output files (owned by the user, mode 0700). */
+  private outputDirOf(user: string): string {
+    return join(this.opts.scratchPath, "output", safeName(user));
+  }
+
   /** Records the job (the 201 promise: it is in Redis) and starts it, or queues it. */
   async submit(input: Job, user: string): Promise<Job> {
+    await this.accountFor(user); // an unknown user is a 400, before any job exists
     const nowMs = this.registry.nowMs();
     const id = newJobId(nowMs);
     const now = new Date(nowMs).toISOString();
-    const outDir = join(this.opts.scratchPath, "output", safeName(user));
+    const outDir = this.outputDirOf(user);
     const files: string[] = [];
     // Relative output paths are relative to where the job runs (as the runner opens them); stored
     // absolute, so the output stream reads the same file the job wrote.
@@ -174,6 +214,9 @@ export class JobManager {
     const flag = { canceled: false };
     this.launching.set(id, flag);
     try {
+      const user = await this.accountFor(job.user ?? "");
+      const outputDir = this.outputDirOf(job.user ?? "");
+      const usesOutputDir = [job.stdoutFile, job.stderrFile].some((f) => dirname(f ?? "") === outputDir);
       const { pid } = await this.runner.launch({
         id,
         ...(job.command ? { command: job.command } : {}),
@@ -184,7 +227,9 @@ export class JobManager {
         ...(job.stdin ? { stdin: job.stdin } : {}),
         stdoutFile: job.stdoutFile!,
         stderrFile: job.stderrFile!,
-        ...(job.user ? withRunAs(job.user) : {}),
+        user,
+        switchUser: !this.opts.unprivileged,
+        ...(usesOutputDir ? { outputDir } : {}),
       });
       if (flag.canceled) {
         this.runner.signal(id, "SIGKILL");
@@ -193,7 +238,9 @@ export class JobManager {
       await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid }, [JobStatus.Pending]));
     } catch (err) {
       const message =
-        err instanceof LaunchError ? err.message : `Could not launch: ${(err as Error).message}`;
+        err instanceof LaunchError || err instanceof ApiError
+          ? err.message
+          : `Could not launch: ${(err as Error).message}`;
       if (!flag.canceled) {
         await this.chain(id, () =>
           this.write(id, { status: JobStatus.Failed, statusMessage: message }, [JobStatus.Pending]),
@@ -350,7 +397,10 @@ export class JobManager {
         const cutoff = this.registry.nowMs() - this.opts.jobExpiryHours * 3_600_000;
         for (;;) {
           const removed = await this.store.expire(cutoff, this.opts.nodeId);
-          for (const { files } of removed) await Promise.all(files.map((f) => rm(f, { force: true })));
+          for (const { id, files } of removed) {
+            this.runner.removeOutputRecord(id);
+            await Promise.all(files.map((f) => rm(f, { force: true })));
+          }
           if (removed.length) this.logger.info({ removed: removed.length }, "expired jobs removed");
           if (removed.length < 500) break;
         }
@@ -382,11 +432,6 @@ export class JobManager {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     await Promise.all([...this.chains.values()]);
   }
-}
-
-function withRunAs(user: string) {
-  const runAs = runAsFor(user);
-  return runAs ? { runAs } : {};
 }
 
 /** A user name as a single, harmless path segment. */

@@ -5,6 +5,7 @@ import {
   ApiError,
   type ClusterInfo,
   type ControlResult,
+  checkJobLimits,
   ErrCode,
   includes,
   isHostMount,
@@ -36,13 +37,21 @@ import type {
   StatusStreamItem,
   StatusStreamOptions,
 } from "../http/service.js";
-import { followOutput, type LocalRunner, networkInfo } from "../runner/index.js";
+import {
+  type FollowedFileSpec,
+  followOutput,
+  type LocalRunner,
+  networkInfo,
+  OutputNotFoundError,
+} from "../runner/index.js";
 import type { JobManager } from "./job-manager.js";
 import { JobOwners } from "./job-owners.js";
 import { AsyncQueue, sleep } from "./queue.js";
 
 export interface ServiceOptions {
   nodeId: string;
+  /** How peers are reached: the fleet shares its TLS setting (src/http/tls.ts). Default http. */
+  peerScheme?: "http" | "https";
   clusterConfigFile?: string;
   resourcePollMs: number;
   /** Health inputs the service cannot see by itself. */
@@ -96,6 +105,25 @@ function summaryServes(filter: JobFilter): boolean {
   if (fields === undefined || fields.length === 0) return false;
   if (tags.length > 0 || startTime !== undefined || endTime !== undefined) return false;
   return fields.every((f) => f === "id" || SUMMARY_EXACT_FIELDS.has(f) || !JOB_FIELD_NAMES.includes(f));
+}
+
+/**
+ * About the bytes a queued status event stands for: its strings as the stream line will carry them,
+ * plus the JSON around them. (Every string field of an event is bounded: name and user by the
+ * submission limits, statusMessage by the store.)
+ */
+function queuedBytes(ev: BusEvent | "resync"): number {
+  if (ev === "resync") return 32;
+  return (
+    128 +
+    ev.eventId.length +
+    ev.id.length +
+    ev.status.length +
+    (ev.name?.length ?? 0) +
+    (ev.statusCode?.length ?? 0) +
+    (ev.statusMessage?.length ?? 0) +
+    (ev.lastUpdateTime?.length ?? 0)
+  );
 }
 
 function snapshotEvent(job: Job, eventId: string): Exclude<StatusStreamItem, { resync: true }> {
@@ -195,7 +223,7 @@ export class NodeService implements LauncherService {
       local: false,
       online: node?.online ?? false,
       draining: node?.status === NodeStatus.Draining,
-      ...(node ? { baseUrl: `http://${node.ipv4}:${node.port}` } : {}),
+      ...(node ? { baseUrl: `${this.opts.peerScheme ?? "http"}://${node.ipv4}:${node.port}` } : {}),
     };
   }
 
@@ -240,8 +268,18 @@ export class NodeService implements LauncherService {
     if (one) await this.visibleJob(caller, id);
     const inScope = (ev: { id: string; user: string }) =>
       one ? ev.id === id : caller.admin || ev.user === caller.user;
-    // Listen first, then read history or the snapshot, so nothing falls between the two.
-    const live = new AsyncQueue<BusEvent | "resync">(opts.signal);
+    // Listen first, then read history or the snapshot, so nothing falls between the two. What
+    // waits here for a slow client counts against the stream's budget, with what its connection
+    // holds unread: past the limit the queue lets go of it all and the writer ends the stream.
+    const { budget } = opts;
+    const live = new AsyncQueue<BusEvent | "resync">(
+      opts.signal,
+      budget && {
+        sizeOf: queuedBytes,
+        fits: (bytes) => bytes + budget.unread() <= budget.limit,
+        overflow: () => budget.exceeded(),
+      },
+    );
     const scope = one ? { jobId: id } : caller.admin ? ("all" as const) : { user: caller.user };
     const stopListening = this.bus.listen(scope, (ev) => live.push(ev));
     const stopResync = this.bus.onResync(() => live.push("resync"));
@@ -353,14 +391,39 @@ export class NodeService implements LauncherService {
         if (terminalStatus(status)) finished = true;
       }
       if (signal.aborted) return;
-      const files = outputFiles(job, type);
-      for await (const chunk of followOutput({ files, signal, isDone: async () => finished })) {
-        const combined = files.length === 1 && job.stdoutFile === job.stderrFile;
-        yield { output: chunk.output, outputType: combined ? "mixed" : chunk.outputType };
+      const files = this.streamableFiles(job, type);
+      const chunks = followOutput({ files, signal, isDone: async () => finished });
+      try {
+        for await (const chunk of chunks) {
+          const combined = files.length === 1 && job.stdoutFile === job.stderrFile;
+          yield { output: chunk.output, outputType: combined ? "mixed" : chunk.outputType };
+        }
+      } catch (err) {
+        if (err instanceof OutputNotFoundError) throw new ApiError(ErrCode.JobOutputNotFound, err.message);
+        throw err;
       }
     } finally {
       stop();
     }
+  }
+
+  /**
+   * The output files to stream, each with what its process opened at launch: nothing for a job
+   * that never started; JobOutputNotFound for one that opened no regular file (a FIFO, a device).
+   */
+  private streamableFiles(job: Job, type: JobOutput): FollowedFileSpec[] {
+    const record = this.runner.outputRecord(job.id);
+    if (!record) return [];
+    return outputFiles(job, type).map(({ path, type: kind }) => {
+      const identity = record[kind];
+      if (!identity) {
+        throw new ApiError(
+          ErrCode.JobOutputNotFound,
+          `Job ${job.id}: its ${kind} file "${path}" is not a regular file, so it is not streamed`,
+        );
+      }
+      return { path, type: kind, identity, jobUid: record.uid };
+    });
   }
 
   async *resourceStream(
@@ -437,8 +500,13 @@ function outputFiles(job: Job, type: JobOutput): { path: string; type: "stdout" 
   ];
 }
 
-/** Rules the schema cannot express; each message names the field. */
+/**
+ * Rules every front door must enforce (HTTP and the Posit plugin both submit through here), before
+ * anything is created: the caps and C-string rules of `checkJobLimits`, then the rules the schema
+ * cannot express. Each message names the field.
+ */
 export function validateSubmission(job: Job): void {
+  checkJobLimits(job);
   const bad = (msg: string) => new ApiError(ErrCode.InvalidRequest, msg);
   if (job.command && job.exe) throw bad("command, exe: give either command or exe, not both");
   if (!job.command && !job.exe) throw bad("command, exe: one of command or exe is required");

@@ -1,6 +1,12 @@
 export { type AdoptResult, LocalRunner, type LocalRunnerOptions } from "./local-runner.js";
 export { advertiseIp, type NetworkInfo, networkInfo } from "./network.js";
-export { type FollowOutputOptions, followOutput, type OutputChunk, OutputNotFoundError } from "./output.js";
+export {
+  type FollowedFileSpec,
+  type FollowOutputOptions,
+  followOutput,
+  type OutputChunk,
+  OutputNotFoundError,
+} from "./output.js";
 export {
   type CpuSnapshot,
   type ProcStat,
@@ -12,10 +18,12 @@ export { buildArgv, shellQuote } from "./shell.js";
 export { DEFAULT_PATH, LOST_EXIT_CODE } from "./supervisor.js";
 export {
   type Env,
+  type FileIdentity,
   type JobSignal,
   LaunchError,
   type LaunchSpec,
-  type RunAs,
+  type OutputRecord,
   type RunnerCallbacks,
+  type UserAccount,
 } from "./types.js";
-export { lookupUser, runAsFor, type UserInfo } from "./users.js";
+export { nodeAccount, UserDirectory } from "./users.js";

@@ -1,12 +1,13 @@
 /**
  * Runs jobs as local processes, started and waited for by the node's resident supervisor daemon
- * (see supervisor-script.ts), so jobs outlive the node and a restarted node learns their real exit
+ * (see supervisor.py), so jobs outlive the node and a restarted node learns their real exit
  * codes through adopt().
  */
 
-import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
+import { launchHelper } from "./launch-helper.js";
 import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc.js";
 import { buildArgv } from "./shell.js";
 import {
@@ -16,6 +17,7 @@ import {
   jobDir,
   jobsDir,
   LOST_EXIT_CODE,
+  type OutputIdentities,
   readStatus,
   recordedJobIds,
   removeJobDir,
@@ -26,12 +28,15 @@ import {
 } from "./supervisor.js";
 import {
   type Env,
+  type FileIdentity,
   type JobSignal,
   LaunchError,
   type LaunchSpec,
-  type RunAs,
+  type OutputRecord,
   type RunnerCallbacks,
+  type UserAccount,
 } from "./types.js";
+import { nodeAccount } from "./users.js";
 
 export type { JobSignal, LaunchSpec, RunnerCallbacks };
 export { LaunchError };
@@ -55,6 +60,10 @@ export interface LocalRunnerOptions {
   supervisorIdleSeconds?: number;
   /** The Python 3 interpreter that runs the supervisor; default /usr/bin/python3, else python3 on PATH. */
   supervisorPython?: string;
+  /** Whether jobs run as their own users (a root node): the launch helper is then needed. */
+  switchUsers?: boolean;
+  /** false: start jobs of other users by forking the daemon even where the helper exists (tests). */
+  useLaunchHelper?: boolean;
 }
 
 interface WatchedJob {
@@ -84,14 +93,53 @@ export class LocalRunner {
   private connections = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Default output dirs known to exist with the right owner and mode. */
+  private readonly outputDirs = new Set<string>();
+  private readonly self = nodeAccount();
+  /** Why jobs of other users start by forking (no launch helper), if they do. */
+  readonly helperMissing: string | undefined;
 
   constructor(opts: LocalRunnerOptions) {
     this.stateDir = resolve(opts.stateDir);
     this.callbacks = opts.callbacks;
     this.pollMs = opts.pollMs ?? 200;
     this.maxConnections = opts.maxWatchedConnections ?? 512;
-    this.supervisors = new SupervisorClient(this.stateDir, opts.supervisorIdleSeconds, opts.supervisorPython);
     ensureDir(jobsDir(this.stateDir));
+    ensureDir(join(this.stateDir, "outputs"));
+    const helper =
+      opts.switchUsers && opts.useLaunchHelper !== false ? launchHelper(this.stateDir) : undefined;
+    this.helperMissing = helper && "missing" in helper ? helper.missing : undefined;
+    this.supervisors = new SupervisorClient(
+      this.stateDir,
+      opts.supervisorIdleSeconds,
+      opts.supervisorPython,
+      helper && "path" in helper ? helper.path : undefined,
+    );
+  }
+
+  /** The host's user `name` (NSS, through the supervisor daemon); undefined when there is none. */
+  lookupUser(name: string): Promise<UserAccount | undefined> {
+    return this.supervisors.lookupUser(name);
+  }
+
+  /**
+   * The output files the job's process opened at launch: the only files its output may be
+   * streamed from. Kept after the job ends (until removeOutputRecord), unlike its other state.
+   */
+  outputRecord(id: string): OutputRecord | undefined {
+    try {
+      return decodeOutputRecord(readFileSync(this.outputRecordPath(id), "utf8"));
+    } catch {
+      return undefined;
+    }
+  }
+
+  removeOutputRecord(id: string): void {
+    rmSync(this.outputRecordPath(id), { force: true });
+  }
+
+  private outputRecordPath(id: string): string {
+    return join(this.stateDir, "outputs", encodeURIComponent(id));
   }
 
   /**
@@ -100,6 +148,7 @@ export class LocalRunner {
    */
   async launch(spec: LaunchSpec): Promise<{ pid: number }> {
     this.assertOpen();
+    if (spec.outputDir) this.ensureOutputDir(spec.outputDir, spec);
     const dir = this.prepareJobDir(spec);
     this.launching.add(spec.id);
     const started = await this.supervisors.start(dir).finally(() => this.launching.delete(spec.id));
@@ -107,6 +156,8 @@ export class LocalRunner {
       removeJobDir(dir);
       throw new LaunchError(started.error);
     }
+    const uid = spec.switchUser && spec.user ? spec.user.uid : (process.getuid?.() ?? 0);
+    this.writeOutputRecord(spec.id, uid, started.outputs);
     if (this.closed) {
       started.conn.destroy(); // closed meanwhile: the job stays recorded for the next runner to adopt
       return { pid: started.pid };
@@ -238,10 +289,41 @@ export class LocalRunner {
     if (!makeJobDir(dir)) throw new LaunchError(`cannot create job state: ${dir} exists`);
   }
 
+  private writeOutputRecord(id: string, uid: number, outputs: OutputIdentities): void {
+    const record: OutputRecord = { uid, ...outputs };
+    writeFileSync(this.outputRecordPath(id), encodeOutputRecord(record), { mode: 0o600 });
+  }
+
+  /**
+   * A user's default output dir under the scratch dir: the one place the node creates something
+   * for a job. Owned by the job's user, mode 0700; an existing one is put right (never followed
+   * if it is a symlink: only the node can create entries in its parent).
+   */
+  private ensureOutputDir(dir: string, spec: LaunchSpec): void {
+    if (this.outputDirs.has(dir)) return;
+    const owner = spec.switchUser ? spec.user : undefined;
+    try {
+      mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
+      chmodSync(dirname(dir), 0o711);
+      try {
+        mkdirSync(dir, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
+      }
+      if (owner) chownSync(dir, owner.uid, owner.gid);
+      chmodSync(dir, 0o700);
+    } catch (err) {
+      throw new LaunchError(`cannot prepare the output dir ${dir}: ${(err as Error).message}`);
+    }
+    this.outputDirs.add(dir);
+  }
+
   /** Validates the spec and writes the job's state dir; any failure removes it again. */
   private prepareJobDir(spec: LaunchSpec): string {
     const argv = buildArgv(spec);
-    const env = buildEnv(spec.environment);
+    const user = spec.user ?? this.self;
+    const env = buildEnv(spec.environment, user);
     const cwd = spec.workingDirectory || undefined;
     const base = cwd ?? process.cwd();
     const stdoutFile = resolve(base, spec.stdoutFile);
@@ -253,8 +335,7 @@ export class LocalRunner {
     try {
       const stdinFile = spec.stdin ? join(dir, "stdin") : undefined;
       if (stdinFile) writeFileSync(stdinFile, spec.stdin as string, { mode: 0o600 });
-      for (const parent of new Set([dirname(stdoutFile), dirname(stderrFile)]))
-        createDirs(parent, spec.runAs);
+      const { uid, gid, groups } = user;
       writeSpecFile(dir, {
         argv,
         env,
@@ -263,7 +344,7 @@ export class LocalRunner {
         stdinFile,
         stdoutFile,
         stderrFile,
-        ...spec.runAs,
+        ...(spec.switchUser ? { uid, gid, groups } : {}),
       });
       return dir;
     } catch (err) {
@@ -353,16 +434,24 @@ function killUnsupervised(status: SupervisorStatus): void {
   }
 }
 
-/** The job's whole environment; later duplicates win, and PATH gets a default. */
-function buildEnv(environment: Env[] = []): string[] {
-  const env = new Map<string, string>();
+/**
+ * The job's whole environment: its own variables (later duplicates win) over its user's HOME, USER,
+ * LOGNAME, SHELL and a default PATH. Nothing of the node's environment.
+ */
+function buildEnv(environment: Env[] = [], user: UserAccount): string[] {
+  const env = new Map<string, string>([
+    ["HOME", user.home || "/"],
+    ["USER", user.name],
+    ["LOGNAME", user.name],
+    ["SHELL", user.shell || "/bin/sh"],
+    ["PATH", DEFAULT_PATH],
+  ]);
   for (const { name, value } of environment) {
     if (name === "" || name.includes("=")) {
       throw new LaunchError(`invalid environment variable name "${name}"`);
     }
     env.set(name, value);
   }
-  if (!env.has("PATH")) env.set("PATH", DEFAULT_PATH);
   return [...env].map(([name, value]) => `${name}=${value}`);
 }
 
@@ -373,36 +462,24 @@ function assertNoNul(values: (string | undefined)[]): void {
   }
 }
 
-/**
- * Creates the dir of output files. The supervisor opens output files as the job's user, so
- * directories we create for them must belong to that user too.
- */
-function createDirs(target: string, runAs: RunAs | undefined): void {
-  const first = mkdirs(target);
-  if (!first || !runAs || process.getuid?.() !== 0) return;
-  for (let d = target; ; d = dirname(d)) {
-    chownSync(d, runAs.uid, runAs.gid);
-    if (d === first || d === dirname(d)) break;
-  }
+/** The output record on disk: JSON, with the identities' big numbers as strings. */
+function encodeOutputRecord(record: OutputRecord): string {
+  const id = (f: FileIdentity | undefined) => f && { ...f, dev: String(f.dev), ino: String(f.ino) };
+  return JSON.stringify({ uid: record.uid, stdout: id(record.stdout), stderr: id(record.stderr) });
 }
 
-/**
- * `mkdir -p`, returning the top-most directory it created (like `mkdirSync(…, {recursive:true})`).
- * Node's recursive mkdir loops forever, blocking the event loop, where mkdir answers ENOENT under an
- * existing parent (e.g. anything under /proc), so each missing level is created on its own.
- */
-function mkdirs(target: string): string | undefined {
-  const missing: string[] = [];
-  for (let d = target; !existsSync(d); d = dirname(d)) {
-    missing.push(d);
-    if (d === dirname(d)) break;
-  }
-  for (const dir of missing.reverse()) {
-    try {
-      mkdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  }
-  return missing[0];
+function decodeOutputRecord(text: string): OutputRecord | undefined {
+  const raw = JSON.parse(text) as {
+    uid?: unknown;
+    stdout?: Record<string, unknown>;
+    stderr?: Record<string, unknown>;
+  };
+  if (typeof raw.uid !== "number") return undefined;
+  const id = (f: Record<string, unknown> | undefined): FileIdentity | undefined =>
+    f && typeof f.dev === "string" && typeof f.ino === "string"
+      ? { dev: BigInt(f.dev), ino: BigInt(f.ino), uid: Number(f.uid), created: f.created === true }
+      : undefined;
+  const stdout = id(raw.stdout);
+  const stderr = id(raw.stderr);
+  return { uid: raw.uid, ...(stdout ? { stdout } : {}), ...(stderr ? { stderr } : {}) };
 }

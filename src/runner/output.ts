@@ -2,10 +2,12 @@
  * Following a job's output files the way the Local plugin's output stream does: replay from the
  * start, follow while the job runs, and after it ends drain every file to its last byte.
  */
+import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { FileIdentity } from "./types.js";
 
 export type OutputType = "stdout" | "stderr";
 
@@ -14,8 +16,20 @@ export interface OutputChunk {
   outputType: OutputType;
 }
 
+/**
+ * A file to follow, and what it must be: the very file the job's process opened (same device and
+ * inode), a regular file, owned by the uid the job ran as; a root job's file must also have been
+ * created by its launch (root owns every system file).
+ */
+export interface FollowedFileSpec {
+  path: string;
+  type: OutputType;
+  identity: FileIdentity;
+  jobUid: number;
+}
+
 export interface FollowOutputOptions {
-  files: { path: string; type: OutputType }[];
+  files: FollowedFileSpec[];
   /** Aborting ends the generator promptly, without draining. */
   signal: AbortSignal;
   /** True once the job has exited; everything written before that is still delivered. */
@@ -42,6 +56,23 @@ function missingBackoffMs(attempt: number): number {
   return attempt < 10 ? 50 * (attempt + 1) : 1000;
 }
 
+/**
+ * Opening never blocks (a FIFO put in the file's place opens at once, and is then refused) and never
+ * follows a symlink put there.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+
+/** Why `handle` is not the job's output file, or undefined when it is. */
+async function refusal(handle: FileHandle, spec: FollowedFileSpec): Promise<string | undefined> {
+  const st = await handle.stat({ bigint: true });
+  const { identity, jobUid } = spec;
+  if (!st.isFile()) return "is not a regular file";
+  if (st.dev !== identity.dev || st.ino !== identity.ino) return "is not the file the job opened";
+  if (Number(st.uid) !== jobUid) return "is not owned by the job's user";
+  if (jobUid === 0 && !identity.created) return "existed before the root job started";
+  return undefined;
+}
+
 class FollowedFile {
   private handle: FileHandle | undefined;
   private position = 0;
@@ -49,11 +80,13 @@ class FollowedFile {
   private nextAttemptAt = 0;
   private readonly decoder = new StringDecoder("utf8");
   private buffer: Buffer | undefined;
+  readonly path: string;
+  readonly type: OutputType;
 
-  constructor(
-    readonly path: string,
-    readonly type: OutputType,
-  ) {}
+  constructor(private readonly spec: FollowedFileSpec) {
+    this.path = spec.path;
+    this.type = spec.type;
+  }
 
   get missing(): boolean {
     return this.handle === undefined;
@@ -63,12 +96,22 @@ class FollowedFile {
   async tryOpen(force: boolean): Promise<void> {
     if (this.handle) return;
     if (!force && Date.now() < this.nextAttemptAt) return;
+    let handle: FileHandle;
     try {
-      this.handle = await open(this.path, "r");
+      handle = await open(this.path, OPEN_FLAGS);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ELOOP") throw new OutputNotFoundError(`output file "${this.path}" is a symbolic link`);
+      if (code !== "ENOENT") throw err;
       this.nextAttemptAt = Date.now() + missingBackoffMs(this.attempts++);
+      return;
     }
+    const why = await refusal(handle, this.spec).catch((err: Error) => `cannot be examined (${err.message})`);
+    if (why !== undefined) {
+      await handle.close().catch(() => undefined);
+      throw new OutputNotFoundError(`output file "${this.path}" ${why}`);
+    }
+    this.handle = handle;
   }
 
   /**
@@ -103,7 +146,7 @@ class FollowedFile {
 
 export async function* followOutput(opts: FollowOutputOptions): AsyncGenerator<OutputChunk> {
   const { signal, pollMs = 100 } = opts;
-  const files = opts.files.map((f) => new FollowedFile(f.path, f.type));
+  const files = opts.files.map((f) => new FollowedFile(f));
   const startedAt = Date.now();
   try {
     while (!signal.aborted) {

@@ -1,7 +1,7 @@
 /**
- * The runner's side of the job supervisor (the program is in supervisor-script.ts): the state
- * directory layout, reaching the node's resident supervisor daemon (starting it when needed), the
- * launch report, and reading what the supervisor recorded about each job.
+ * The runner's side of the job supervisor (the program is supervisor.py): the state directory
+ * layout, reaching the node's resident supervisor daemon (starting it when needed), the launch
+ * report, user lookups, and reading what the supervisor recorded about each job.
  *
  * State layout under the runner's stateDir:
  *   supervisor-<hash>.py     the program (named by content, so upgrades never rewrite a running one)
@@ -30,9 +30,10 @@ import {
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { readCmdline, readProcStat } from "./proc.js";
-import { SUPERVISOR_SCRIPT } from "./supervisor-script.js";
+import type { FileIdentity, UserAccount } from "./types.js";
 
-export { SUPERVISOR_SCRIPT };
+/** The supervisor program (supervisor.py beside this module; the build copies it to dist/). */
+export const SUPERVISOR_SCRIPT = readFileSync(new URL("./supervisor.py", import.meta.url), "utf8");
 
 /** The PATH a job gets when its environment has none (the Local plugin adds one too). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -57,6 +58,9 @@ export interface SupervisorStatus {
   exitCode?: number;
   signal?: number;
   error?: string;
+  /** Ids of the output files the job's process opened (see parseFileId). */
+  stdoutId?: string;
+  stderrId?: string;
 }
 
 /** The inputs of one supervisor run, turned into the spec file. */
@@ -71,6 +75,7 @@ export interface SupervisorSpec {
   stderrFile: string;
   uid?: number;
   gid?: number;
+  groups?: number[];
 }
 
 const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
@@ -130,6 +135,7 @@ export function writeSpecFile(dir: string, spec: SupervisorSpec): void {
     ["stderr", spec.stderrFile],
     ["uid", spec.uid],
     ["gid", spec.gid],
+    ["groups", spec.groups?.join(",")],
   ];
   const text = pairs
     .filter((p): p is [string, string | number] => p[1] !== undefined)
@@ -138,14 +144,29 @@ export function writeSpecFile(dir: string, spec: SupervisorSpec): void {
   writeFileSync(join(dir, "spec"), text, { mode: 0o600 });
 }
 
-type LaunchReport = { ok: true; pid: number; supervisorPid: number } | { ok: false; error: string };
+/** What the job's process opened as stdout and stderr (undefined: no regular file). */
+export interface OutputIdentities {
+  stdout?: FileIdentity;
+  stderr?: FileIdentity;
+}
+
+type LaunchReport =
+  | { ok: true; pid: number; supervisorPid: number; outputs: OutputIdentities }
+  | { ok: false; error: string };
 
 /**
  * A launch's outcome. A started job comes with the connection its supervisor closes once the job
  * has ended and its exit is recorded.
  */
 export type Started =
-  | { ok: true; pid: number; supervisorPid: number; conn: Socket; onClose(fn: () => void): void }
+  | {
+      ok: true;
+      pid: number;
+      supervisorPid: number;
+      outputs: OutputIdentities;
+      conn: Socket;
+      onClose(fn: () => void): void;
+    }
   | { ok: false; error: string };
 
 /**
@@ -161,6 +182,8 @@ export class SupervisorClient {
     private readonly stateDir: string,
     private readonly idleSeconds = 300,
     private readonly python = PYTHON,
+    /** The launch helper for jobs of other users (a root daemon); see launch-helper.ts. */
+    private readonly helper?: string,
   ) {
     this.socketPath = join(stateDir, SOCKET_NAME);
     if (Buffer.byteLength(this.socketPath) > MAX_SOCKET_PATH) {
@@ -194,6 +217,29 @@ export class SupervisorClient {
     return { ok: false, error: `cannot reach the job supervisor: ${lastError} (its log: ${log})` };
   }
 
+  /**
+   * Looks a user up in the host's user database (NSS) through the daemon, which has Python's
+   * getpwnam and getgrouplist (Node has neither). Undefined: no such user.
+   */
+  async lookupUser(name: string): Promise<UserAccount | undefined> {
+    if (!/^[^\s\0/:]{1,256}$/u.test(name)) return undefined;
+    for (let attempt = 0; attempt < 12; attempt++) {
+      let conn: Socket;
+      try {
+        conn = await this.connect();
+      } catch {
+        const failed = await this.ensureDaemon(attempt);
+        if (failed) throw new Error(`cannot start the job supervisor: ${failed}`);
+        continue;
+      }
+      const line = await requestLine(conn, `user ${name}\n`);
+      if (line === "nouser") return undefined;
+      const account = parseAccount(name, line);
+      if (account) return account;
+    }
+    throw new Error("the job supervisor did not answer a user lookup");
+  }
+
   private connect(): Promise<Socket> {
     return new Promise((resolve, reject) => {
       const conn = connect(this.socketPath);
@@ -224,7 +270,15 @@ export class SupervisorClient {
     try {
       const child = spawn(
         this.python,
-        ["-I", "-S", script, this.stateDir, SOCKET_NAME, String(this.idleSeconds)],
+        [
+          "-I",
+          "-S",
+          script,
+          this.stateDir,
+          SOCKET_NAME,
+          String(this.idleSeconds),
+          ...(this.helper ? [this.helper] : []),
+        ],
         {
           cwd: this.stateDir,
           detached: true,
@@ -278,12 +332,52 @@ function exchange(conn: Socket, dir: string): Promise<Started | undefined> {
   });
 }
 
+/** Sends one request line; resolves with the first answer line ("" if the connection closed first). */
+function requestLine(conn: Socket, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    let text = "";
+    conn.setEncoding("utf8");
+    conn.on("error", () => undefined); // a reset is seen as a close
+    conn.on("data", (chunk: string) => {
+      text += chunk;
+      if (text.includes("\n")) conn.destroy();
+    });
+    conn.once("close", () => resolve(text.split("\n")[0] ?? ""));
+    conn.write(request);
+  });
+}
+
+/** `user UID GID G1,G2 HOME_HEX SHELL_HEX` (hex "-" when empty). */
+function parseAccount(name: string, line: string): UserAccount | undefined {
+  const m = /^user (\d+) (\d+) ([\d,]*) ([0-9a-f]+|-) ([0-9a-f]+|-)$/.exec(line);
+  if (!m) return undefined;
+  const text = (hex: string) => (hex === "-" ? "" : Buffer.from(hex, "hex").toString("utf8"));
+  return {
+    name,
+    uid: Number(m[1]),
+    gid: Number(m[2]),
+    groups: m[3] ? m[3].split(",").map(Number) : [Number(m[2])],
+    home: text(m[4]!),
+    shell: text(m[5]!),
+  };
+}
+
+/** `DEV:INO:OWNER_UID:CREATED` of a regular file, or "-" (none). */
+export function parseFileId(id: string | undefined): FileIdentity | undefined {
+  const m = id ? /^(\d+):(\d+):(\d+):([01])$/.exec(id) : null;
+  if (!m) return undefined;
+  return { dev: BigInt(m[1]!), ino: BigInt(m[2]!), uid: Number(m[3]), created: m[4] === "1" };
+}
+
 function parseLaunchReport(text: string): LaunchReport | undefined {
   const newline = text.indexOf("\n");
   if (newline < 0) return undefined;
   const line = text.slice(0, newline);
-  const ok = /^ok (\d+) (\d+)$/.exec(line);
-  if (ok) return { ok: true, pid: Number(ok[1]), supervisorPid: Number(ok[2]) };
+  const ok = /^ok (\d+) (\d+) (\S+) (\S+)$/.exec(line);
+  if (ok) {
+    const outputs = { stdout: parseFileId(ok[3]), stderr: parseFileId(ok[4]) };
+    return { ok: true, pid: Number(ok[1]), supervisorPid: Number(ok[2]), outputs };
+  }
   return { ok: false, error: line.startsWith("fail ") ? line.slice(5) : `job supervisor said "${line}"` };
 }
 
@@ -310,7 +404,7 @@ function isStatus(value: unknown): value is SupervisorStatus {
   return (
     typeof v.supervisorPid === "number" &&
     ["supervisorStart", "pid", "startTime", "exitCode", "signal"].every(optionalNumber) &&
-    (v.error === undefined || typeof v.error === "string")
+    ["error", "stdoutId", "stderrId"].every((k) => v[k] === undefined || typeof v[k] === "string")
   );
 }
 

@@ -6,10 +6,33 @@ import type { Env } from "../api/job.js";
 
 export type { Env };
 
-/** The user and group a job runs as (only honoured when the node runs as root). */
-export interface RunAs {
+/** An OS user as the host's user database (NSS) knows it. */
+export interface UserAccount {
+  name: string;
   uid: number;
+  /** Primary group. */
   gid: number;
+  /** Every group of the user, the primary one included (getgrouplist). */
+  groups: number[];
+  home: string;
+  shell: string;
+}
+
+/** Which file an output file is: recorded when the job's process opened it. */
+export interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+  /** The file's owner when it was opened. */
+  uid: number;
+  /** Whether the job's launch created it (rather than appending to an existing file). */
+  created: boolean;
+}
+
+/** The output files a job's process opened, and the uid it ran as. */
+export interface OutputRecord {
+  uid: number;
+  stdout?: FileIdentity;
+  stderr?: FileIdentity;
 }
 
 /** Everything the runner needs to start one job as a local process. */
@@ -20,8 +43,14 @@ export interface LaunchSpec {
   /** Executable run directly with `args`; a bare name is looked up on the job's PATH. */
   exe?: string;
   args?: string[];
-  /** The job's entire environment; PATH gets a default when absent. */
+  /** The job's own environment; HOME, USER, LOGNAME, SHELL (of `user`) and PATH get defaults. */
   environment?: Env[];
+  /** Whose job it is: its environment names this user. Default: the node's own user. */
+  user?: UserAccount;
+  /** Run with the user's uid, gid and groups (a root node); otherwise as the node's own user. */
+  switchUser?: boolean;
+  /** The job's default output dir, created for it (owned by its user, mode 0700) when missing. */
+  outputDir?: string;
   /** When absent the job starts in the node process's current directory. */
   workingDirectory?: string;
   /** Text fed to the job's stdin; empty or absent means /dev/null. */
@@ -29,7 +58,6 @@ export interface LaunchSpec {
   /** Appended to; the same path for both means one combined file. */
   stdoutFile: string;
   stderrFile: string;
-  runAs?: RunAs;
 }
 
 export interface RunnerCallbacks {

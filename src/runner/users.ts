@@ -1,47 +1,51 @@
-import { readFileSync } from "node:fs";
-import type { RunAs } from "./types.js";
+// Who a job runs as: OS users from the host's user database, looked up by the supervisor daemon
+// (NSS: LDAP/SSSD users count) and remembered for a while, since every submission asks.
+import { userInfo } from "node:os";
+import type { UserAccount } from "./types.js";
 
-export interface UserInfo {
-  uid: number;
-  gid: number;
-  home: string;
-}
+/** A lookup's answer is kept this long; an unknown user only briefly (it may be created soon). */
+const KNOWN_TTL_MS = 60_000;
+const UNKNOWN_TTL_MS = 2_000;
+const MAX_ENTRIES = 10_000;
 
-/** Parses passwd(5) lines `name:password:uid:gid:gecos:home:shell`; malformed lines are skipped. */
-export function findInPasswd(text: string, name: string): UserInfo | undefined {
-  for (const line of text.split("\n")) {
-    const fields = line.split(":");
-    if (fields.length < 7 || fields[0] !== name) continue;
-    const uid = Number(fields[2]);
-    const gid = Number(fields[3]);
-    if (!Number.isInteger(uid) || !Number.isInteger(gid) || fields[2] === "" || fields[3] === "") continue;
-    return { uid, gid, home: fields[5] ?? "" };
+export type UserLookup = (name: string) => Promise<UserAccount | undefined>;
+
+/** A bounded cache in front of a user lookup; concurrent asks for one name share one lookup. */
+export class UserDirectory {
+  private readonly entries = new Map<
+    string,
+    { account: Promise<UserAccount | undefined>; expiresAtMs: number }
+  >();
+
+  constructor(private readonly lookup: UserLookup) {}
+
+  get(name: string): Promise<UserAccount | undefined> {
+    const now = Date.now();
+    const entry = this.entries.get(name);
+    if (entry && entry.expiresAtMs > now) return entry.account;
+    const account = this.lookup(name);
+    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
+    const stored = { account, expiresAtMs: now + KNOWN_TTL_MS };
+    this.entries.set(name, stored);
+    account.then(
+      (found) => {
+        if (!found) stored.expiresAtMs = Date.now() + UNKNOWN_TTL_MS;
+      },
+      () => this.entries.delete(name), // a failed lookup is not an answer: ask again next time
+    );
+    return account;
   }
-  return undefined;
 }
 
-/**
- * Looks a user up in /etc/passwd only (no getent/NSS: users from LDAP or similar are not found,
- * which the Local plugin's deployments do not rely on).
- */
-export function lookupUser(name: string, passwdFile = "/etc/passwd"): UserInfo | undefined {
-  let text: string;
-  try {
-    text = readFileSync(passwdFile, "utf8");
-  } catch {
-    return undefined;
-  }
-  return findInPasswd(text, name);
-}
-
-/**
- * The ids a job of `user` should run as. Only a root node can switch users, so this returns
- * undefined (the job runs as the node's own user) when the node is not root, when the user is
- * unknown, or when the user is root itself (nothing to switch).
- */
-export function runAsFor(user: string): RunAs | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const info = lookupUser(user);
-  if (!info || info.uid === 0) return undefined;
-  return { uid: info.uid, gid: info.gid };
+/** The node's own user: whom every job runs as in unprivileged mode. */
+export function nodeAccount(): UserAccount {
+  const me = userInfo();
+  return {
+    name: me.username,
+    uid: me.uid,
+    gid: me.gid,
+    groups: process.getgroups?.() ?? [me.gid],
+    home: me.homedir,
+    shell: me.shell ?? "/bin/sh",
+  };
 }

@@ -1,9 +1,20 @@
-import { chmodSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { userInfo } from "node:os";
+import { dirname, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LaunchError, type LaunchSpec } from "../../src/runner/local-runner.js";
 import { readProcStat } from "../../src/runner/proc.js";
 import { DEFAULT_PATH, jobDir } from "../../src/runner/supervisor.js";
+import { hostUser, RUN_PRIVILEGED } from "../helpers/users.js";
 import { Fixture, read, sleep, waitUntil } from "./helpers.js";
 
 const fx = new Fixture();
@@ -67,10 +78,22 @@ describe("LocalRunner: launching", () => {
     expect(onPath.stdout).toBe("ran with 0 args: \n");
   });
 
-  it("gives the job exactly its environment, plus a default PATH", async () => {
+  it("gives the job exactly its environment, plus its user's HOME, USER, LOGNAME, SHELL and a PATH", async () => {
     const { run } = setup();
     const { stdout } = await run({ exe: "/usr/bin/env", environment: [{ name: "FOO", value: "bar = baz" }] });
-    expect(stdout.trim().split("\n").sort()).toEqual(["FOO=bar = baz", `PATH=${DEFAULT_PATH}`]);
+    const me = userInfo();
+    expect(stdout.trim().split("\n").sort()).toEqual(
+      [
+        "FOO=bar = baz",
+        `HOME=${me.homedir}`,
+        `LOGNAME=${me.username}`,
+        `PATH=${DEFAULT_PATH}`,
+        `SHELL=${me.shell}`,
+        `USER=${me.username}`,
+      ].sort(),
+    );
+    const own = await run({ command: "echo $HOME", environment: [{ name: "HOME", value: "/elsewhere" }] });
+    expect(own.stdout).toBe("/elsewhere\n");
     const custom = await run({ command: "echo $PATH", environment: [{ name: "PATH", value: "/bin" }] });
     expect(custom.stdout).toBe("/bin\n");
   });
@@ -104,9 +127,27 @@ describe("LocalRunner: launching", () => {
     expect(separate.stdout).toBe("out\nout2\n");
     expect(read(separate.spec.stderrFile)).toBe("err\n");
 
-    const both = join(out, "nested", "dir", "both.log");
+    const both = join(out, "both.log");
     const combined = await run({ command: script, stdoutFile: both, stderrFile: both });
     expect(combined.stdout).toBe("out\nerr\nout2\n");
+  });
+
+  it("creates no directory for an output file: a missing one fails the launch", async () => {
+    const { runner, spec, out } = setup();
+    const nested = join(out, "nested", "dir", "out.log");
+    await expect(runner.launch(spec({ command: "true", stdoutFile: nested, stderrFile: nested }))).rejects.toThrow(
+      `stdout file "${nested}": No such file or directory`,
+    );
+    expect(existsSync(join(out, "nested"))).toBe(false);
+  });
+
+  it("fails a launch whose output is a FIFO without a reader at once, and never blocks on it", async () => {
+    const { runner, spec, out } = setup();
+    const fifo = join(out, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    await expect(runner.launch(spec({ command: "true", stdoutFile: fifo, stderrFile: fifo }))).rejects.toThrow(
+      `stdout file "${fifo}": a FIFO with no reader`,
+    );
   });
 
   it("rejects launches that cannot start, with the reason, and leaves no state", async () => {
@@ -236,47 +277,124 @@ describe("LocalRunner: resources and users", () => {
     expect(second?.cpuPercent).toBeGreaterThan(20);
     expect(await runner.sample("unknown")).toBeUndefined();
   });
+});
 
-  it.skipIf(process.getuid?.() !== 0)("runs as another user with only that user's group", async () => {
-    const { run } = setup();
-    const outDir = fx.tempDir();
-    chmodSync(outDir, 0o755); // the job opens its output as the user, so it must reach the directory
-    const stdoutFile = join(outDir, "by-user", "out");
-    const { exitCode } = await run({
-      command: "id -u; id -g; id -G",
-      runAs: { uid: 65534, gid: 65534 },
-      stdoutFile,
-      stderrFile: stdoutFile,
+/** Lets other users pass through `dir` and its parents (temp dirs are 0700). */
+function traversable(dir: string): void {
+  for (let d = dir; d !== "/"; d = dirname(d)) chmodSync(d, statSync(d).mode | 0o111);
+}
+
+describe.runIf(RUN_PRIVILEGED)("LocalRunner: jobs of other users (root)", () => {
+  const user = () => hostUser("lf-runner-ann", ["lf-runner-extra"]);
+
+  /** A runner that switches users, through the launch helper or (helper: false) by forking. */
+  function privileged(helper: boolean) {
+    const { runner, recorder } = fx.runner(undefined, undefined, undefined, {
+      switchUsers: true,
+      useLaunchHelper: helper,
     });
-    expect(exitCode).toBe(0);
-    expect(readFileSync(stdoutFile, "utf8")).toBe("65534\n65534\n65534\n");
-  });
+    let n = 0;
+    const spec = (fields: Partial<LaunchSpec>): LaunchSpec => ({
+      id: `u-${++n}`,
+      stdoutFile: "/nonexistent",
+      stderrFile: "/nonexistent",
+      user: user(),
+      switchUser: true,
+      ...fields,
+    });
+    return { runner, recorder, spec };
+  }
 
-  it.skipIf(process.getuid?.() !== 0)("opens output and enters directories as the job's user", async () => {
-    const { runner, spec, run } = setup();
-    const rootOnly = fx.tempDir();
-    chmodSync(rootOnly, 0o700);
-    const open = fx.tempDir();
-    chmodSync(open, 0o755);
-    const nobody = { uid: 65534, gid: 65534 };
-    const out = join(rootOnly, "out");
-    await expect(
-      runner.launch(spec({ command: "true", runAs: nobody, stdoutFile: out, stderrFile: out })),
-    ).rejects.toThrow(`stdout file "${out}": Permission denied`);
-    const ok = join(open, "by-user", "out"); // created for and owned by the user
-    await expect(
-      runner.launch(
-        spec({ command: "true", runAs: nobody, workingDirectory: rootOnly, stdoutFile: ok, stderrFile: ok }),
-      ),
-    ).rejects.toThrow(`working directory "${rootOnly}": Permission denied`);
-    await expect(
-      runner.launch(spec({ exe: "no-such-program", runAs: nobody, stdoutFile: ok, stderrFile: ok })),
-    ).rejects.toThrow('exec "no-such-program": No such file or directory');
-    // The forked path runs a script without a #! line with the shell too.
-    const script = join(open, "plain-script");
-    writeFileSync(script, "id -u\n", { mode: 0o755 });
-    const { exitCode } = await run({ exe: script, runAs: nobody, stdoutFile: ok, stderrFile: ok });
-    expect(exitCode).toBe(0);
-    expect(readFileSync(ok, "utf8")).toBe("65534\n");
+  for (const helper of [true, false]) {
+    const how = helper ? "launch helper" : "forked daemon";
+
+    it(`runs with the user's uid, gid and every group of the user (${how})`, async () => {
+      const { runner, recorder, spec } = privileged(helper);
+      expect(runner.helperMissing).toBeUndefined();
+      const u = user();
+      const dir = fx.tempDir();
+      chmodSync(dir, 0o777);
+      const out = join(dir, "out");
+      const s = spec({
+        command: "id -u; id -g; id -G; echo $HOME $USER $LOGNAME $SHELL",
+        stdoutFile: out,
+        stderrFile: out,
+      });
+      await runner.launch(s);
+      expect(await recorder.wait(s.id)).toBe(0);
+      const [uid, gid, groups, env] = readFileSync(out, "utf8").trim().split("\n");
+      expect(Number(uid)).toBe(u.uid);
+      expect(Number(gid)).toBe(u.gid);
+      expect(groups!.split(" ").map(Number).sort()).toEqual([...u.groups].sort());
+      expect(u.groups.length).toBeGreaterThan(1); // the extra group is there
+      expect(env).toBe(`${u.home} ${u.name} ${u.name} ${u.shell}`);
+      expect(statSync(out).uid).toBe(u.uid); // created by the job's process, as the user
+      expect(runner.outputRecord(s.id)).toMatchObject({ uid: u.uid, stdout: { uid: u.uid, created: true } });
+    });
+
+    it(`opens output and enters directories only as the user may (${how})`, async () => {
+      const { runner, recorder, spec } = privileged(helper);
+      const rootOnly = fx.tempDir();
+      chmodSync(rootOnly, 0o700);
+      const open = fx.tempDir();
+      chmodSync(open, 0o777);
+      const denied = join(rootOnly, "out");
+      await expect(
+        runner.launch(spec({ command: "true", stdoutFile: denied, stderrFile: denied })),
+      ).rejects.toThrow(`stdout file "${denied}": Permission denied`);
+      expect(existsSync(denied)).toBe(false);
+      // Nothing is created on the job's behalf: a missing parent dir fails the job.
+      const deep = join(open, "no", "such", "dir", "out");
+      await expect(
+        runner.launch(spec({ command: "true", stdoutFile: deep, stderrFile: deep })),
+      ).rejects.toThrow(`stdout file "${deep}": No such file or directory`);
+      expect(existsSync(join(open, "no"))).toBe(false);
+      const ok = join(open, "out");
+      await expect(
+        runner.launch(spec({ command: "true", workingDirectory: rootOnly, stdoutFile: ok, stderrFile: ok })),
+      ).rejects.toThrow(`working directory "${rootOnly}": Permission denied`);
+      await expect(
+        runner.launch(spec({ exe: "no-such-program", stdoutFile: ok, stderrFile: ok })),
+      ).rejects.toThrow('exec "no-such-program": No such file or directory');
+      // A script without a #! line runs with the shell, as execvp does.
+      const script = join(open, "plain-script");
+      writeFileSync(script, "id -u\n", { mode: 0o755 });
+      const s = spec({ exe: script, stdoutFile: ok, stderrFile: ok });
+      await runner.launch(s);
+      expect(await recorder.wait(s.id)).toBe(0);
+      expect(readFileSync(ok, "utf8")).toBe(`${user().uid}\n`);
+    });
+
+    it(`fails a launch whose output is a FIFO after 10 s, while other jobs start and end (${how})`, async () => {
+      const { runner, recorder, spec } = privileged(helper);
+      const dir = fx.tempDir();
+      chmodSync(dir, 0o777);
+      const fifo = join(dir, "fifo");
+      execFileSync("mkfifo", ["-m", "666", fifo]);
+      const stuck = runner.launch(spec({ command: "true", stdoutFile: fifo, stderrFile: fifo }));
+      stuck.catch(() => undefined);
+      const out = join(dir, "other");
+      const started = Date.now();
+      const s = spec({ command: "echo fine", stdoutFile: out, stderrFile: out });
+      await runner.launch(s);
+      expect(await recorder.wait(s.id)).toBe(0);
+      expect(Date.now() - started).toBeLessThan(5_000); // not behind the stuck launch
+      await expect(stuck).rejects.toThrow(/did not start within 10 s/);
+    }, 30_000);
+  }
+
+  it("creates the user's default output dir, owned by the user, mode 0700", async () => {
+    const { runner, recorder, spec } = privileged(true);
+    const scratch = fx.tempDir();
+    traversable(scratch);
+    const outputDir = join(scratch, "output", "lf-runner-ann");
+    const out = join(outputDir, "job.stdout");
+    const s = spec({ command: "echo hi", stdoutFile: out, stderrFile: out, outputDir });
+    await runner.launch(s);
+    expect(await recorder.wait(s.id)).toBe(0);
+    const st = statSync(outputDir);
+    expect(st.uid).toBe(user().uid);
+    expect(st.mode & 0o777).toBe(0o700);
+    expect(readFileSync(out, "utf8")).toBe("hi\n");
   });
 });

@@ -7,7 +7,7 @@ import { parseProcStat } from "../../src/runner/proc.js";
 import { buildArgv, shellQuote } from "../../src/runner/shell.js";
 import { decodeJobId, encodeJobId, removeJobDir } from "../../src/runner/supervisor.js";
 import { LaunchError } from "../../src/runner/types.js";
-import { findInPasswd, lookupUser, runAsFor } from "../../src/runner/users.js";
+import { UserDirectory } from "../../src/runner/users.js";
 import { Fixture } from "./helpers.js";
 
 const fx = new Fixture();
@@ -30,27 +30,36 @@ describe("shell", () => {
 });
 
 describe("users", () => {
-  it("parses passwd entries", () => {
-    const passwd =
-      "# comment\nroot:x:0:0:root:/root:/bin/bash\nann:x:1000:100:Ann,,,:/home/ann:/bin/sh\nbad:x:y:1:::\n";
-    expect(findInPasswd(passwd, "ann")).toEqual({ uid: 1000, gid: 100, home: "/home/ann" });
-    expect(findInPasswd(passwd, "bad")).toBeUndefined();
-    expect(findInPasswd(passwd, "nobody")).toBeUndefined();
+  it("looks users up through the supervisor daemon (NSS), ids, groups, home and shell", async () => {
+    const { runner } = fx.runner();
+    const root = await runner.lookupUser("root");
+    expect(root).toMatchObject({ name: "root", uid: 0, gid: 0, home: "/root" });
+    expect(root?.groups).toContain(0);
+    expect(await runner.lookupUser("no-such-user-here")).toBeUndefined();
+    // Names that could not be a user are not even asked for.
+    for (const bad of ["", "a b", "a/b", "a:b", "x".repeat(300), "a\nuser root"]) {
+      expect(await runner.lookupUser(bad)).toBeUndefined();
+    }
   });
 
-  it("looks users up in a passwd file", () => {
-    const file = join(fx.tempDir(), "passwd");
-    writeFileSync(file, "ann:x:1000:100::/home/ann:/bin/sh\n");
-    expect(lookupUser("ann", file)?.uid).toBe(1000);
-    expect(lookupUser("root")?.uid).toBe(0);
-    expect(lookupUser("no-such-user-here")).toBeUndefined();
-  });
-
-  it("switches users only as root, never to root", () => {
-    expect(runAsFor("root")).toBeUndefined();
-    expect(runAsFor("no-such-user-here")).toBeUndefined();
-    const expected = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
-    if (lookupUser("nobody")?.uid === 65534) expect(runAsFor("nobody")).toEqual(expected);
+  it("remembers answers, shares concurrent lookups, and asks again after a failure", async () => {
+    const asked: string[] = [];
+    let fail = true;
+    const dir = new UserDirectory(async (name) => {
+      asked.push(name);
+      if (name === "flaky" && fail) throw new Error("daemon down");
+      return name === "ann"
+        ? { name, uid: 1000, gid: 1000, groups: [1000], home: "/h", shell: "/bin/sh" }
+        : undefined;
+    });
+    const [a, b] = await Promise.all([dir.get("ann"), dir.get("ann")]);
+    expect(a).toEqual(b);
+    expect(await dir.get("ann")).toEqual(a);
+    expect(await dir.get("nobody-here")).toBeUndefined();
+    await expect(dir.get("flaky")).rejects.toThrow("daemon down");
+    fail = false;
+    expect(await dir.get("flaky")).toBeUndefined();
+    expect(asked).toEqual(["ann", "nobody-here", "flaky", "flaky"]);
   });
 });
 

@@ -1,7 +1,7 @@
 // The real thing: a separate node process launches jobs and is SIGKILLed; a new runner adopts them.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import ts from "typescript";
@@ -25,6 +25,7 @@ function buildRunner(dir: string): void {
     });
     writeFileSync(join(dir, file.replace(/\.ts$/, ".js")), outputText);
   }
+  for (const file of ["supervisor.py", "launch-as.c"]) copyFileSync(join(src, file), join(dir, file));
   writeFileSync(join(dir, "package.json"), '{"type":"module"}');
 }
 

@@ -1,8 +1,37 @@
-import { appendFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  appendFileSync,
+  chownSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { followOutput, type OutputChunk, OutputNotFoundError } from "../../src/runner/output.js";
+import {
+  type FollowedFileSpec,
+  followOutput,
+  type OutputChunk,
+  OutputNotFoundError,
+  type OutputType,
+} from "../../src/runner/output.js";
 import { Fixture, sleep } from "./helpers.js";
+
+const ME = process.getuid?.() ?? 0;
+
+/** The file as a job's process would have opened it: its identity recorded now (created if missing). */
+function opened(path: string, type: OutputType = "stdout", created = true): FollowedFileSpec {
+  appendFileSync(path, "");
+  const st = statSync(path, { bigint: true });
+  return { path, type, identity: { dev: st.dev, ino: st.ino, uid: Number(st.uid), created }, jobUid: ME };
+}
+
+/** A file that is not there (deleted since the launch). */
+function gone(path: string, type: OutputType = "stdout"): FollowedFileSpec {
+  return { path, type, identity: { dev: 0n, ino: 0n, uid: ME, created: true }, jobUid: ME };
+}
 
 const fx = new Fixture();
 afterEach(() => fx.cleanup());
@@ -23,9 +52,7 @@ describe("followOutput", () => {
   it("replays a finished file from the start", async () => {
     const path = join(fx.tempDir(), "out");
     writeFileSync(path, "a\nb\n");
-    const chunks = await collect(
-      followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => true }),
-    );
+    const chunks = await collect(followOutput({ files: [opened(path)], signal: never, isDone: () => true }));
     expect(chunks).toEqual([{ output: "a\nb\n", outputType: "stdout" }]);
   });
 
@@ -34,9 +61,7 @@ describe("followOutput", () => {
     // 3-byte characters with a 1-byte offset: reads of any power-of-two size cut characters.
     const content = `x${"€".repeat(150_000)}y\n`;
     writeFileSync(path, content);
-    const chunks = await collect(
-      followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => true }),
-    );
+    const chunks = await collect(followOutput({ files: [opened(path)], signal: never, isDone: () => true }));
     expect(text(chunks)).toBe(content);
     expect(chunks.length).toBeGreaterThan(5); // read piecewise, not in one go
   });
@@ -53,7 +78,7 @@ describe("followOutput", () => {
     const doneWhenSeen: boolean[] = [];
     const chunks = await collect(
       followOutput({
-        files: [{ path, type: "stdout" }],
+        files: [opened(path)],
         signal: never,
         isDone: () => recorder.exited("j"),
         pollMs: 20,
@@ -65,15 +90,11 @@ describe("followOutput", () => {
     expect(chunks.length).toBeGreaterThanOrEqual(3);
   });
 
-  it("treats empty and never-created files of a finished job as empty output", async () => {
+  it("treats empty and deleted files of a finished job as empty output", async () => {
     const dir = fx.tempDir();
-    writeFileSync(join(dir, "empty"), "");
     const chunks = await collect(
       followOutput({
-        files: [
-          { path: join(dir, "empty"), type: "stdout" },
-          { path: join(dir, "missing"), type: "stderr" },
-        ],
+        files: [opened(join(dir, "empty")), gone(join(dir, "missing"), "stderr")],
         signal: never,
         isDone: () => true,
       }),
@@ -81,25 +102,22 @@ describe("followOutput", () => {
     expect(chunks).toEqual([]);
   });
 
-  it("waits for a missing file to appear and interleaves several files", async () => {
+  it("interleaves several files", async () => {
     const dir = fx.tempDir();
     const out = join(dir, "out");
     const err = join(dir, "err");
     writeFileSync(out, "o1\n");
     let done = false;
     const gen = followOutput({
-      files: [
-        { path: out, type: "stdout" },
-        { path: err, type: "stderr" },
-      ],
+      files: [opened(out), opened(err, "stderr")],
       signal: never,
       isDone: () => done,
       pollMs: 20,
     });
     // Each write follows the chunk before it, so the order is the test's, whatever the machine's load.
     expect((await gen.next()).value).toEqual({ output: "o1\n", outputType: "stdout" });
-    await sleep(60); // err is still missing for a few polls
-    writeFileSync(err, "e1\n");
+    await sleep(60); // err is still empty for a few polls
+    appendFileSync(err, "e1\n");
     expect((await gen.next()).value).toEqual({ output: "e1\n", outputType: "stderr" });
     appendFileSync(out, "o2\n");
     expect((await gen.next()).value).toEqual({ output: "o2\n", outputType: "stdout" });
@@ -109,7 +127,7 @@ describe("followOutput", () => {
 
   it("fails with OutputNotFoundError when a file stays missing while the job runs", async () => {
     const gen = followOutput({
-      files: [{ path: join(fx.tempDir(), "missing"), type: "stdout" }],
+      files: [gone(join(fx.tempDir(), "missing"))],
       signal: never,
       isDone: () => false,
       pollMs: 20,
@@ -124,7 +142,7 @@ describe("followOutput", () => {
     writeFileSync(path, bytes.subarray(0, 2));
     let done = false;
     const gen = followOutput({
-      files: [{ path, type: "stdout" }],
+      files: [opened(path)],
       signal: never,
       isDone: () => done,
       pollMs: 20,
@@ -146,7 +164,7 @@ describe("followOutput", () => {
     writeFileSync(path, "x");
     const controller = new AbortController();
     const gen = followOutput({
-      files: [{ path, type: "stdout" }],
+      files: [opened(path)],
       signal: controller.signal,
       isDone: () => false,
       pollMs: 10_000,
@@ -162,10 +180,63 @@ describe("followOutput", () => {
   it("closes its files when the consumer stops early", async () => {
     const path = join(fx.tempDir(), "out");
     writeFileSync(path, "x");
-    const gen = followOutput({ files: [{ path, type: "stdout" }], signal: never, isDone: () => false });
+    const gen = followOutput({ files: [opened(path)], signal: never, isDone: () => false });
     expect((await gen.next()).value).toEqual({ output: "x", outputType: "stdout" });
     await gen.return(undefined);
     await sleep(10);
     expect((await gen.next()).done).toBe(true);
+  });
+});
+
+describe("followOutput: only the file the job opened", () => {
+  const refused = (spec: FollowedFileSpec) =>
+    collect(followOutput({ files: [spec], signal: never, isDone: () => true }));
+
+  it("refuses a symlink put in the file's place after the launch", async () => {
+    const dir = fx.tempDir();
+    const path = join(dir, "out");
+    const spec = opened(path);
+    unlinkSync(path);
+    symlinkSync("/etc/passwd", path);
+    await expect(refused(spec)).rejects.toThrow(/is a symbolic link/);
+  });
+
+  it("refuses a FIFO put in the file's place, at once (opening it does not block)", async () => {
+    const dir = fx.tempDir();
+    const path = join(dir, "out");
+    const spec = opened(path);
+    unlinkSync(path);
+    execFileSync("mkfifo", [path]);
+    const started = Date.now();
+    await expect(refused(spec)).rejects.toThrow(/is not a regular file/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("refuses another file renamed over it", async () => {
+    const dir = fx.tempDir();
+    const path = join(dir, "out");
+    const spec = opened(path);
+    writeFileSync(join(dir, "other"), "not the job's\n");
+    renameSync(join(dir, "other"), path);
+    await expect(refused(spec)).rejects.toThrow(/is not the file the job opened/);
+  });
+
+  it("refuses a file of another owner, and a root job's file that existed before it", async () => {
+    const path = join(fx.tempDir(), "out");
+    const spec = opened(path);
+    await expect(refused({ ...spec, jobUid: ME + 1 })).rejects.toThrow(/is not owned by the job's user/);
+    if (ME === 0) {
+      await expect(refused(opened(path, "stdout", false))).rejects.toThrow(/existed before the root job/);
+      chownSync(path, 65534, 65534);
+      await expect(refused({ ...opened(path), jobUid: 65534 })).resolves.toEqual([]);
+    }
+  });
+
+  it("refuses /proc/self/environ and /etc/shadow, which no job opened", async () => {
+    for (const path of ["/proc/self/environ", "/etc/shadow"]) {
+      await expect(
+        refused({ ...gone(path), identity: opened(join(fx.tempDir(), "x")).identity }),
+      ).rejects.toThrow(OutputNotFoundError);
+    }
   });
 });
