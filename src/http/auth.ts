@@ -1,11 +1,18 @@
 // Bearer-JWT authentication (API.md "Authentication"). Every route needs a token except the
 // public ones (health, metrics, docs); the verified identity is `request.caller`.
-import { createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
-import { type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { ErrCode } from "../api/index.js";
+import {
+  decodeProtectedHeader,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  errors as joseErrors,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import { ErrCode, isPlausibleUserName, userNameProblem } from "../api/index.js";
 import type { Settings } from "../config.js";
 import { sendError } from "./errors.js";
 import type { Caller } from "./service.js";
@@ -34,11 +41,10 @@ export interface TokenVerifier {
 /** What a token may be signed with, from the settings: an HS256 secret, a public key, or both. */
 async function loadKeys(settings: Settings): Promise<{ algorithms: string[]; getKey: JWTVerifyGetKey }> {
   const secret = settings.authSecret ? new TextEncoder().encode(settings.authSecret) : undefined;
-  let publicKey: { alg: string; key: ReturnType<typeof createPublicKey> } | undefined;
+  let publicKey: { alg: string; key: KeyObject } | undefined;
   if (settings.authPublicKeyFile) {
-    const pem = await readFile(settings.authPublicKeyFile, "utf8");
-    publicKey = { key: createPublicKey(pem), alg: "" };
-    publicKey.alg = algorithmFor(publicKey.key, settings.authPublicKeyFile);
+    const key = createPublicKey(await readFile(settings.authPublicKeyFile, "utf8"));
+    publicKey = { key, alg: algorithmFor(key, settings.authPublicKeyFile) };
   }
   const algorithms = [...(publicKey ? [publicKey.alg] : []), ...(secret ? ["HS256"] : [])];
   if (algorithms.length === 0) {
@@ -55,26 +61,43 @@ async function loadKeys(settings: Settings): Promise<{ algorithms: string[]; get
 }
 
 /** RS256 for RSA keys, ES256 for P-256 keys; anything else is a configuration error. */
-function algorithmFor(key: ReturnType<typeof createPublicKey>, file: string): string {
+function algorithmFor(key: KeyObject, file: string): "RS256" | "ES256" {
   if (key.asymmetricKeyType === "rsa") return "RS256";
   if (key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1") return "ES256";
-  throw new Error(`${file}: only RSA (RS256) and P-256 EC (ES256) public keys are supported`);
+  throw new Error(`${file}: only RSA (RS256) and P-256 EC (ES256) ${key.type} keys are supported`);
 }
 
 function callerFrom(payload: JWTPayload, adminGroup: string): Caller {
-  if (typeof payload.sub !== "string" || payload.sub === "") {
-    throw new AuthError('Invalid token: the "sub" claim must be a non-empty string');
+  const sub = payload.sub;
+  if (!isPlausibleUserName(sub)) {
+    throw new AuthError(
+      `Invalid token: the "sub" claim must be a user name (1-256 characters, no "*", "/", ":", ` +
+        `whitespace or control characters): ${userNameProblem(sub)}`,
+    );
   }
   const groups = payload.groups ?? [];
   if (!Array.isArray(groups) || !groups.every((g): g is string => typeof g === "string")) {
     throw new AuthError('Invalid token: the "groups" claim must be an array of strings');
   }
-  return { user: payload.sub, groups, admin: groups.includes(adminGroup) };
+  return { user: sub, groups, admin: groups.includes(adminGroup) };
 }
 
-function authMessage(err: unknown): string {
+function authMessage(err: unknown, token: string, algorithms: string[]): string {
   if (err instanceof AuthError) return err.message;
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) {
+    let alg = "(none)";
+    try {
+      alg = String(decodeProtectedHeader(token).alg ?? alg);
+    } catch {}
+    return `Invalid token: algorithm ${alg} is not accepted (this node accepts ${algorithms.join(", ")})`;
+  }
   if (err instanceof joseErrors.JWTExpired) return "Token expired";
+  if (err instanceof joseErrors.JWTClaimValidationFailed && (err.claim === "iss" || err.claim === "aud")) {
+    const setting = err.claim === "iss" ? "LAUNCHER_AUTH_ISSUER" : "LAUNCHER_AUTH_AUDIENCE";
+    return err.reason === "missing"
+      ? `Invalid token: the "${err.claim}" claim is missing; this fleet requires it (${setting})`
+      : `Invalid token: the "${err.claim}" claim does not match this fleet's ${setting}`;
+  }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "Invalid token: bad signature";
   if (err instanceof joseErrors.JOSEError) return `Invalid token: ${err.message}`;
   return "Invalid token";
@@ -119,12 +142,14 @@ export async function createVerifier(settings: Settings): Promise<TokenVerifier>
           algorithms,
           requiredClaims: ["sub", "exp"],
           clockTolerance: CLOCK_TOLERANCE_S,
+          ...(settings.authIssuer !== undefined ? { issuer: settings.authIssuer } : {}),
+          ...(settings.authAudience !== undefined ? { audience: settings.authAudience } : {}),
         });
         const caller = Object.freeze(callerFrom(payload, settings.adminGroup));
         verified.set(token, caller, payload.exp!);
         return caller;
       } catch (err) {
-        throw new AuthError(authMessage(err));
+        throw new AuthError(authMessage(err, token, algorithms));
       }
     },
   };
@@ -184,26 +209,66 @@ export interface TokenOptions {
   groups?: string[];
   /** Lifetime: seconds, or a jose duration such as `"1h"`, `"30m"`, `"7d"`. Default 1 hour. */
   ttl?: number | string;
+  /** The `iss` claim (nodes with LAUNCHER_AUTH_ISSUER require it). */
+  issuer?: string;
+  /** The `aud` claim (nodes with LAUNCHER_AUTH_AUDIENCE require it). */
+  audience?: string;
+}
+
+/** A private key to sign with instead of the HS256 secret: RS256 for RSA, ES256 for P-256. */
+export interface SigningKey {
+  key: KeyObject;
+  alg: "RS256" | "ES256";
 }
 
 /**
- * Signs an HS256 token with `settings.authSecret` — or with a secret given directly — for the
- * CLI's `token` command and tests.
+ * The private key of a PEM file's text, with its algorithm (`source` names it in errors). The
+ * matching public key is what nodes have in LAUNCHER_AUTH_PUBLIC_KEY_FILE.
+ */
+export function signingKeyFromPem(pem: string, source: string): SigningKey {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (err) {
+    const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem);
+    throw new Error(
+      `${source}: not a usable PEM private key${encrypted ? " (it is encrypted; give an unencrypted copy)" : ""}`,
+      { cause: err },
+    );
+  }
+  return { key, alg: algorithmFor(key, source) };
+}
+
+/**
+ * Signs a token for the CLI's `token` command, tests and forwarded plugin requests: HS256 with
+ * `settings.authSecret` or a secret given directly, or RS256/ES256 with a private key.
  */
 export async function signToken(
-  settingsOrSecret: Pick<Settings, "authSecret"> | string,
+  signer: Pick<Settings, "authSecret"> | string | SigningKey,
   opts: TokenOptions,
 ): Promise<string> {
-  const secret = typeof settingsOrSecret === "string" ? settingsOrSecret : settingsOrSecret.authSecret;
-  if (!secret) throw new Error("signing a token needs LAUNCHER_AUTH_SECRET");
+  let alg: string;
+  let key: Uint8Array | KeyObject;
+  if (typeof signer === "object" && "alg" in signer) {
+    ({ alg, key } = signer);
+  } else {
+    const secret = typeof signer === "string" ? signer : signer.authSecret;
+    if (!secret) throw new Error("signing a token needs LAUNCHER_AUTH_SECRET");
+    alg = "HS256";
+    key = new TextEncoder().encode(secret);
+  }
   if (opts.user === "") throw new Error("a token needs a user");
+  const problem = userNameProblem(opts.user);
+  if (problem !== undefined) throw new Error(`a token's user must be a plausible user name: ${problem}`);
   const ttl = opts.ttl ?? "1h";
   // jose reads a number as an absolute time, so a relative number of seconds is made absolute here.
   const exp = typeof ttl === "number" ? Math.floor(Date.now() / 1000) + ttl : ttl;
-  return new SignJWT({ groups: opts.groups ?? [] })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+  const jwt = new SignJWT({ groups: opts.groups ?? [] })
+    .setProtectedHeader({ alg, typ: "JWT" })
     .setSubject(opts.user)
     .setIssuedAt()
-    .setExpirationTime(exp)
-    .sign(new TextEncoder().encode(secret));
+    .setExpirationTime(exp);
+  if (opts.issuer !== undefined) jwt.setIssuer(opts.issuer);
+  if (opts.audience !== undefined) jwt.setAudience(opts.audience);
+  return jwt.sign(key);
 }

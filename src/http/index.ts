@@ -4,6 +4,8 @@ export { type AppOptions, BODY_LIMIT_BYTES, buildApp } from "./app.js";
 export {
   type AuthPluginOptions,
   createVerifier,
+  type SigningKey,
+  signingKeyFromPem,
   signToken,
   type TokenOptions,
   type TokenVerifier,

@@ -9,6 +9,7 @@ import {
   type ControlResult,
   ErrCode,
   errorText,
+  isPlausibleUserName,
   type JobOperation,
   JobOutput,
   type NetworkInfo,
@@ -28,8 +29,14 @@ const HEADERS_SLACK_MS = 5_250;
 
 export type OwnerSettings = Pick<
   Settings,
-  "nodeId" | "authSecret" | "authDisabled" | "adminGroup" | "peerTimeoutMs"
+  "nodeId" | "authSecret" | "authDisabled" | "adminGroup" | "peerTimeoutMs" | "authIssuer" | "authAudience"
 >;
+
+/**
+ * The `sub` of a token minted for an admin caller whose user is `*` (the Posit Launcher's "every
+ * user"): nodes refuse `*` as a subject, and an admin's own name plays no part in what it may do.
+ */
+export const ADMIN_FORWARD_SUBJECT = "launcher-admin";
 
 /** Where an owner-only request runs: on this node, or on the (reachable-looking) owner. */
 export type OwnerRoute = { local: true } | { local: false; location: JobLocation & { baseUrl: string } };
@@ -127,10 +134,13 @@ export class OwnerClient {
       const groups = caller.admin
         ? [...new Set([...caller.groups, this.settings.adminGroup])]
         : caller.groups;
+      const { authIssuer: issuer, authAudience: audience } = this.settings;
       const token = await signToken(this.settings.authSecret, {
-        user: caller.user,
+        user: caller.admin && !isPlausibleUserName(caller.user) ? ADMIN_FORWARD_SUBJECT : caller.user,
         groups,
         ttl: TOKEN_TTL_S,
+        ...(issuer !== undefined ? { issuer } : {}),
+        ...(audience !== undefined ? { audience } : {}),
       });
       headers.authorization = `Bearer ${token}`;
     } else if (!this.settings.authDisabled) {

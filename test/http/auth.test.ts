@@ -3,10 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import fc from "fast-check";
 import { SignJWT } from "jose";
 import { pino } from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { signToken } from "../../src/http/index.js";
+import { signingKeyFromPem, signToken } from "../../src/http/index.js";
 import { ADMIN_GROUP, adminAuth, bearer, makeApp, SECRET, type TestApp } from "./helpers.js";
 
 const apps: TestApp[] = [];
@@ -232,5 +233,192 @@ describe("auth", () => {
     expect(payload.exp - Date.now() / 1000).toBeGreaterThan(50);
     expect(payload.exp - Date.now() / 1000).toBeLessThanOrEqual(61);
     await expect(signToken({ authSecret: undefined }, { user: "dave" })).rejects.toThrow(/SECRET/);
+  });
+});
+
+/** An HS256 token with the given claims (`sub` and `exp` only when given). */
+function hs256(claims: Record<string, unknown>, secret = SECRET): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
+}
+const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
+
+describe("the sub claim must be a plausible user name", () => {
+  it('a token for sub "*" without groups is refused with 401 and lists nothing', async () => {
+    const { app: a, service } = await app();
+    service.addJob({ id: "j1", user: "bob" });
+    const star = await hs256({ sub: "*", exp: inAnHour() });
+    for (const url of ["/jobs", "/jobs?user=*", "/jobs/j1", "/jobs/*/status"]) {
+      const res = await a.inject({ url, headers: { authorization: `Bearer ${star}` } });
+      expect401(res, /^Invalid token: the "sub" claim must be a user name .*: it contains "\*"$/);
+    }
+    expect(service.callsTo("listJobs")).toEqual([]);
+  });
+
+  it("refuses a sub with a forbidden character, empty, too long or not a string; names the claim", async () => {
+    const { app: a, service } = await app();
+    const forbidden = fc.constantFrom("*", "/", ":", " ", "\t", "\n", "\0", "\x7f", "\u00a0", "\u2028");
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ maxLength: 10 }),
+        forbidden,
+        fc.string({ maxLength: 10 }),
+        async (before, bad, after) => {
+          const jwt = await hs256({ sub: before + bad + after, exp: inAnHour() });
+          expect401(
+            await a.inject({ url: "/jobs", headers: { authorization: `Bearer ${jwt}` } }),
+            /"sub" claim/,
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
+    for (const sub of ["", "a".repeat(257), 42, ["alice"]]) {
+      const jwt = await hs256({ sub, exp: inAnHour() });
+      const res = await a.inject({ url: "/jobs", headers: { authorization: `Bearer ${jwt}` } });
+      expect401(res, /"sub"/);
+    }
+    expect(service.callsTo("listJobs")).toEqual([]);
+  });
+
+  it("accepts plausible names up to 256 characters", async () => {
+    const { app: a, service } = await app();
+    for (const sub of ["alice", "a".repeat(256), "CORP\\carol", "dave@example.com", "ünïcødé"]) {
+      const jwt = await hs256({ sub, exp: inAnHour() });
+      expect((await a.inject({ url: "/jobs", headers: { authorization: `Bearer ${jwt}` } })).statusCode).toBe(
+        200,
+      );
+    }
+    expect(service.callsTo("listJobs").map((c) => c.caller.user)).toEqual([
+      "alice",
+      "a".repeat(256),
+      "CORP\\carol",
+      "dave@example.com",
+      "ünïcødé",
+    ]);
+  });
+
+  it("signToken will not sign a token that would be refused", async () => {
+    await expect(signToken(SECRET, { user: "*" })).rejects.toThrow(/plausible user name: it contains "\*"/);
+    await expect(signToken(SECRET, { user: "a b" })).rejects.toThrow(/whitespace/);
+  });
+});
+
+describe("issuer and audience", () => {
+  const settings = { authIssuer: "https://idp.example", authAudience: "launcher-fleet" };
+  const get = (a: TestApp["app"], jwt: string) =>
+    a.inject({ url: "/jobs", headers: { authorization: `Bearer ${jwt}` } });
+
+  it("when set, a token must carry both, matching", async () => {
+    const { app: a } = await app({ settings });
+    const ok = await signToken(SECRET, {
+      user: "alice",
+      issuer: "https://idp.example",
+      audience: "launcher-fleet",
+    });
+    expect((await get(a, ok)).statusCode).toBe(200);
+    // An audience list that includes ours is fine.
+    const list = await hs256({
+      sub: "alice",
+      exp: inAnHour(),
+      iss: "https://idp.example",
+      aud: ["x", "launcher-fleet"],
+    });
+    expect((await get(a, list)).statusCode).toBe(200);
+
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { aud: "launcher-fleet" },
+        /^Invalid token: the "iss" claim is missing; this fleet requires it \(LAUNCHER_AUTH_ISSUER\)$/,
+      ],
+      [
+        { iss: "https://evil.example", aud: "launcher-fleet" },
+        /^Invalid token: the "iss" claim does not match this fleet's LAUNCHER_AUTH_ISSUER$/,
+      ],
+      [
+        { iss: "https://idp.example" },
+        /^Invalid token: the "aud" claim is missing; this fleet requires it \(LAUNCHER_AUTH_AUDIENCE\)$/,
+      ],
+      [
+        { iss: "https://idp.example", aud: "other" },
+        /^Invalid token: the "aud" claim does not match this fleet's LAUNCHER_AUTH_AUDIENCE$/,
+      ],
+    ];
+    for (const [claims, message] of cases) {
+      expect401(await get(a, await hs256({ sub: "alice", exp: inAnHour(), ...claims })), message);
+    }
+  });
+
+  it("only the configured one is checked; unset, any or none passes", async () => {
+    const { app: issuerOnly } = await app({ settings: { authIssuer: "https://idp.example" } });
+    expect(
+      (
+        await get(
+          issuerOnly,
+          await signToken(SECRET, { user: "alice", issuer: "https://idp.example", audience: "whatever" }),
+        )
+      ).statusCode,
+    ).toBe(200);
+    expect401(await get(issuerOnly, await signToken(SECRET, { user: "alice" })), /"iss" claim is missing/);
+    const { app: neither } = await app();
+    expect(
+      (await get(neither, await signToken(SECRET, { user: "alice", issuer: "x", audience: "y" }))).statusCode,
+    ).toBe(200);
+    expect((await get(neither, await signToken(SECRET, { user: "alice" }))).statusCode).toBe(200);
+  });
+});
+
+describe("signing with a private key", () => {
+  it("signToken signs RS256 and ES256 with a PEM private key that a public-key node accepts", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "launcher-sign-"));
+    for (const [alg, pair] of [
+      ["RS256", generateKeyPairSync("rsa", { modulusLength: 2048 })],
+      ["ES256", generateKeyPairSync("ec", { namedCurve: "P-256" })],
+    ] as const) {
+      const pub = join(dir, `${alg}.pub`);
+      writeFileSync(pub, pair.publicKey.export({ type: "spki", format: "pem" }));
+      const key = signingKeyFromPem(
+        pair.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+        "k.pem",
+      );
+      expect(key.alg).toBe(alg);
+      const jwt = await signToken(key, { user: "carol", groups: ["dev"], issuer: "me", audience: "you" });
+      expect(JSON.parse(Buffer.from(jwt.split(".")[0]!, "base64url").toString())).toEqual({
+        alg,
+        typ: "JWT",
+      });
+      const { app: a, service } = await app({
+        settings: { authSecret: undefined, authPublicKeyFile: pub, authIssuer: "me", authAudience: "you" },
+      });
+      expect((await a.inject({ url: "/jobs", headers: { authorization: `Bearer ${jwt}` } })).statusCode).toBe(
+        200,
+      );
+      expect(service.callsTo("listJobs")[0]?.caller).toEqual({
+        user: "carol",
+        groups: ["dev"],
+        admin: false,
+      });
+    }
+  });
+
+  it("refuses keys it cannot sign with, saying why", () => {
+    const ed = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    expect(() => signingKeyFromPem(ed, "ed.pem")).toThrow(
+      "ed.pem: only RSA (RS256) and P-256 EC (ES256) private keys are supported",
+    );
+    const p384 = generateKeyPairSync("ec", { namedCurve: "P-384" }).privateKey.export({
+      type: "pkcs8",
+      format: "pem",
+    }) as string;
+    expect(() => signingKeyFromPem(p384, "p384.pem")).toThrow(/only RSA \(RS256\) and P-256/);
+    const encrypted = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({
+      type: "pkcs8",
+      format: "pem",
+      cipher: "aes-256-cbc",
+      passphrase: "pw",
+    }) as string;
+    expect(() => signingKeyFromPem(encrypted, "enc.pem")).toThrow(
+      "enc.pem: not a usable PEM private key (it is encrypted; give an unencrypted copy)",
+    );
+    expect(() => signingKeyFromPem("garbage", "g.pem")).toThrow("g.pem: not a usable PEM private key");
   });
 });

@@ -74,7 +74,7 @@ describe("parseConfigFile", () => {
       "",
       "redis-url = redis://redis.internal:6379",
       "LAUNCHER_KEY_PREFIX=fleet1",
-      "LAUNCHER_AUTH_SECRET=s3cret=with=equals",
+      "LAUNCHER_AUTH_SECRET=s3cret=with=equals=and-long-enough-for-hs256",
       "enable-debug-logging=true",
       "; ignored by us",
       "server-user=rstudio-server",
@@ -83,7 +83,7 @@ describe("parseConfigFile", () => {
     expect(parseConfigFile(text, "f.conf")).toEqual({
       "redis-url": "redis://redis.internal:6379",
       "key-prefix": "fleet1",
-      "auth-secret": "s3cret=with=equals",
+      "auth-secret": "s3cret=with=equals=and-long-enough-for-hs256",
       "enable-debug-logging": "1",
       "heartbeat-interval-seconds": "10",
     });
