@@ -1,6 +1,6 @@
 // Wires one node together: Redis connections, registry, job store, status bus, runner,
 // job manager, and the HTTP app. `close()` drains and shuts down in order, idempotently.
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, statSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -111,6 +111,9 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     );
     const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
     mkdirSync(stateDir, { recursive: true });
+    // Jobs of other users reach their default output dirs (<scratch>/output/<user>, 0700 each)
+    // through the scratch dir: they may pass through it, not list it.
+    if (!settings.unprivileged) chmodSync(settings.scratchPath, statSync(settings.scratchPath).mode | 0o111);
     const jobs = manager;
     const runner = new LocalRunner({
       stateDir,
