@@ -1,6 +1,6 @@
 // The fleet-wide job store: job records and their indexes in Redis. Any node reads any job;
 // only the owner writes, through scripts that check its epoch (fencing).
-import type { Job } from "../api/index.js";
+import { type Job, MAX_STATUS_MESSAGE_LENGTH, truncateChars } from "../api/index.js";
 import type { Keys } from "./keys.js";
 import { isUnavailable, redisUnavailable, whileAvailable } from "./redis.js";
 import { type ScriptedRedis, scriptError } from "./scripts.js";
@@ -59,11 +59,21 @@ function rethrow(err: unknown): never {
   throw isUnavailable(err) ? redisUnavailable(err) : err;
 }
 
+/**
+ * A mutable field as stored. Every status event copies `statusMessage` (into the events stream and
+ * to every listening node), so it is cut to MAX_STATUS_MESSAGE_LENGTH: the node words these itself,
+ * but some quote what a job gave (a launch failure naming its path).
+ */
+function stored(key: keyof MutableFields, value: string | number): string {
+  const text = String(value);
+  return key === "statusMessage" ? truncateChars(text, MAX_STATUS_MESSAGE_LENGTH) : text;
+}
+
 function fieldPairs(fields: MutableFields): string[] {
   const out: string[] = [];
   for (const k of MUTABLE) {
     const v = fields[k];
-    if (v !== undefined) out.push(k, String(v));
+    if (v !== undefined) out.push(k, stored(k, v));
   }
   return out;
 }
@@ -187,7 +197,8 @@ export class JobStore {
     const k = this.keys;
     const pairs: string[] = [];
     for (const key of MUTABLE) {
-      if (key in fields) pairs.push(key, fields[key] === undefined ? "" : String(fields[key]));
+      const value = fields[key];
+      if (key in fields) pairs.push(key, value === undefined ? "" : stored(key, value));
     }
     try {
       const [ver, eventId] = (await this.redis.updateJob(
@@ -288,7 +299,7 @@ export class JobStore {
         this.eventRetention,
         k.eventsChannel,
         k.job(""),
-        message,
+        truncateChars(message, MAX_STATUS_MESSAGE_LENGTH),
         nowIso,
       ),
     );

@@ -2,12 +2,18 @@
 // JSON names are exactly those of src/api/job.ts. Objects allow additional properties (the
 // Launcher API grows), but every known property is type-checked.
 import { Type } from "typebox";
+import {
+  MAX_ARGS,
+  MAX_LIST,
+  MAX_NAME_LENGTH,
+  MAX_STDIN_BYTES,
+  MAX_TAG_LENGTH,
+  MAX_TAGS,
+  MAX_USER_LENGTH,
+} from "../api/limits.js";
 
-/** Largest `stdin` accepted with a job. */
-export const MAX_STDIN_BYTES = 1024 * 1024;
-/** Caps on list sizes in a submission: generous for real jobs, but no absurd payloads. */
-const MAX_ARGS = 10_000;
-const MAX_LIST = 1_000;
+// The caps live in src/api/limits.ts (the service checks them for every front door too).
+export { MAX_STDIN_BYTES } from "../api/limits.js";
 
 const open = { additionalProperties: true } as const;
 const str = (description?: string) => Type.String(description ? { description } : {});
@@ -82,8 +88,15 @@ const list = <T extends Parameters<typeof Type.Array>[0]>(item: T, maxItems = MA
 const jobProperties = {
   id: opt(str("Assigned by the server; ignored on submit")),
   cluster: opt(Type.String()),
-  name: opt(Type.String()),
-  user: opt(str("Admins may submit on behalf of this user")),
+  name: opt(
+    Type.String({ maxLength: MAX_NAME_LENGTH, description: `At most ${MAX_NAME_LENGTH} characters` }),
+  ),
+  user: opt(
+    Type.String({
+      maxLength: MAX_USER_LENGTH,
+      description: `Admins may submit on behalf of this user (at most ${MAX_USER_LENGTH} characters)`,
+    }),
+  ),
   group: opt(Type.String()),
   queues: list(Type.String()),
   workingDirectory: opt(Type.String()),
@@ -108,7 +121,7 @@ const jobProperties = {
   mounts: list(MountSchema),
   config: list(JobConfigSchema),
   resourceLimits: list(ResourceLimitSchema),
-  tags: list(Type.String()),
+  tags: list(Type.String({ maxLength: MAX_TAG_LENGTH }), MAX_TAGS),
   metadata: opt(Type.Record(Type.String(), Type.Unknown())),
   resourceProfile: opt(Type.String()),
 };

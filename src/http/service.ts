@@ -26,10 +26,29 @@ export interface Caller {
 /** A status stream item before the HTTP layer numbers it (`seqId`). */
 export type StatusStreamItem = Omit<StatusEvent, "seqId"> | { resync: true };
 
+/**
+ * What a stream may hold for its client (LAUNCHER_STREAM_BUFFER_BYTES): the writer's part (bytes
+ * handed to the connection that the client has not taken) plus whatever the service queues for it.
+ * A service that queues what arrives on its own (status events) must keep the sum within `limit`.
+ */
+export interface StreamBudget {
+  /** Most bytes the stream may hold that its client has not read. */
+  readonly limit: number;
+  /** Bytes written to the connection that the client has not read yet. */
+  unread(): number;
+  /**
+   * The stream holds too much: the writer ends it at once (even while it waits for the client)
+   * with a final error line. Returns that error, for the service to end its iterable with.
+   */
+  exceeded(): Error;
+}
+
 export interface StatusStreamOptions {
   /** Resume after this fleet-wide event id (`?since=` or `Last-Event-ID`). */
   since?: string;
   signal: AbortSignal;
+  /** Bound on what the stream holds; absent: the caller bounds it (or trusts its reader). */
+  budget?: StreamBudget;
 }
 
 /** Where a job's owner lives, for forwarding owner-only requests. */

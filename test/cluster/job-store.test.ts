@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_STATUS_MESSAGE_LENGTH } from "../../src/api/index.js";
 import { JobStore, StoreConflict } from "../../src/cluster/job-store.js";
 import { fleetKeys } from "../../src/cluster/keys.js";
 import { defineScripts, type ScriptedRedis } from "../../src/cluster/scripts.js";
@@ -229,5 +230,32 @@ describe("job store", () => {
       exitCode: 3,
       lastUpdateTime: "2026-01-01T00:00:00.000Z",
     });
+  });
+});
+
+describe("bounded status events", () => {
+  it("cuts a statusMessage to MAX_STATUS_MESSAGE_LENGTH characters, in the job and in its event", async () => {
+    const epoch = await registerNode("n9");
+    const owner = { nodeId: "n9", epoch };
+    await store.create(job("m1"), owner, []);
+    // 5,000 characters, astral ones among them: the cut never splits a surrogate pair.
+    const long = `x${"😀".repeat(4_999)}`;
+    const { eventId } = await store.update("m1", owner, { status: "Failed", statusMessage: long });
+    const stored = (await store.get("m1"))?.job.statusMessage ?? "";
+    expect([...stored].length).toBe(MAX_STATUS_MESSAGE_LENGTH);
+    expect(long.startsWith(stored)).toBe(true);
+    const [[, fields] = ["", []]] = (await redis.xrange(keys.events, eventId, eventId)) as [
+      string,
+      string[],
+    ][];
+    expect((JSON.parse(fields[1]!) as { statusMessage: string }).statusMessage).toBe(stored);
+  });
+
+  it("a short statusMessage is kept as it is", async () => {
+    const epoch = await registerNode("n10");
+    const owner = { nodeId: "n10", epoch };
+    await store.create(job("m2"), owner, []);
+    await store.update("m2", owner, { status: "Canceled", statusMessage: "Canceled by user" });
+    expect((await store.get("m2"))?.job.statusMessage).toBe("Canceled by user");
   });
 });

@@ -180,10 +180,9 @@ describe("POST /jobs with bad input", () => {
   });
 
   it("launch failures the schema cannot see become Failed jobs, not errors", async () => {
+    // (An env name with `=` and a NUL in the command are 400s now: test/node/limits.test.ts.)
     const cases = [
       { exe: "/bin/echo", args: ["x".repeat(200_000)] }, // longer than one exec argument may be
-      { command: "echo hi", environment: [{ name: "BAD=NAME", value: "1" }] },
-      { command: "echo \u0000 nul" },
     ];
     for (const body of cases) {
       const job = await submit(n, alice, body);
