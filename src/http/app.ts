@@ -38,23 +38,38 @@ export interface AppOptions {
   registry?: Registry;
 }
 
-/** Node's `clientError` (before fastify sees a request): the API's error body, then close. */
-function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === "ECONNRESET" || socket.destroyed) return;
-  const [status, message] =
-    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
-      ? [408, "Request timed out"]
-      : err.code === "HPE_HEADER_OVERFLOW"
-        ? [431, "Request line or headers are too large"]
-        : [400, "Malformed HTTP request"];
-  const body = JSON.stringify(errorBody(ErrCode.InvalidRequest, message));
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy(err);
+/**
+ * How often Node looks for requests that overran the body timeout (its default, 30 s, would let a
+ * request run up to twice the timeout): a quarter of the timeout, between 50 ms and 1 s. The check
+ * walks only the connections whose request is still arriving.
+ */
+export function requestCheckIntervalMs(bodyTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(50, Math.floor(bodyTimeoutMs / 4)));
+}
+
+/**
+ * Node's `clientError` (before fastify sees a request): the API's error body, then close. A request
+ * (headers and body) that has not arrived within LAUNCHER_BODY_TIMEOUT_MS is one of these: Node's
+ * `requestTimeout` only covers receiving the request, so long responses (streams) are not cut.
+ */
+function clientErrorHandler(bodyTimeoutMs: number) {
+  return (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === "ECONNRESET" || socket.destroyed) return;
+    const [status, message] =
+      err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, `Request timed out: the request and its body must arrive within ${bodyTimeoutMs} ms`]
+        : err.code === "HPE_HEADER_OVERFLOW"
+          ? [431, "Request line or headers are too large"]
+          : [400, "Malformed HTTP request"];
+    const body = JSON.stringify(errorBody(ErrCode.InvalidRequest, message));
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(err);
+  };
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -62,6 +77,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // LAUNCHER_BODY_TIMEOUT_MS: Node answers a request still arriving after this with 408 (below).
+    // Given to the server's constructor too: Node 20 enforces `requestTimeout` only while
+    // `headersTimeout` (default 60 s) is not longer, and the constructor keeps the two in step,
+    // while fastify only assigns `requestTimeout` afterwards.
+    requestTimeout: settings.bodyTimeoutMs,
+    http: {
+      requestTimeout: settings.bodyTimeoutMs,
+      headersTimeout: Math.min(60_000, settings.bodyTimeoutMs),
+      connectionsCheckingInterval: requestCheckIntervalMs(settings.bodyTimeoutMs),
+    },
     requestIdHeader: "x-request-id",
     // One line per request instead of fastify's two (access-log.ts).
     logController: new AccessLog(),
@@ -78,7 +103,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
       void sendError(reply, status, ErrCode.InvalidRequest, err.message);
     },
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(settings.bodyTimeoutMs),
   });
 
   // Response schemas document the API; serializing with JSON.stringify sends exactly what the
@@ -89,7 +114,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(openapiPlugin); // before any route, so every route is documented
   await app.register(metricsPlugin, opts.registry ? { registry: opts.registry } : {});
   await app.register(authPlugin, { settings });
-  await app.register(streamsPlugin, { nodeId: service.nodeId });
+  await app.register(streamsPlugin, { nodeId: service.nodeId, bufferBytes: settings.streamBufferBytes });
   await app.register(healthPlugin, { service });
   await app.register(forwardPlugin, { service, settings });
   await app.register(jobsPlugin, { service });

@@ -223,8 +223,12 @@ export const jobsPlugin = fp<JobsPluginOptions>(
         await sendStream(request, reply, {
           kind: "status",
           completeLine: false,
-          open: (signal) =>
-            service.statusStream(request.caller, id, { signal, ...(since !== undefined ? { since } : {}) }),
+          open: (signal, budget) =>
+            service.statusStream(request.caller, id, {
+              signal,
+              budget,
+              ...(since !== undefined ? { since } : {}),
+            }),
           eventId: (message) => ("eventId" in message ? message.eventId : undefined),
         });
       },

@@ -6,12 +6,21 @@
 // - An error before the stream is committed is a normal HTTP error; after, a final `{"error":…}`.
 // - The client hanging up aborts the AbortSignal handed to the service at once; app.close() ends
 //   every open stream with a PluginRestarted error line so clients know to reconnect.
+// - Bounded (LAUNCHER_STREAM_BUFFER_BYTES): the writer waits for the client (`drain`) before it asks
+//   the service for more, so a pulled stream (output, resource) holds at most the connection's
+//   buffer and one message. A service that queues what arrives by itself (status events) gets a
+//   StreamBudget and calls `exceeded()` when its queue plus the unread bytes pass the limit: the
+//   stream then ends at once, even while waiting for the client, with a final Timeout error line
+//   (`resume with ?since=<last eventId>`), and its connection is closed.
+// - An ended stream whose client does not take its last bytes within ENDED_STREAM_GRACE_MS loses its
+//   connection: a client that stopped reading holds nothing after its stream ended.
 import type { ServerResponse } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
 import { classifyError } from "./errors.js";
 import type { HttpMetrics, StreamKind } from "./metrics.js";
+import type { StreamBudget } from "./service.js";
 
 export type { StreamKind } from "./metrics.js";
 
@@ -22,6 +31,8 @@ export type { StreamKind } from "./metrics.js";
  */
 export const FIRST_MESSAGE_GRACE_MS = 250;
 export const SSE_KEEPALIVE_MS = 15_000;
+/** How long an ended stream's last bytes wait for a client that does not read them. */
+export const ENDED_STREAM_GRACE_MS = 10_000;
 
 export const NDJSON = "application/x-ndjson";
 export const EVENT_STREAM = "text/event-stream";
@@ -33,8 +44,11 @@ const STREAM_ENDED = Symbol("stream ended");
 
 export interface StreamSpec<T extends object> {
   kind: StreamKind;
-  /** Opens the service's iterable; called once, with the stream's AbortSignal. */
-  open(signal: AbortSignal): AsyncIterable<T>;
+  /**
+   * Opens the service's iterable; called once, with the stream's AbortSignal and its budget (for
+   * services that queue messages by themselves; see the top of this file).
+   */
+  open(signal: AbortSignal, budget: StreamBudget): AsyncIterable<T>;
   /** Output and resource streams end with `{"seqId":n,"complete":true}`. */
   completeLine: boolean;
   /** The SSE `id:` of a message (status events: their eventId). */
@@ -45,7 +59,11 @@ export interface StreamSpec<T extends object> {
 export class StreamTracker {
   private readonly open = new Map<AbortController, StreamKind>();
 
-  constructor(private readonly gauge: HttpMetrics["openStreams"]) {}
+  constructor(
+    private readonly gauge: HttpMetrics["openStreams"],
+    /** Bytes a stream may hold that its client has not read (LAUNCHER_STREAM_BUFFER_BYTES). */
+    readonly bufferBytes: number,
+  ) {}
 
   add(kind: StreamKind, controller: AbortController): void {
     this.open.set(controller, kind);
@@ -77,11 +95,13 @@ declare module "fastify" {
 
 export interface StreamsPluginOptions {
   nodeId: string;
+  /** LAUNCHER_STREAM_BUFFER_BYTES. */
+  bufferBytes: number;
 }
 
 export const streamsPlugin = fp<StreamsPluginOptions>(
-  async (app, { nodeId }) => {
-    const tracker = new StreamTracker(app.httpMetrics.openStreams);
+  async (app, { nodeId, bufferBytes }) => {
+    const tracker = new StreamTracker(app.httpMetrics.openStreams, bufferBytes);
     app.decorate("streams", tracker);
     // Before the server stops accepting: streams never end on their own, so close() would wait.
     app.addHook("preClose", async () => {
@@ -125,24 +145,73 @@ export function coalesceWrites(res: ServerResponse): void {
   });
 }
 
-/** Writes with backpressure: waits for `drain` (or the connection closing) when the buffer is full. */
-function write(res: ServerResponse, chunk: string): Promise<void> | undefined {
+/**
+ * Writes with backpressure: waits for `drain` (or the connection closing, or the stream's signal)
+ * when the buffer is full.
+ */
+function write(res: ServerResponse, chunk: string, signal: AbortSignal): Promise<void> | undefined {
   if (res.destroyed || res.writableEnded) return undefined;
   coalesceWrites(res);
-  return res.write(chunk) ? undefined : drained(res);
+  return res.write(chunk) ? undefined : drained(res, signal);
 }
 
-/** Resolves once the response can take more data, or is gone. */
-export function drained(res: ServerResponse): Promise<void> {
+/** A stream's last line: `res.end()` follows at once, so there is nothing to wait for. */
+function writeLast(res: ServerResponse, chunk: string): void {
+  if (res.destroyed || res.writableEnded) return;
+  coalesceWrites(res);
+  res.write(chunk);
+}
+
+/** Resolves once the response can take more data, or is gone, or `signal` aborts. */
+export function drained(res: ServerResponse, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
     const done = () => {
       res.off("drain", done);
       res.off("close", done);
+      signal?.removeEventListener("abort", done);
       resolve();
     };
     res.once("drain", done);
     res.once("close", done);
+    signal?.addEventListener("abort", done, { once: true });
   });
+}
+
+/** The final error of a stream whose client read too slowly. */
+function tooSlow(kind: StreamKind, limit: number, lastEventId: string | undefined): ApiError {
+  const resume =
+    kind === "status" ? `; resume with ?since=${lastEventId ?? "<the last eventId received>"}` : "";
+  return new ApiError(
+    ErrCode.Timeout,
+    `stream ended: the client read too slowly (more than ${limit} bytes unread)${resume}`,
+  );
+}
+
+/**
+ * After `res.end()`: closes the connection once the last bytes are out (when `close`), and in any
+ * case destroys it if the client has not taken them within ENDED_STREAM_GRACE_MS.
+ */
+function closeWhenFlushed(res: ServerResponse, close: boolean): void {
+  const socket = res.socket;
+  if (!socket || socket.destroyed) return;
+  if (res.writableFinished) {
+    if (close) socket.end();
+    return;
+  }
+  const timer = setTimeout(() => socket.destroy(), ENDED_STREAM_GRACE_MS);
+  timer.unref();
+  const finished = () => {
+    clearTimeout(timer);
+    socket.off("close", gone);
+    if (close) socket.end();
+  };
+  const gone = () => {
+    clearTimeout(timer);
+    res.off("finish", finished);
+  };
+  res.once("finish", finished);
+  socket.once("close", gone);
 }
 
 /** Resolves with the iterator's next result, or rejects with the signal's reason once it aborts. */
@@ -204,7 +273,18 @@ export async function sendStream<T extends object>(
   res.once("close", onClose);
   tracker.add(spec.kind, controller);
 
-  const iterator = spec.open(signal)[Symbol.asyncIterator]();
+  let lastEventId: string | undefined;
+  let overflow: ApiError | undefined;
+  const budget: StreamBudget = {
+    limit: tracker.bufferBytes,
+    unread: () => res.writableLength,
+    exceeded: () => {
+      overflow ??= tooSlow(spec.kind, tracker.bufferBytes, lastEventId);
+      if (!signal.aborted) controller.abort(overflow);
+      return overflow;
+    },
+  };
+  const iterator = spec.open(signal, budget)[Symbol.asyncIterator]();
   let next = iterator.next();
   const cleanup = () => {
     tracker.remove(controller);
@@ -233,8 +313,11 @@ export async function sendStream<T extends object>(
   coalesceWrites(res);
   res.writeHead(200, streamHeaders(sse));
   res.flushHeaders();
+  // Only on a quiet connection: while bytes wait for the client, the connection is not idle anyway.
   const keepAlive = sse
-    ? setInterval(() => void write(res, ": keep-alive\n\n"), SSE_KEEPALIVE_MS)
+    ? setInterval(() => {
+        if (res.writableLength === 0) void write(res, ": keep-alive\n\n", signal);
+      }, SSE_KEEPALIVE_MS)
     : undefined;
 
   let seqId = 0;
@@ -242,17 +325,19 @@ export async function sendStream<T extends object>(
     let result = first === GRACE_EXPIRED ? await nextOrAbort(next, signal) : first;
     while (!result.done) {
       const message = result.value;
-      await write(res, frame({ seqId: ++seqId, ...message }, spec.eventId?.(message)));
+      const eventId = spec.eventId?.(message);
+      if (eventId !== undefined) lastEventId = eventId;
+      await write(res, frame({ seqId: ++seqId, ...message }, eventId), signal);
       next = iterator.next();
       result = await nextOrAbort(next, signal);
     }
-    if (spec.completeLine) await write(res, frame({ seqId: ++seqId, complete: true }));
+    if (spec.completeLine) writeLast(res, frame({ seqId: ++seqId, complete: true }));
   } catch (err) {
     if (signal.reason !== CLIENT_CLOSED) {
       const failure = signal.aborted ? signal.reason : err;
       const error = streamErrorBody(failure);
       if (error.code === ErrCode.Unknown) request.log.error({ err: failure }, "stream failed");
-      await write(res, frame({ seqId: ++seqId, error }));
+      writeLast(res, frame({ seqId: ++seqId, error }));
     }
   } finally {
     clearInterval(keepAlive);
@@ -260,6 +345,7 @@ export async function sendStream<T extends object>(
     if (!signal.aborted) controller.abort(STREAM_ENDED);
     cleanup();
     if (!res.writableEnded) res.end();
+    closeWhenFlushed(res, overflow !== undefined);
   }
 }
 
