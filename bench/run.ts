@@ -22,6 +22,7 @@ import {
   withTimeout,
 } from "./lib.js";
 import { memory } from "./memory.js";
+import { privileged } from "./privileged.js";
 import { routing } from "./routing.js";
 import { throughput } from "./throughput.js";
 
@@ -30,6 +31,7 @@ const MEASURES: { name: string; run: (ctx: Ctx) => Promise<void>; quickMs: numbe
   { name: "fanout", run: fanout, quickMs: 60_000, fullMs: 300_000 },
   { name: "heartbeats", run: heartbeats, quickMs: 90_000, fullMs: 400_000 },
   { name: "throughput", run: throughput, quickMs: 120_000, fullMs: 900_000 },
+  { name: "privileged", run: privileged, quickMs: 120_000, fullMs: 600_000 },
   { name: "failure", run: failure, quickMs: 60_000, fullMs: 300_000 },
   { name: "memory", run: memory, quickMs: 90_000, fullMs: 400_000 },
 ];
