@@ -4,12 +4,16 @@
 
 # --- build: all dependencies, compile TypeScript to dist/ ----------------------------------------
 FROM node:20-bookworm-slim AS build
+# A C compiler for the launch helper (src/runner/launch-as.c, linked statically so the runtime image
+# needs no compiler): root nodes start each job of another user through it.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
-RUN npm run build
+RUN npm run build && test -x dist/runner/launch-as
 
 # --- deps: production dependencies only -----------------------------------------------------------
 FROM node:20-bookworm-slim AS deps
@@ -30,9 +34,13 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 # The scratch path holds job output and runner state: mount a volume there so a restarted
 # container finds its jobs' records. Owned by the unprivileged `node` user (uid 1000) of the base
-# image; jobs run as that user too (only a root node can switch to a job's user).
+# image. The image runs unprivileged: every job runs as `node` (one trust domain, fine for a
+# single-tenant fleet). For a multi-user fleet run the container as root with
+# LAUNCHER_UNPRIVILEGED=0 and the host's users visible to NSS (docs/security.md): each job then
+# runs as its own user.
 RUN mkdir -p /var/lib/launcher && chown node:node /var/lib/launcher && test -x /usr/bin/python3
 VOLUME ["/var/lib/launcher"]
+ENV LAUNCHER_UNPRIVILEGED=1
 USER node
 EXPOSE 5559
 # Liveness only (/healthz: the process serves HTTP). Readiness (/readyz) is for the load balancer;
