@@ -1,7 +1,8 @@
 #!/bin/sh
 # Prints a Redis ACL file (redis.conf `aclfile`, or `redis-server --aclfile`) in which a
 # launcher-fleet's nodes have a least-privilege user: the fleet's keys (`~<prefix>:*`), its pub/sub
-# channels (`&<prefix>:*`) and the commands the nodes send, nothing else. The default user is off.
+# channels (`&<prefix>:*`) and the commands the nodes send, nothing else. The default user is off
+# (no login; see below for why it keeps its permissions).
 #
 #   REDIS_LAUNCHER_PASSWORD=... REDIS_ADMIN_PASSWORD=... sh ops/redis-acl.sh [PREFIX [USER]] > users.acl
 #
@@ -78,7 +79,12 @@ allow +info                   # ioredis's ready check on connect (and, with Sent
 allow +client\|setname        # ioredis names each connection (<node id>:cmd, :sub) for CLIENT LIST
 allow +select                 # ioredis, when the URL names a database (redis://...:6379/2)
 
-echo "user default off resetkeys resetchannels -@all"
+# The default user is off: nobody can log in as it, and a connection that has not logged in can run
+# nothing. It keeps its permissions all the same, because Redis replays each MULTI/EXEC block of the
+# AOF (where every script's writes are) as the default user and checks them against its permissions:
+# without them, Redis silently drops those writes at every restart, losing acknowledged jobs
+# (redis/redis#14541; fixed only in recent releases, not in Redis 7.0 as packaged by Debian).
+echo "user default off resetpass ~* &* +@all"
 echo "user admin on $admin_pw ~* &* +@all"
 echo "user $user on $launcher_pw resetkeys ~$prefix:* resetchannels &$prefix:* -@all$cmds"
 replication_pw=$(password REDIS_REPLICATION_PASSWORD)

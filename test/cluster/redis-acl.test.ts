@@ -79,7 +79,8 @@ describe("ops/redis-acl.sh", () => {
     );
     // What the server made of it.
     const users = (await admin.call("ACL", "LIST")) as string[];
-    expect(users).toContain("user default off resetchannels -@all");
+    // Off (no login), with its permissions kept for the AOF replay (see the restart test below).
+    expect(users).toContain("user default off ~* &* +@all");
     const loaded = users.find((u) => u.startsWith("user launcher "))!;
     expect(loaded).toMatch(/ ~launcher:\* resetchannels &launcher:\* -@all /);
     expect(new Set(loaded.split(" ").filter((w) => w.startsWith("+")))).toEqual(
@@ -264,6 +265,54 @@ describe("nodes logged in as the fleet's user", () => {
     const keys = (await admin.keys("*")).sort();
     expect(keys.length).toBeGreaterThan(5);
     expect(keys.filter((k) => !k.startsWith(`${PREFIX}:`))).toEqual([]);
+  });
+});
+
+describe("a Redis restart with the ACL", () => {
+  it("replays the scripts' writes from the AOF: acknowledged jobs survive (redis/redis#14541)", async () => {
+    // Redis replays the AOF's MULTI/EXEC blocks (every script's writes) as the default user and
+    // checks them against its permissions: an ACL that took them away lost every job at restart.
+    const own = mkdtempSync(join(dir, "aof-"));
+    const persistent = await startRedis({ persistence: true, aclFile: writeAclFile(acl, own) });
+    const login = { port: persistent.port, username: "admin", password: acl.passwords.admin };
+    const check = new Redis({ ...login, maxRetriesPerRequest: 0 });
+    check.on("error", () => undefined);
+    try {
+      const n = await startTestNode(PREFIX, { redisUrl: aclRedisUrl(acl, "127.0.0.1", persistent.port) });
+      const alice = await token("alice");
+      let id: string;
+      try {
+        const created = await api(n.url, "POST", "/jobs", { token: alice, body: { command: "exit 7" } });
+        id = created.body.id as string;
+        await until(
+          async () => (await api(n.url, "GET", `/jobs/${id}`, { token: alice })).body.status === "Finished",
+          {
+            timeoutMs: 20_000,
+          },
+        );
+      } finally {
+        await n.close();
+      }
+      const before = await check.hgetall(`${PREFIX}:job:${id}`);
+      const events = await check.xlen(`${PREFIX}:events`);
+      check.disconnect();
+      await persistent.restart();
+      const after = new Redis({ ...login, maxRetriesPerRequest: 0 });
+      try {
+        expect(await after.hgetall(`${PREFIX}:job:${id}`)).toEqual(before);
+        expect(before).toMatchObject({ status: "Finished", exitCode: "7" });
+        expect(await after.xlen(`${PREFIX}:events`)).toBe(events);
+        expect(await after.zscore(`${PREFIX}:jobs:user:alice`, id)).not.toBeNull();
+        // Nothing was refused while replaying (the failover suite saw `default refused 'hset' (multi)`).
+        expect(await after.call("ACL", "LOG")).toEqual([]);
+      } finally {
+        after.disconnect();
+      }
+    } finally {
+      check.disconnect();
+      await persistent.stop();
+      removeRedisDir(persistent);
+    }
   });
 });
 
