@@ -8,6 +8,7 @@
 import { describe, expect, it } from "vitest";
 import {
   composeSkipReason,
+  expectNoAclRefusals,
   expectNoLoss,
   lostAfterMs,
   sleep,
@@ -93,6 +94,10 @@ describe.skipIf(skip !== undefined)(
         await suite.target.restartRedis(2_000);
       });
       expectNoLoss(f);
+    });
+
+    it("Redis's ACL refused the fleet nothing throughout (nodes, replica, sentinels)", async ({ skip }) => {
+      await expectNoAclRefusals(suite, skip);
     });
   },
 );

@@ -4,7 +4,14 @@
 // failover.test.ts. First a planned switch (writes paused on the primary, then SENTINEL FAILOVER),
 // then a crash (the primary SIGKILLed); each time the sentinels promote the replica.
 import { describe, it } from "vitest";
-import { composeSkipReason, expectNoLoss, sleep, targetKind, useFailoverSuite } from "./harness/setup.js";
+import {
+  composeSkipReason,
+  expectNoAclRefusals,
+  expectNoLoss,
+  sleep,
+  targetKind,
+  useFailoverSuite,
+} from "./harness/setup.js";
 
 const kind = targetKind();
 const skip = composeSkipReason(kind, true);
@@ -34,6 +41,10 @@ describe.skipIf(skip !== undefined)(
         await suite.target.failoverRedis("kill");
       });
       expectNoLoss(f);
+    });
+
+    it("Redis's ACL refused the fleet nothing throughout (nodes, replica, sentinels)", async ({ skip }) => {
+      await expectNoAclRefusals(suite, skip);
     });
   },
 );

@@ -91,7 +91,8 @@ export class NetnsFleet {
     let redis: FleetRedis | SentinelRedis | undefined;
     let fleet: NetnsFleet | undefined;
     try {
-      const redisOpts = { dir: opts.dir, logsDir, hostIp: net.hostIp, env };
+      const keyPrefix = opts.env.LAUNCHER_KEY_PREFIX ?? "launcher";
+      const redisOpts = { dir: opts.dir, logsDir, hostIp: net.hostIp, env, keyPrefix };
       redis =
         opts.redis === "sentinel"
           ? await startSentinelRedis(redisOpts)

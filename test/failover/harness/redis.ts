@@ -2,12 +2,17 @@
 // set (primary + replica + three sentinels, like docker-compose.sentinel.yml). Every server listens
 // on 127.0.0.1 (for this process) and on the host's bridge address (for the nodes in their
 // namespaces), and is a child process that can be killed and started again on the same data.
+// Servers load the shipped ACL (ops/redis-acl.sh): the nodes log in as the fleet's user (its URL in
+// a file, LAUNCHER_REDIS_URL_FILE), a replica as `replication`, the sentinels as `sentinel`, this
+// process as `admin`; the default user is off. What Redis refused anyone is kept (ACL LOG).
 import { mkdirSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freePort } from "../../../src/topology/ports.js";
 import { type Child, describeExit, spawnLogged, stopChild, tailFile } from "../../../src/topology/process.js";
 import { redisPing, waitFor } from "../../../src/topology/readiness.js";
+import { aclRedisUrl, type FleetAcl, fleetAcl, writeAclFile } from "../../helpers/redis-acl.js";
 
 export const MASTER_NAME = "launcher";
 /** How long writes are paused on the primary for a manual switch (the switch takes about 1 s). */
@@ -20,6 +25,31 @@ export interface ServerOptions {
   port: number;
   logFile: string;
   env: NodeJS.ProcessEnv;
+  /** Log in as this user to see the server up (a server whose default user is off). */
+  auth?: { username: string; password: string };
+}
+
+/** True when `AUTH <user> <password>` then PING succeed on host:port. */
+function authPing(
+  host: string,
+  port: number,
+  auth: { username: string; password: string },
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, host);
+    let got = "";
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1_000, () => done(false));
+    sock.once("connect", () => sock.write(`AUTH ${auth.username} ${auth.password}\r\nPING\r\n`));
+    sock.on("data", (d) => {
+      got += d.toString();
+      if (got.includes("\r\n", got.indexOf("\r\n") + 2)) done(got === "+OK\r\n+PONG\r\n");
+    });
+    sock.once("error", () => done(false));
+  });
 }
 
 /** One redis-server (or sentinel) process that can be stopped and started again. */
@@ -47,7 +77,9 @@ export class RedisProcess {
       logFile: this.opts.logFile,
     });
     this.child = child;
-    await waitFor(`${this.opts.name} on port ${this.opts.port}`, () => redisPing(LOCAL, this.opts.port), {
+    const auth = this.opts.auth;
+    const up = () => (auth ? authPing(LOCAL, this.opts.port, auth) : redisPing(LOCAL, this.opts.port));
+    await waitFor(`${this.opts.name} on port ${this.opts.port}`, up, {
       timeoutMs: 30_000,
       failure: () =>
         child.hasExited()
@@ -65,8 +97,19 @@ export class RedisProcess {
   }
 }
 
-function serverArgs(dir: string, port: number, binds: string[]): string[] {
+/**
+ * A server's config file (the ACL; with Sentinel the replication login, which any server needs once
+ * it is demoted) and its command line. The file keeps passwords off the command line, and is what
+ * Sentinel's CONFIG REWRITE updates.
+ */
+function serverArgs(dir: string, port: number, binds: string[], acl: FleetAcl): string[] {
+  const conf = join(dir, "redis.conf");
+  const lines = [`aclfile ${writeAclFile(acl, dir)}`];
+  if (acl.passwords.replication)
+    lines.push("masteruser replication", `masterauth ${acl.passwords.replication}`);
+  writeFileSync(conf, `${lines.join("\n")}\n`, { mode: 0o600 });
   return [
+    conf,
     ...["--port", String(port), "--bind", ...binds, "--dir", dir],
     // AOF, fsync on every write: a killed Redis loses nothing a node acknowledged.
     ...["--appendonly", "yes", "--appendfsync", "always", "--save", ""],
@@ -77,6 +120,11 @@ function serverArgs(dir: string, port: number, binds: string[]): string[] {
 export interface FleetRedis {
   /** What the nodes use: LAUNCHER_* settings. */
   readonly nodeEnv: Record<string, string>;
+  /**
+   * Every command, key or channel Redis refused anyone (the fleet's user, a replica, a sentinel):
+   * the ACL LOG of each running server, plus what was read from servers before they were stopped.
+   */
+  aclRefusals(): Promise<string[]>;
   /** A client for this process (follows a Sentinel failover). */
   client(): Redis;
   /** Stops the primary (SIGTERM: AOF flushed), leaves it down `downMs`, starts it on the same data. */
@@ -92,24 +140,83 @@ export interface RedisSetOptions {
   /** The host's address on the fleet network, where the nodes reach Redis. */
   hostIp: string;
   env: NodeJS.ProcessEnv;
+  /** The nodes' LAUNCHER_KEY_PREFIX: the ACL's key and channel patterns. */
+  keyPrefix: string;
+}
+
+/**
+ * The nodes' Redis URL (with the fleet user's password) in a file of its own, mode 600:
+ * LAUNCHER_REDIS_URL_FILE, so the password is in no environment or command line.
+ */
+function urlFile(opts: RedisSetOptions, acl: FleetAcl, port: number): Record<string, string> {
+  const file = join(opts.dir, "redis-url");
+  writeFileSync(file, `${aclRedisUrl(acl, opts.hostIp, port)}\n`, { mode: 0o600 });
+  return { LAUNCHER_REDIS_URL_FILE: file };
+}
+
+const adminLogin = (acl: FleetAcl) => ({ username: "admin", password: acl.passwords.admin });
+
+/** Collects the ACL LOG of servers (as admin), each entry as one line naming the server. */
+class AclRefusals {
+  private readonly seen: string[] = [];
+
+  constructor(private readonly acl: FleetAcl) {}
+
+  /** The server's ACL LOG now (call before stopping a server: the log lives in its memory). */
+  async read(name: string, port: number): Promise<string[]> {
+    const r = new Redis({
+      host: LOCAL,
+      port,
+      ...adminLogin(this.acl),
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+    });
+    r.on("error", () => undefined);
+    try {
+      await r.connect();
+      const log = (await r.call("ACL", "LOG", "128")) as unknown[][];
+      return log.map((flat) => {
+        const e = new Map<string, unknown>();
+        for (let i = 0; i < flat.length; i += 2) e.set(String(flat[i]), flat[i + 1]);
+        return `${name}: ${e.get("username")} refused ${e.get("reason")} '${e.get("object")}' (${e.get("count")}x, ${e.get("context")})`;
+      });
+    } finally {
+      r.disconnect();
+    }
+  }
+
+  async keep(name: string, port: number): Promise<void> {
+    this.seen.push(...(await this.read(name, port).catch(() => [])));
+  }
+
+  async all(running: { name: string; port: number }[]): Promise<string[]> {
+    const now = await Promise.all(running.map((s) => this.read(s.name, s.port)));
+    return [...this.seen, ...now.flat()];
+  }
 }
 
 export async function startStandaloneRedis(opts: RedisSetOptions): Promise<FleetRedis> {
   const port = await freePort();
   const dir = join(opts.dir, "redis");
   mkdirSync(dir, { recursive: true });
+  const acl = fleetAcl(opts.keyPrefix);
+  const refusals = new AclRefusals(acl);
   const server = new RedisProcess({
     name: "redis-server",
-    args: serverArgs(dir, port, [LOCAL, opts.hostIp]),
+    args: serverArgs(dir, port, [LOCAL, opts.hostIp], acl),
     port,
     logFile: join(opts.logsDir, "redis.log"),
     env: opts.env,
+    auth: adminLogin(acl),
   });
   await server.start();
   return {
-    nodeEnv: { LAUNCHER_REDIS_URL: `redis://${opts.hostIp}:${port}` },
-    client: () => new Redis({ host: LOCAL, port, maxRetriesPerRequest: 2, lazyConnect: false }),
+    nodeEnv: urlFile(opts, acl, port),
+    aclRefusals: () => refusals.all(server.running ? [{ name: "redis-server", port }] : []),
+    client: () =>
+      new Redis({ host: LOCAL, port, ...adminLogin(acl), maxRetriesPerRequest: 2, lazyConnect: false }),
     restart: async (downMs) => {
+      await refusals.keep("redis-server", port);
       await server.stop("SIGTERM");
       await new Promise((r) => setTimeout(r, downMs));
       await server.start();
@@ -133,13 +240,16 @@ export interface SentinelRedis extends FleetRedis {
 }
 
 /** Sentinel settings for a test: failover after 1 s of silence (well below LOST_AFTER). */
-function sentinelConf(port: number, hostIp: string, primaryPort: number, dir: string): string {
+function sentinelConf(port: number, hostIp: string, primaryPort: number, dir: string, acl: FleetAcl): string {
   return [
     `port ${port}`,
     `bind ${LOCAL} ${hostIp}`,
     `dir ${dir}`,
     "protected-mode no",
     `sentinel monitor ${MASTER_NAME} ${hostIp} ${primaryPort} 2`,
+    // How the sentinels log in to the servers (the ACL's `sentinel` user).
+    `sentinel auth-user ${MASTER_NAME} sentinel`,
+    `sentinel auth-pass ${MASTER_NAME} ${acl.passwords.sentinel}`,
     `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
     `sentinel failover-timeout ${MASTER_NAME} 10000`,
     `sentinel parallel-syncs ${MASTER_NAME} 1`,
@@ -149,6 +259,8 @@ function sentinelConf(port: number, hostIp: string, primaryPort: number, dir: st
 
 export async function startSentinelRedis(opts: RedisSetOptions): Promise<SentinelRedis> {
   const [p1, p2, ...sPorts] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+  const acl = fleetAcl(opts.keyPrefix, { replication: true, sentinel: true });
+  const refusals = new AclRefusals(acl);
   const servers = new Map<number, RedisProcess>();
   const sentinels: RedisProcess[] = [];
   const logFile = (name: string) => join(opts.logsDir, `${name}.log`);
@@ -166,21 +278,23 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
   ];
   const primary = new RedisProcess({
     name: "redis-primary",
-    args: [...serverArgs(dataDir("redis-primary"), p1!, [LOCAL, opts.hostIp]), ...announce(p1!)],
+    args: [...serverArgs(dataDir("redis-primary"), p1!, [LOCAL, opts.hostIp], acl), ...announce(p1!)],
     port: p1!,
     logFile: logFile("redis-primary"),
     env: opts.env,
+    auth: adminLogin(acl),
   });
   const replica = new RedisProcess({
     name: "redis-replica",
     args: [
-      ...serverArgs(dataDir("redis-replica"), p2!, [LOCAL, opts.hostIp]),
+      ...serverArgs(dataDir("redis-replica"), p2!, [LOCAL, opts.hostIp], acl),
       ...announce(p2!),
       ...["--replicaof", opts.hostIp, String(p1)],
     ],
     port: p2!,
     logFile: logFile("redis-replica"),
     env: opts.env,
+    auth: adminLogin(acl),
   });
   servers.set(p1!, primary);
   servers.set(p2!, replica);
@@ -195,7 +309,7 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
     for (const [i, port] of sPorts.entries()) {
       const dir = dataDir(`sentinel-${i + 1}`);
       const conf = join(dir, "sentinel.conf");
-      writeFileSync(conf, sentinelConf(port, opts.hostIp, p1!, dir));
+      writeFileSync(conf, sentinelConf(port, opts.hostIp, p1!, dir, acl), { mode: 0o600 });
       const s = new RedisProcess({
         name: `sentinel-${i + 1}`,
         args: [conf, "--sentinel"],
@@ -211,10 +325,12 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
     throw err;
   }
 
+  /** One command on one server (as admin) or sentinel (no login: the sentinels have no ACL). */
   const ask = async <T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> => {
     const r = new Redis({
       host: LOCAL,
       port,
+      ...(servers.has(port) ? adminLogin(acl) : {}),
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       connectTimeout: 1_000,
@@ -266,14 +382,23 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
   };
   return {
     nodeEnv: {
-      LAUNCHER_REDIS_URL: `redis://${opts.hostIp}:${p1}`,
+      // With Sentinel the URL gives the nodes' login only; the sentinels name the primary.
+      ...urlFile(opts, acl, p1!),
       LAUNCHER_REDIS_SENTINELS: sentinelList,
       LAUNCHER_REDIS_MASTER_NAME: MASTER_NAME,
     },
+    aclRefusals: () =>
+      refusals.all(
+        [
+          { name: "redis-primary", port: p1!, server: primary },
+          { name: "redis-replica", port: p2!, server: replica },
+        ].filter((s) => s.server.running),
+      ),
     client: () =>
       new Redis({
         sentinels: sPorts.map((port) => ({ host: LOCAL, port })),
         name: MASTER_NAME,
+        ...adminLogin(acl),
         // The sentinels name the primary by its bridge address, which this process reaches too.
         maxRetriesPerRequest: 2,
         // Follow a switch at once (the old primary keeps answering, with stale data, until demoted).
@@ -284,6 +409,7 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
       const port = await primaryPort();
       const server = servers.get(port);
       if (!server) throw new Error(`the primary on port ${port} is not one of ours`);
+      await refusals.keep(port === p1 ? "redis-primary" : "redis-replica", port);
       await server.stop("SIGKILL");
       return { at: Date.now(), port };
     },
@@ -315,7 +441,9 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
         { timeoutMs },
       ),
     restart: async (downMs) => {
-      const server = servers.get(await primaryPort());
+      const port = await primaryPort();
+      const server = servers.get(port);
+      await refusals.keep(port === p1 ? "redis-primary" : "redis-replica", port);
       await server?.stop("SIGTERM");
       await new Promise((r) => setTimeout(r, downMs));
       await server?.start();

@@ -152,3 +152,17 @@ export function expectNoLoss(f: Figures, except: readonly (typeof MUST_BE_ZERO)[
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The servers' ACL LOG (ops/redis-acl.sh): after every scenario, Redis must have refused nothing to
+ * the nodes (their user), the replica (`replication`) or the sentinels (`sentinel`). Skipped where
+ * the target's servers cannot be asked (compose).
+ */
+export async function expectNoAclRefusals(
+  suite: FailoverSuite,
+  skip: (note?: string) => void,
+): Promise<void> {
+  const refusals = await suite.target.aclRefusals?.();
+  if (refusals === undefined) return skip("the compose target's ACL LOG is not read");
+  expect(refusals, "Redis ACL LOG").toEqual([]);
+}

@@ -44,6 +44,8 @@ export interface Target {
   failoverRedis(mode: "kill" | "manual"): Promise<void>;
   /** A non-terminal job is "genuinely running" when its owner is up and ready and its process exists. */
   jobIsLive(id: string): Promise<boolean>;
+  /** What Redis's ACL refused the fleet's users (ACL LOG); absent where the servers cannot be asked. */
+  aclRefusals?(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -127,6 +129,10 @@ export class LocalTarget implements Target {
     else await redis.manualFailover();
     await redis.waitPromoted(old, 30_000);
     if (mode === "manual") await redis.waitReplicaInSync(60_000);
+  }
+
+  aclRefusals(): Promise<string[]> {
+    return this.fleet.redis.aclRefusals();
   }
 
   async jobIsLive(id: string): Promise<boolean> {
@@ -356,7 +362,8 @@ export class ComposeTarget implements Target {
         "exec",
         "-T",
         service,
-        "redis-cli",
+        // As the ACL's admin: the compose files give redis-cli its password (REDISCLI_AUTH).
+        ...["redis-cli", "--user", "admin"],
         "client",
         "pause",
         String(SWITCH_PAUSE_MS),
@@ -383,7 +390,16 @@ export class ComposeTarget implements Target {
         "the old primary to be a replica in sync",
         async () =>
           /^slave\d+:.*state=online/m.test(
-            await this.compose("exec", "-T", promoted, "redis-cli", "info", "replication").catch(() => ""),
+            await this.compose(
+              "exec",
+              "-T",
+              promoted,
+              "redis-cli",
+              "--user",
+              "admin",
+              "info",
+              "replication",
+            ).catch(() => ""),
           ),
         { timeoutMs: 60_000 },
       );
