@@ -37,6 +37,35 @@ JS
   ok "loopback HAProxy config rendered from ops/haproxy.cfg, nodes on $ips (haproxy -c)"
 done
 
+# The Redis ACL: generated as the compose files do (POSIX sh), then loaded by a real redis-server.
+sh -n ops/redis-acl.sh
+REDIS_LAUNCHER_PASSWORD=check-launcher REDIS_ADMIN_PASSWORD=check-admin REDIS_REPLICATION_PASSWORD=check-repl \
+  REDIS_SENTINEL_PASSWORD=check-sentinel sh ops/redis-acl.sh launcher >"$tmp/users.acl"
+if command -v redis-server >/dev/null; then
+  redis-server --port 0 --unixsocket "$tmp/redis.sock" --aclfile "$tmp/users.acl" --save "" --appendonly no \
+    --daemonize yes --pidfile "$tmp/redis.pid" --logfile "$tmp/redis.log"
+  cli() { REDISCLI_AUTH=check-admin redis-cli -s "$tmp/redis.sock" --user admin "$@"; }
+  for _ in $(seq 50); do [ "$(cli ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  users=$(cli acl list 2>&1) || true
+  cli shutdown nosave >/dev/null 2>&1 || true
+  for want in "user default off" "user launcher on #" "~launcher:* resetchannels &launcher:* -@all +" \
+    "user replication on #" "user sentinel on #"; do
+    grep -qF -- "$want" <<<"$users" || {
+      echo "ops/redis-acl.sh: redis-server's ACL LIST lacks '$want':"
+      echo "$users"
+      cat "$tmp/redis.log"
+      exit 1
+    }
+  done
+  ok "ops/redis-acl.sh (its ACL file loads in redis-server $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/'))"
+else
+  skip "ops/redis-acl.sh: redis-server not installed (the file was generated, not loaded)"
+fi
+if command -v shellcheck >/dev/null; then
+  shellcheck -s sh ops/redis-acl.sh
+  ok "ops/redis-acl.sh (shellcheck)"
+fi
+
 node -e 'JSON.parse(require("fs").readFileSync("ops/grafana-dashboard.json", "utf8"))'
 ok "ops/grafana-dashboard.json (JSON)"
 

@@ -36,6 +36,48 @@ describe("ops files", () => {
     }
   });
 
+  it("compose Redis loads the fleet's ACL (ops/redis-acl.sh) and the nodes log in as its user", () => {
+    const env = read(".env.example");
+    for (const file of composeFiles) {
+      const text = read(file);
+      // Each Redis server writes its ACL file at start with the shipped script, and loads it.
+      const servers = file.includes("sentinel") ? 2 : 1;
+      expect(text.split("./ops/redis-acl.sh:/usr/local/etc/redis/redis-acl.sh:ro")).toHaveLength(servers + 1);
+      expect(text).toMatch(/sh \S+\/redis-acl\.sh "\$\$LAUNCHER_KEY_PREFIX" > \S+\/users\.acl &&/);
+      expect(text).toMatch(/aclfile/);
+      // The nodes: the fleet's user, never the default one (which is off).
+      expect(text).toMatch(
+        /LAUNCHER_REDIS_URL: redis:\/\/launcher:\$\{REDIS_LAUNCHER_PASSWORD:-\}@172\.30\.59\.10:6379\n/,
+      );
+      expect(text).not.toMatch(/LAUNCHER_REDIS_URL: redis:\/\/[^l]/);
+      // Health checks log in (a bare `redis-cli ping` only gets NOAUTH).
+      expect(text).not.toContain('["CMD", "redis-cli", "ping"]');
+      expect(text).toContain("redis-cli --user admin ping | grep -q PONG");
+      // Every password the file reads is in .env.example.
+      for (const [, name] of text.matchAll(/\$\{(REDIS_[A-Z_]+):-\}/g))
+        expect(env).toMatch(new RegExp(`^${name}=$`, "m"));
+    }
+    const sentinel = read("docker-compose.sentinel.yml");
+    expect(sentinel).toContain("masteruser replication");
+    expect(sentinel).toContain("sentinel auth-user launcher sentinel");
+  });
+
+  it("the failover suite runs its Redis servers with the same ACL and its nodes as the fleet's user", () => {
+    expect(read("test/helpers/redis-acl.ts")).toContain('join(REPO_ROOT, "ops", "redis-acl.sh")');
+    const harness = read("test/failover/harness/redis.ts");
+    for (const want of [
+      "fleetAcl(opts.keyPrefix)",
+      "fleetAcl(opts.keyPrefix, { replication: true, sentinel: true })",
+      "`aclfile $",
+      '"masteruser replication"',
+      "`sentinel auth-user $",
+      "LAUNCHER_REDIS_URL_FILE",
+    ]) {
+      expect(harness).toContain(want);
+    }
+    expect(harness).not.toContain("LAUNCHER_REDIS_URL:");
+  });
+
   it("the image runs a node as a non-root user", () => {
     const dockerfile = read("Dockerfile");
     expect(dockerfile).toMatch(/^USER node$/m);
