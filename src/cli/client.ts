@@ -1,5 +1,6 @@
 // The API client commands: every one prints JSON on stdout, and exits non-zero with the API's
 // error message on stderr. Spec flags (--env, --mount, --port) are checked before any request.
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isSpecError, type Job, parseEnvSpec, parseMountSpec, parsePortSpec } from "../api/index.js";
 
@@ -10,15 +11,54 @@ interface Conn {
   token?: string;
 }
 
+let httpsFetch: Promise<typeof fetch> | undefined;
+
+/**
+ * The fetch for a URL. HTTPS verifies the node's certificate against the system's CAs (plus
+ * NODE_EXTRA_CA_CERTS), or against LAUNCHER_TLS_CA_FILE instead when it is set (a private CA).
+ */
+function fetchFor(url: URL): Promise<typeof fetch> {
+  const caFile = process.env.LAUNCHER_TLS_CA_FILE;
+  if (url.protocol !== "https:" || !caFile) return Promise.resolve(fetch);
+  httpsFetch ??= (async () => {
+    let ca: Buffer;
+    try {
+      ca = readFileSync(caFile);
+    } catch (err) {
+      throw new UsageError(
+        `LAUNCHER_TLS_CA_FILE: cannot read "${caFile}": ${(err as NodeJS.ErrnoException).code ?? err}`,
+      );
+    }
+    // undici's own fetch with an Agent that trusts the CA (only loaded for this case).
+    const undici = await import("undici");
+    const dispatcher = new undici.Agent({ connect: { ca } });
+    return ((input: string | URL, init?: RequestInit) =>
+      undici.fetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
+  })();
+  return httpsFetch;
+}
+
 async function call(conn: Conn, method: string, path: string, body?: unknown): Promise<Response> {
-  const res = await fetch(new URL(path, conn.url), {
-    method,
-    headers: {
-      ...(conn.token ? { authorization: `Bearer ${conn.token}` } : {}),
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
+  const url = new URL(path, conn.url);
+  const send = await fetchFor(url);
+  let res: Response;
+  try {
+    res = await send(url, {
+      method,
+      headers: {
+        ...(conn.token ? { authorization: `Bearer ${conn.token}` } : {}),
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (err) {
+    // fetch says only "fetch failed"; the cause names the refusal or the certificate problem.
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (!cause) throw err;
+    throw new Error(`cannot reach ${url.origin}: ${cause.code ?? cause.message ?? "fetch failed"}`, {
+      cause: err,
+    });
+  }
   if (!res.ok) {
     const text = await res.text();
     let message = text;

@@ -1,9 +1,9 @@
 // Builds a node's HTTP app (not listening): one plugin per concern, registered in dependency
 // order. The caller listens and calls `app.close()` to shut down (which ends open streams).
 import { randomUUID } from "node:crypto";
-import { STATUS_CODES } from "node:http";
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { ErrCode } from "../api/index.js";
@@ -18,6 +18,7 @@ import { metricsPlugin } from "./metrics.js";
 import { openapiPlugin } from "./openapi.js";
 import type { LauncherService } from "./service.js";
 import { streamsPlugin } from "./streams.js";
+import { serverTls } from "./tls.js";
 
 /**
  * Largest request body. Job submissions are the only large bodies: `stdin` may be up to 1 MiB
@@ -74,7 +75,7 @@ function clientErrorHandler(bodyTimeoutMs: number) {
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { service, settings } = opts;
-  const app = Fastify({
+  const options = {
     loggerInstance: opts.logger,
     bodyLimit: BODY_LIMIT_BYTES,
     // LAUNCHER_BODY_TIMEOUT_MS: Node answers a request still arriving after this with 408 (below).
@@ -104,7 +105,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       void sendError(reply, status, ErrCode.InvalidRequest, err.message);
     },
     clientErrorHandler: clientErrorHandler(settings.bodyTimeoutMs),
-  });
+  } satisfies FastifyHttpOptions<Server, Logger>;
+  // HTTPS when the node has a certificate (tls.ts). Fastify then ignores `http`: the https server
+  // takes the same server options next to the certificate and key. Routes see no difference.
+  const https = serverTls(settings);
+  const app = https
+    ? (Fastify({ ...options, https: { ...options.http, ...https } }) as unknown as FastifyInstance<
+        Server,
+        IncomingMessage,
+        ServerResponse,
+        Logger
+      >)
+    : Fastify(options);
 
   // Response schemas document the API; serializing with JSON.stringify sends exactly what the
   // service returned (fast-json-stringify would drop or coerce fields the schema does not list).

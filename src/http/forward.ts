@@ -18,6 +18,7 @@ import type { StreamKind } from "./metrics.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
 import type { JobLocation, LauncherService } from "./service.js";
 import { coalesceWrites, drained, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
+import { peerTls } from "./tls.js";
 
 /** Hop header: the id of the node that forwarded the request (loop guard). */
 export const FORWARDED_BY_HEADER = "x-launcher-forwarded-by";
@@ -53,7 +54,7 @@ export interface ForwardPluginOptions {
 
 export const forwardPlugin = fp<ForwardPluginOptions>(
   async (app, { service, settings }) => {
-    const pools = new PeerPools(settings.peerTimeoutMs);
+    const pools = new PeerPools(settings.peerTimeoutMs, peerTls(settings));
     const headersTimeout = settings.peerTimeoutMs + FIRST_MESSAGE_GRACE_MS + HEADERS_SLACK_MS;
     app.addHook("onClose", () => pools.destroyAll());
 

@@ -56,7 +56,7 @@ export interface JobLocation {
   owner: string;
   /** True when the owner is this node. */
   local: boolean;
-  /** `http://ipv4:port` of the owner when known. */
+  /** `http://ipv4:port` (or `https://`, fleet-wide) of the owner when known. */
   baseUrl?: string;
   /** The fleet's Online() verdict for the owner (false → 503 code 4). */
   online: boolean;

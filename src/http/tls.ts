@@ -31,6 +31,6 @@ export function fleetScheme(settings: TlsSettings): "http" | "https" {
 }
 
 /** TLS options for connections to peers: the CA bundle, when one is configured (else the system's). */
-export function peerTls(settings: TlsSettings): { ca?: Buffer } {
+export function peerTls(settings: Pick<Settings, "tlsCaFile">): { ca?: Buffer } {
   return settings.tlsCaFile !== undefined ? { ca: read("LAUNCHER_TLS_CA_FILE", settings.tlsCaFile) } : {};
 }

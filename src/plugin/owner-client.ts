@@ -21,6 +21,7 @@ import { signToken } from "../http/auth.js";
 import { FORWARDED_BY_HEADER } from "../http/forward.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "../http/peers.js";
 import type { Caller, JobLocation, LauncherService } from "../http/service.js";
+import { peerTls } from "../http/tls.js";
 
 /** Lifetime of a token minted for one forwarded request (streams only need it to connect). */
 const TOKEN_TTL_S = 300;
@@ -29,7 +30,14 @@ const HEADERS_SLACK_MS = 5_250;
 
 export type OwnerSettings = Pick<
   Settings,
-  "nodeId" | "authSecret" | "authDisabled" | "adminGroup" | "peerTimeoutMs" | "authIssuer" | "authAudience"
+  | "nodeId"
+  | "authSecret"
+  | "authDisabled"
+  | "adminGroup"
+  | "peerTimeoutMs"
+  | "authIssuer"
+  | "authAudience"
+  | "tlsCaFile"
 >;
 
 /**
@@ -71,7 +79,7 @@ export class OwnerClient {
     private readonly settings: OwnerSettings,
     private readonly logger: Logger,
   ) {
-    this.pools = new PeerPools(settings.peerTimeoutMs);
+    this.pools = new PeerPools(settings.peerTimeoutMs, peerTls(settings));
   }
 
   async control(
