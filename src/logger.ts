@@ -10,6 +10,8 @@ export const REDACT_PATHS = [
   "authSecret",
   "settings.authSecret",
   "*.authSecret",
+  "redisUrl",
+  "*.redisUrl",
   "password",
 ];
 
