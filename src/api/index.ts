@@ -15,4 +15,5 @@ export * from "./output.js";
 export * from "./rfc3339.js";
 export * from "./specs.js";
 export * from "./status.js";
+export * from "./user-name.js";
 export * from "./version.js";
