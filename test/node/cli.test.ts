@@ -244,13 +244,15 @@ describe("client commands against a node", () => {
 });
 
 describe("`node dist/cli.js node` from the environment alone", () => {
-  it("serves the API with only the Redis URL, secret, port, scratch path and key prefix set", async () => {
+  it("serves the API with only the Redis URL, secret, port, scratch path, key prefix and mode set", async () => {
     const port = await freePort();
     const child = spawn(process.execPath, ["dist/cli.js", "node"], {
       env: {
         PATH: process.env.PATH,
         LAUNCHER_REDIS_URL: redisUrl(),
         LAUNCHER_AUTH_SECRET: TEST_SECRET,
+        // The test's users (alice) are not host users: every job runs as the test's own user.
+        LAUNCHER_UNPRIVILEGED: "1",
         LAUNCHER_PORT: String(port),
         LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "cli-node-")),
         LAUNCHER_KEY_PREFIX: uniquePrefix("cli-node"),
