@@ -217,7 +217,7 @@ async function relayStream(
   try {
     for await (const chunk of streamChunks(body, contentType, controller.signal, lost)) {
       coalesceWrites(res);
-      if (!res.write(chunk)) await drained(res);
+      if (!res.write(chunk)) await drained(res, controller.signal); // app.close() must not wait on a stalled client
       if (res.destroyed) break;
     }
   } catch (err) {

@@ -1,6 +1,6 @@
 // Output streams of real jobs: replay, follow, complete after the last byte, stdout/stderr/both/mixed,
 // SSE framing, disconnects and many streams at once.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -118,6 +118,7 @@ describe("combined output file", () => {
 describe("relative output paths", () => {
   it("are relative to the working directory, and streamed from the file the job wrote", async () => {
     const wd = mkdtempSync(join(tmpdir(), "node-output-wd-"));
+    mkdirSync(join(wd, "logs")); // the node creates no directory for a job
     const job = await submit(n, alice, {
       command: "echo to-out; echo to-err >&2",
       workingDirectory: wd,
