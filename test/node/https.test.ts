@@ -1,7 +1,8 @@
 // An HTTPS fleet: nodes with LAUNCHER_TLS_CERT_FILE/KEY_FILE serve HTTPS and forward owner-only
 // requests to peers over HTTPS, verifying them against LAUNCHER_TLS_CA_FILE; a node that trusts
 // another CA cannot reach the owner (503 code 4). Certificates come from the openssl CLI.
-import { execFileSync, spawn } from "node:child_process";
+
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobOperation } from "../../src/api/index.js";
 import { SERVED_BY_HEADER, signToken } from "../../src/http/index.js";
 import { OwnerClient } from "../../src/plugin/owner-client.js";
+import { runCli } from "../helpers/cli.js";
 import { ADMIN_GROUP, startTestNode, TEST_SECRET, type TestNode, token, until } from "../helpers/nodes.js";
 import { uniquePrefix } from "../helpers/redis.js";
 
@@ -264,22 +266,7 @@ describe("an HTTPS fleet", () => {
 
   it("the CLI reaches an HTTPS node with LAUNCHER_TLS_CA_FILE or NODE_EXTRA_CA_CERTS, and says why not without", async () => {
     const cli = (env: NodeJS.ProcessEnv) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, ["dist/cli.js", "nodes", "--url", b.url], {
-          env: { PATH: process.env.PATH, LAUNCHER_TOKEN: admin, ...env },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (d: string) => {
-          stdout += d;
-        });
-        child.stderr.setEncoding("utf8").on("data", (d: string) => {
-          stderr += d;
-        });
-        child.once("error", reject);
-        child.once("close", (code) => resolve({ code, stdout, stderr }));
-      });
+      runCli(["nodes", "--url", b.url], { LAUNCHER_TOKEN: admin, ...env });
     for (const env of [{ LAUNCHER_TLS_CA_FILE: ca.cert }, { NODE_EXTRA_CA_CERTS: ca.cert }]) {
       const r = await cli(env);
       expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });

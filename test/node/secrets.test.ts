@@ -9,40 +9,13 @@ import { join } from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt } from "../helpers/build.js";
+import { runCli } from "../helpers/cli.js";
 import { api, startTestNode, TEST_SECRET, type TestNode, token, until } from "../helpers/nodes.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 import { freePort } from "../helpers/redis-server.js";
 import { endAll, listJobs, running } from "./helpers.js";
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node dist/cli.js …` with only PATH and `env`, without blocking this process. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["dist/cli.js", ...args], {
-      env: { PATH: process.env.PATH, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 const dir = mkdtempSync(join(tmpdir(), "launcher-secrets-"));
 function file(name: string, content: string | Buffer): string {

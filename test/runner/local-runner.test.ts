@@ -135,9 +135,9 @@ describe("LocalRunner: launching", () => {
   it("creates no directory for an output file: a missing one fails the launch", async () => {
     const { runner, spec, out } = setup();
     const nested = join(out, "nested", "dir", "out.log");
-    await expect(runner.launch(spec({ command: "true", stdoutFile: nested, stderrFile: nested }))).rejects.toThrow(
-      `stdout file "${nested}": No such file or directory`,
-    );
+    await expect(
+      runner.launch(spec({ command: "true", stdoutFile: nested, stderrFile: nested })),
+    ).rejects.toThrow(`stdout file "${nested}": No such file or directory`);
     expect(existsSync(join(out, "nested"))).toBe(false);
   });
 
@@ -145,9 +145,9 @@ describe("LocalRunner: launching", () => {
     const { runner, spec, out } = setup();
     const fifo = join(out, "fifo");
     execFileSync("mkfifo", [fifo]);
-    await expect(runner.launch(spec({ command: "true", stdoutFile: fifo, stderrFile: fifo }))).rejects.toThrow(
-      `stdout file "${fifo}": a FIFO with no reader`,
-    );
+    await expect(
+      runner.launch(spec({ command: "true", stdoutFile: fifo, stderrFile: fifo })),
+    ).rejects.toThrow(`stdout file "${fifo}": a FIFO with no reader`);
   });
 
   it("rejects launches that cannot start, with the reason, and leaves no state", async () => {
