@@ -103,6 +103,11 @@ export type SettingName = keyof typeof SPEC;
 export const SETTING_FLAGS: readonly string[] = [...Object.values(SPEC), ...Object.values(FILE_FORMS)].map(
   ([, flag]) => flag,
 );
+/** Every setting's environment name (the `_FILE` forms included): what the docs must name. */
+export const SETTING_ENV_NAMES: readonly string[] = [
+  ...Object.values(SPEC),
+  ...Object.values(FILE_FORMS),
+].map(([env]) => env);
 /** Flags whose value is a secret: given on a command line, it shows in `ps` (the node warns). */
 export const SECRET_FLAGS: readonly string[] = [SPEC.authSecret[1], SPEC.redisUrl[1]];
 
