@@ -8,10 +8,12 @@ const USAGE = `usage: launcher-fleet <command> [options]
 commands:
   node                 run a node (settings from LAUNCHER_* variables or --flags of the same names)
   fleet                run a local fleet: redis-server (if none configured), 3 nodes, HAProxy if installed
+  plugin               run a node as a Posit Job Launcher plugin over stdin/stdout (--help for its options)
   token --user U [--group G]... [--ttl 1h] [--issuer I] [--audience A] [--key FILE]
                        print a JWT: HS256 with LAUNCHER_AUTH_SECRET (or LAUNCHER_AUTH_SECRET_FILE),
                        or RS256/ES256 with the PEM private key --key FILE
   jobs submit|list|get|control|status|output ...
+                       (list: --tag T... --status S... --start-time T --end-time T --fields F,... --user U)
   nodes                list the fleet's nodes
 client options: --url (LAUNCHER_URL, default http://127.0.0.1:5559) --token (LAUNCHER_TOKEN)`;
 

@@ -1,3 +1,5 @@
+import { ApiError, ErrCode } from "./errors.js";
+
 /**
  * The Job and its parts (Go: `api.Job` and friends, types.go), with the seed's exact JSON names.
  * Go's `omitempty` fields are optional here; the plugin-private `Misc` map is never on the wire and
@@ -131,6 +133,17 @@ export const JOB_ID_WILDCARD = "*";
 /** Go `JobID.IsWildcard`. */
 export function isWildcard(id: string): boolean {
   return id === JOB_ID_WILDCARD;
+}
+
+/** What the Launcher answers when an operation that needs one job is asked for all (`*`). */
+export const ALL_JOBS_REFUSED = {
+  control: "Cannot control all jobs simultaneously. Please specify a single Job ID.",
+  network: "Cannot retrieve network information for all jobs. Please specify a single Job ID.",
+} as const;
+
+/** InvalidRequest for `*` where one job is needed (control, network), as the Launcher's SDKs answer. */
+export function requireSingleJob(id: string, what: keyof typeof ALL_JOBS_REFUSED): void {
+  if (isWildcard(id)) throw new ApiError(ErrCode.InvalidRequest, ALL_JOBS_REFUSED[what]);
 }
 
 type SelectableKey = Exclude<keyof Job, "id">;

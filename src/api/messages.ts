@@ -12,7 +12,8 @@ export interface StatusEvent {
   seqId: number;
   eventId: string;
   id: string;
-  name?: string;
+  /** The job's name, `""` when it has none (the Launcher always sends it). */
+  name: string;
   status: JobStatus;
   statusCode?: string;
   statusMessage?: string;

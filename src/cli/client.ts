@@ -152,6 +152,9 @@ async function jobs(conn: Conn, argv: string[]): Promise<number> {
         options: {
           tag: { type: "string", multiple: true },
           status: { type: "string", multiple: true },
+          "start-time": { type: "string" },
+          "end-time": { type: "string" },
+          // The first names of --start-time and --end-time, kept working.
           since: { type: "string" },
           until: { type: "string" },
           fields: { type: "string" },
@@ -161,8 +164,8 @@ async function jobs(conn: Conn, argv: string[]): Promise<number> {
       const q = query({
         tags: values.tag,
         statuses: values.status,
-        startTime: values.since,
-        endTime: values.until,
+        startTime: values["start-time"] ?? values.since,
+        endTime: values["end-time"] ?? values.until,
         fields: values.fields,
         user: values.user,
       });

@@ -12,7 +12,7 @@ import type { ServerResponse } from "node:http";
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import fp from "fastify-plugin";
 import type { Dispatcher } from "undici";
-import { ApiError, errorText } from "../api/index.js";
+import { ApiError, errorText, isWildcard } from "../api/index.js";
 import type { Settings } from "../config.js";
 import type { StreamKind } from "./metrics.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
@@ -71,6 +71,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
     function forwardStep(streamKind: StreamKind | undefined): preHandlerAsyncHookHandler {
       return async function forwardToOwner(request, reply) {
         const { id } = request.params as { id: string };
+        if (isWildcard(id)) return; // no one owns "*": the route itself answers (400 or 404)
         const location = await service.locate(request.caller, id);
         if (location.local) return;
 

@@ -22,6 +22,7 @@ import {
   type NodeView,
   type OutputChunk,
   type ResourceSample,
+  requireSingleJob,
   terminalStatus,
   withFields,
 } from "../api/index.js";
@@ -80,10 +81,13 @@ function visible(caller: Caller, stored: StoredJob | undefined): stored is Store
   return stored !== undefined && visibleTo(caller, stored.user);
 }
 
-/** A bus event as clients see it (no internal `ver`/`user`). */
+/**
+ * A bus event as clients see it: no internal `ver`/`user`, and `name` always there (`""` for a job
+ * without one), as the Launcher sends it.
+ */
 function publicEvent(ev: BusEvent): Exclude<StatusStreamItem, { resync: true }> {
   const { ver: _v, user: _u, ...rest } = ev;
-  return rest as Exclude<StatusStreamItem, { resync: true }>;
+  return { ...rest, name: rest.name ?? "" } as Exclude<StatusStreamItem, { resync: true }>;
 }
 
 /** The API's listing order: by id, compared as strings. */
@@ -130,7 +134,7 @@ function snapshotEvent(job: Job, eventId: string): Exclude<StatusStreamItem, { r
   return {
     eventId,
     id: job.id,
-    ...(job.name ? { name: job.name } : {}),
+    name: job.name ?? "",
     status: (job.status ?? JobStatus.Pending) as JobStatus,
     ...(job.statusCode ? { statusCode: job.statusCode } : {}),
     ...(job.statusMessage ? { statusMessage: job.statusMessage } : {}),
@@ -169,7 +173,8 @@ export class NodeService implements LauncherService {
     }
     const user = job.user && caller.admin ? job.user : caller.user;
     if (user === "*") throw new ApiError(ErrCode.InvalidRequest, "user: a job needs a real user, not *");
-    return this.manager.submit(job, user);
+    // The Launcher's default profile, whichever front door the job came through.
+    return this.manager.submit({ ...job, resourceProfile: job.resourceProfile || "custom" }, user);
   }
 
   private async visibleJob(caller: Caller, id: string): Promise<StoredJob> {
@@ -240,11 +245,13 @@ export class NodeService implements LauncherService {
   }
 
   async control(caller: Caller, id: string, operation: JobOperation): Promise<ControlResult> {
+    requireSingleJob(id, "control");
     const { job } = await this.ownJob(caller, id);
     return this.manager.control(job, operation);
   }
 
   async network(caller: Caller, id: string): Promise<NetworkInfo> {
+    requireSingleJob(id, "network");
     await this.ownJob(caller, id);
     return networkInfo();
   }

@@ -28,6 +28,7 @@ import {
   parseOutputType,
   parseStatuses,
   parseTime,
+  requireSingleJob,
   withFields,
 } from "../api/index.js";
 import { JobSubmitSchema } from "../http/schemas.js";
@@ -396,7 +397,6 @@ export class PluginServer {
     // The Go runtime's rules: a user's own job is theirs; `*` must name the user in the job.
     if (username !== "*" && !input.user) input.user = username;
     if (!input.user) throw invalid("User must not be empty");
-    if (!input.resourceProfile) input.resourceProfile = "custom";
     const caller = this.caller(request);
     if (!checkJob.Check(input)) {
       const first = checkJob.Errors(input)[0];
@@ -451,8 +451,7 @@ export class PluginServer {
   private async control(deps: PluginDeps, request: BaseRequest): Promise<void> {
     const caller = this.caller(request);
     const jobId = requiredString(request, "jobId");
-    if (jobId === "*")
-      throw invalid("Cannot control all jobs simultaneously. Please specify a single Job ID.");
+    requireSingleJob(jobId, "control");
     const operation = parseOperation(request.operation, jobId);
     const route = await routeToOwner(deps.service, caller, jobId);
     const result = route.local
@@ -473,9 +472,7 @@ export class PluginServer {
   private async network(deps: PluginDeps, request: BaseRequest): Promise<void> {
     const caller = this.caller(request);
     const jobId = requiredString(request, "jobId");
-    if (jobId === "*") {
-      throw invalid("Cannot retrieve network information for all jobs. Please specify a single Job ID.");
-    }
+    requireSingleJob(jobId, "network");
     const route = await routeToOwner(deps.service, caller, jobId);
     const info = route.local
       ? await deps.service.network(caller, jobId)

@@ -205,9 +205,15 @@ export class FakeService implements LauncherService {
   private async *defaultStatus(caller: Caller, id: string): AsyncGenerator<StatusStreamItem> {
     const job = this.visible(caller, id);
     const status = (job.status ?? JobStatus.Pending) as JobStatus;
-    yield { eventId: "1-0", id, status, lastUpdateTime: "2024-01-01T00:00:00.000Z" };
+    yield { eventId: "1-0", id, name: job.name ?? "", status, lastUpdateTime: "2024-01-01T00:00:00.000Z" };
     if (!terminalStatus(status)) {
-      yield { eventId: "2-0", id, status: JobStatus.Finished, lastUpdateTime: "2024-01-01T00:00:01.000Z" };
+      yield {
+        eventId: "2-0",
+        id,
+        name: job.name ?? "",
+        status: JobStatus.Finished,
+        lastUpdateTime: "2024-01-01T00:00:01.000Z",
+      };
     }
   }
 

@@ -23,7 +23,7 @@ afterEach(async () => {
 const event = (eventId: string, status: JobStatus, name?: string): StatusStreamItem => ({
   eventId,
   id: "j1",
-  ...(name ? { name } : {}),
+  name: name ?? "",
   status,
   lastUpdateTime: "2024-01-01T00:00:00.000Z",
 });

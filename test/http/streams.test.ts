@@ -18,6 +18,7 @@ afterEach(async () => {
 const event = (eventId: string, status: JobStatus): StatusStreamItem => ({
   eventId,
   id: "j1",
+  name: "",
   status,
   lastUpdateTime: "2024-01-01T00:00:00.000Z",
 });
@@ -30,8 +31,22 @@ describe("stream framing", () => {
     expect(res.headers.get("content-type")).toBe("application/x-ndjson");
     const lines = ndjson(await res.text());
     expect(lines).toEqual([
-      { seqId: 1, eventId: "1-0", id: "j1", status: "Running", lastUpdateTime: "2024-01-01T00:00:00.000Z" },
-      { seqId: 2, eventId: "2-0", id: "j1", status: "Finished", lastUpdateTime: "2024-01-01T00:00:01.000Z" },
+      {
+        seqId: 1,
+        eventId: "1-0",
+        id: "j1",
+        name: "",
+        status: "Running",
+        lastUpdateTime: "2024-01-01T00:00:00.000Z",
+      },
+      {
+        seqId: 2,
+        eventId: "2-0",
+        id: "j1",
+        name: "",
+        status: "Finished",
+        lastUpdateTime: "2024-01-01T00:00:01.000Z",
+      },
     ]);
   });
 

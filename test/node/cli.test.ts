@@ -126,7 +126,13 @@ describe("client commands against a node", () => {
     ]);
     expect(sub.stderr).toBe("");
     expect(sub.code).toBe(0);
-    const job = json(sub) as { id: string; status: string; user: string; tags: string[] };
+    const job = json(sub) as {
+      id: string;
+      status: string;
+      user: string;
+      tags: string[];
+      submissionTime: string;
+    };
     expect(job).toMatchObject({ status: "Pending", user: "alice", tags: ["cli", "t2"] });
     expect(await waitTerminal(n, alice, job.id)).toMatchObject({ status: "Finished", exitCode: 0 });
 
@@ -156,6 +162,16 @@ describe("client commands against a node", () => {
     expect((json(list) as { jobs: { id: string }[] }).jobs.map((j) => j.id)).toEqual([job.id]);
     const none = await cli(["jobs", "list", "--tag", "cli", "--status", "Running", ...base()]);
     expect(json(none)).toEqual({ jobs: [] });
+    // Submission-time bounds: --start-time/--end-time, as the API names them (--since/--until too).
+    const t = job.submissionTime;
+    const later = new Date(Date.parse(t) + 60_000).toISOString();
+    const ids = async (...args: string[]) =>
+      (
+        json(await cli(["jobs", "list", "--tag", "cli", ...args, ...base()])) as { jobs: { id: string }[] }
+      ).jobs.map((j) => j.id);
+    expect(await ids("--start-time", t, "--end-time", t)).toEqual([job.id]);
+    expect(await ids("--start-time", later)).toEqual([]);
+    expect(await ids("--since", t, "--until", t)).toEqual([job.id]);
 
     const out = await cli(["jobs", "output", job.id, "--type", "stdout", ...base()]);
     expect(out.code).toBe(0);

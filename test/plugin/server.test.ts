@@ -268,7 +268,7 @@ describe("PluginServer", () => {
         if (queue.length === 0)
           await Promise.race([new Promise<void>((r) => (wake = r)), whenAborted(opts.signal)]);
         const s = queue.shift();
-        if (s) yield { eventId: "2-0", id, status: s };
+        if (s) yield { eventId: "2-0", id, name: "named", status: s };
       }
     };
     const sid = send({ messageType: 4, username: "alice", jobId: "s1" });
@@ -293,7 +293,7 @@ describe("PluginServer", () => {
         responseId: expect.any(Number),
         sequences: [{ requestId: sid, seqId: 2 }],
         id: "s1",
-        name: "",
+        name: "named",
         status: "Suspended",
       },
     ]);
@@ -310,7 +310,7 @@ describe("PluginServer", () => {
     const { service, send, writer } = setup();
     service.addJob({ id: "s2", user: "alice" });
     service.statusImpl = async function* (_c, id, opts) {
-      yield { eventId: "1-0", id, status: JobStatus.Running };
+      yield { eventId: "1-0", id, name: "", status: JobStatus.Running };
       await whenAborted(opts.signal);
     };
     const sid = send({ messageType: 4, username: "alice", jobId: "s2" });

@@ -11,8 +11,8 @@ end
 -- The public status event of a job, read back from its hash after a change.
 local function job_event(jobKey, id)
   local f = redis.call('HMGET', jobKey, 'name', 'status', 'statusCode', 'statusMessage', 'lastUpdateTime', 'ver', 'user')
-  local ev = { id = id, status = f[2], ver = tonumber(f[6]), user = f[7] }
-  if f[1] and f[1] ~= '' then ev.name = f[1] end
+  -- name is always there ("" when the job has none), as the Launcher sends it.
+  local ev = { id = id, name = f[1] or '', status = f[2], ver = tonumber(f[6]), user = f[7] }
   if f[3] and f[3] ~= '' then ev.statusCode = f[3] end
   if f[4] and f[4] ~= '' then ev.statusMessage = f[4] end
   if f[5] and f[5] ~= '' then ev.lastUpdateTime = f[5] end

@@ -1,0 +1,17 @@
+"""
+Runs the Python unit tests (test/runner/test_*.py) and writes their counts as JSON, in the shape of
+vitest's JSON report, so that .ci/run's summary line counts them with the rest:
+`python3 test/runner/run_python_tests.py python-results.json`.
+"""
+import json
+import os
+import sys
+import unittest
+
+here = os.path.dirname(os.path.abspath(__file__))
+result = unittest.TextTestRunner(verbosity=2).run(unittest.defaultTestLoader.discover(here, pattern="test_*.py"))
+failed = len(result.failures) + len(result.errors)
+report = {"numPassedTests": result.testsRun - failed - len(result.skipped), "numFailedTests": failed + len(result.skipped), "testResults": []}
+with open(sys.argv[1], "w") as f:
+    json.dump(report, f)
+sys.exit(0 if failed == 0 and not result.skipped else 1)
