@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { ErrCode } from "../api/index.js";
 import type { Settings } from "../config.js";
+import type { LauncherService } from "../launcher/port.js";
 import { AccessLog } from "./access-log.js";
 import { authPlugin } from "./auth.js";
 import { errorBody, errorsPlugin, sendError } from "./errors.js";
@@ -16,7 +17,6 @@ import { healthPlugin } from "./health.js";
 import { jobsPlugin } from "./jobs.js";
 import { metricsPlugin } from "./metrics.js";
 import { openapiPlugin } from "./openapi.js";
-import type { LauncherService } from "./service.js";
 import { streamsPlugin } from "./streams.js";
 import { serverTls } from "./tls.js";
 

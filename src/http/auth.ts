@@ -14,8 +14,8 @@ import {
 } from "jose";
 import { ErrCode, isPlausibleUserName, userNameProblem } from "../api/index.js";
 import type { Settings } from "../config.js";
+import type { Caller } from "../launcher/port.js";
 import { sendError } from "./errors.js";
-import type { Caller } from "./service.js";
 
 declare module "fastify" {
   interface FastifyRequest {

@@ -14,9 +14,9 @@ import fp from "fastify-plugin";
 import type { Dispatcher } from "undici";
 import { ApiError, errorText, isWildcard } from "../api/index.js";
 import type { Settings } from "../config.js";
+import type { JobLocation, LauncherService } from "../launcher/port.js";
 import type { StreamKind } from "./metrics.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
-import type { JobLocation, LauncherService } from "./service.js";
 import { coalesceWrites, drained, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
 import { peerTls } from "./tls.js";
 

@@ -2,8 +2,8 @@
 import type { Server } from "node:http";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, errorText } from "../api/index.js";
+import type { HealthReport, LauncherService } from "../launcher/port.js";
 import { HealthzSchema, NodeHealthSchema, ReadySchema } from "./schemas.js";
-import type { HealthReport, LauncherService } from "./service.js";
 
 /** `HH:MM:SS`; hours keep counting past 24 (`123:04:05`). */
 export function formatRunTime(ms: number): string {

@@ -14,6 +14,7 @@ import {
   parseTime,
   withFields,
 } from "../api/index.js";
+import type { LauncherService } from "../launcher/port.js";
 import { JSON_UTF8, jsonListBody } from "./json-list.js";
 import {
   ClusterInfoSchema,
@@ -35,7 +36,6 @@ import {
   StatusStreamQuery,
   StreamIdParams,
 } from "./schemas.js";
-import type { LauncherService } from "./service.js";
 import { EVENT_STREAM, NDJSON, sendStream } from "./streams.js";
 import { checkSubmission, queryList, strictBodyCompiler } from "./validate.js";
 

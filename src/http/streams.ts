@@ -18,9 +18,9 @@ import type { ServerResponse } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
+import type { StreamBudget } from "../launcher/port.js";
 import { classifyError } from "./errors.js";
 import type { HttpMetrics, StreamKind } from "./metrics.js";
-import type { StreamBudget } from "./service.js";
 
 export type { StreamKind } from "./metrics.js";
 

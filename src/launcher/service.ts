@@ -30,14 +30,6 @@ import { compareEventIds, isEventId } from "../cluster/event-id.js";
 import { type JobStore, type StoredJob, SUMMARY_EXACT_FIELDS } from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
 import type { BusEvent, StatusBus } from "../cluster/status-bus.js";
-import type {
-  Caller,
-  HealthReport,
-  JobLocation,
-  LauncherService,
-  StatusStreamItem,
-  StatusStreamOptions,
-} from "../http/service.js";
 import {
   type FollowedFileSpec,
   followOutput,
@@ -47,6 +39,14 @@ import {
 } from "../runner/index.js";
 import type { JobManager } from "./job-manager.js";
 import { JobOwners } from "./job-owners.js";
+import type {
+  Caller,
+  HealthReport,
+  JobLocation,
+  LauncherService,
+  StatusStreamItem,
+  StatusStreamOptions,
+} from "./port.js";
 import { AsyncQueue, sleep } from "./queue.js";
 
 export interface ServiceOptions {

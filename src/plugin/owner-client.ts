@@ -20,8 +20,8 @@ import type { Settings } from "../config.js";
 import { signToken } from "../http/auth.js";
 import { FORWARDED_BY_HEADER } from "../http/forward.js";
 import { describeFailure, ownerUnavailable, PeerPools } from "../http/peers.js";
-import type { Caller, JobLocation, LauncherService } from "../http/service.js";
 import { peerTls } from "../http/tls.js";
+import type { Caller, JobLocation, LauncherService } from "../launcher/port.js";
 
 /** Lifetime of a token minted for one forwarded request (streams only need it to connect). */
 const TOKEN_TTL_S = 300;

@@ -32,9 +32,9 @@ import {
   withFields,
 } from "../api/index.js";
 import { JobSubmitSchema } from "../http/schemas.js";
-import type { Caller, LauncherService } from "../http/service.js";
 import { nextOrAbort } from "../http/streams.js";
 import { checkSubmission, type JobSubmission } from "../http/validate.js";
+import type { Caller, LauncherService } from "../launcher/port.js";
 import { OutputNotFoundError } from "../runner/index.js";
 import { type DecodeEvent, MessageTooLargeError } from "./framing.js";
 import { type LoadBalancerNodes, normaliseNode } from "./load-balancer.js";
