@@ -78,6 +78,19 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       ipv4: settings.advertiseIp,
       port: String(settings.port),
     };
+    const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
+    mkdirSync(stateDir, { recursive: true });
+    // Jobs of other users reach their default output dirs (<scratch>/output/<user>, 0700 each)
+    // through the scratch dir: they may pass through it, not list it.
+    if (!settings.unprivileged) chmodSync(settings.scratchPath, statSync(settings.scratchPath).mode | 0o111);
+    // The runner first; its exits go to the job manager (built below), which is the only one that
+    // starts or adopts jobs, so no exit can come before it exists.
+    const exits: { to?: JobManager } = {};
+    const runner = new LocalRunner({
+      stateDir,
+      callbacks: { onExit: (id, code) => exits.to?.onExit(id, code) },
+      switchUsers: !settings.unprivileged,
+    });
     let manager: JobManager | undefined;
     const registry = new Registry(
       redis,
@@ -97,6 +110,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     manager = new JobManager(
       store,
       registry,
+      runner,
       {
         nodeId: settings.nodeId,
         host: self.host,
@@ -109,18 +123,8 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       },
       logger,
     );
-    const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
-    mkdirSync(stateDir, { recursive: true });
-    // Jobs of other users reach their default output dirs (<scratch>/output/<user>, 0700 each)
-    // through the scratch dir: they may pass through it, not list it.
-    if (!settings.unprivileged) chmodSync(settings.scratchPath, statSync(settings.scratchPath).mode | 0o111);
     const jobs = manager;
-    const runner = new LocalRunner({
-      stateDir,
-      callbacks: { onExit: (id, code) => jobs.onExit(id, code) },
-      switchUsers: !settings.unprivileged,
-    });
-    manager.attach(runner);
+    exits.to = jobs;
     logPrivilegeMode(logger, settings, runner);
     const bus = new StatusBus(redis, sub, keys, logger);
     const service = new NodeService(store, registry, bus, manager, runner, {

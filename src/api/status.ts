@@ -33,6 +33,34 @@ export function terminalStatus(status: string): boolean {
   return TERMINAL.has(status);
 }
 
+/**
+ * The job lifecycle: which statuses a job may move to from each status. A terminal status has none
+ * ("terminal is final"). The job store's update script (src/cluster/lua/lib.lua, `NEXT`) holds the
+ * same table and refuses any other change; a test keeps the two equal.
+ *  - Pending: it starts (Running), cannot start (Failed), is canceled, or turns out to have run and
+ *    ended while its node was down (Finished, recorded from the supervisor's state at re-adoption).
+ *  - Running and Suspended: suspend/resume, and the three ends a started job has.
+ */
+export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = Object.freeze({
+  Pending: [JobStatus.Running, JobStatus.Failed, JobStatus.Canceled, JobStatus.Finished],
+  Running: [JobStatus.Suspended, JobStatus.Finished, JobStatus.Failed, JobStatus.Killed],
+  Suspended: [JobStatus.Running, JobStatus.Finished, JobStatus.Failed, JobStatus.Killed],
+  Finished: [],
+  Failed: [],
+  Killed: [],
+  Canceled: [],
+});
+
+/** Whether a job in status `from` may move to `to`. */
+export function canTransition(from: string, to: JobStatus): boolean {
+  return (TRANSITIONS[from as JobStatus] ?? []).includes(to);
+}
+
+/** The statuses a job may be in to move to `to` (what an update to `to` requires). */
+export function sourcesOf(to: JobStatus): JobStatus[] {
+  return ALL_STATUSES.filter((from) => TRANSITIONS[from].includes(to));
+}
+
 const BY_LOWER: ReadonlyMap<string, JobStatus> = new Map(ALL_STATUSES.map((s) => [s.toLowerCase(), s]));
 
 /**

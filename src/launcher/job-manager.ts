@@ -1,8 +1,9 @@
 // The lifecycle of the jobs this node owns: submit → Pending → Running → terminal, control
-// operations as signals, re-adoption after a restart, reconciliation after fencing, expiry.
-// Every status change goes through the job store (Redis) first; the runner only runs processes.
+// operations as signals, re-adoption after a restart, reconciliation after fencing. Every status
+// change goes through the job store (Redis) first, as one of the lifecycle's transitions
+// (TRANSITIONS in src/api/status.ts); the runner only runs processes. Waiting for a slot is
+// SlotQueue's job, expiry JobExpiry's.
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import {
@@ -13,6 +14,7 @@ import {
   type Job,
   JobOperation,
   JobStatus,
+  sourcesOf,
   terminalStatus,
   validForStatus,
 } from "../api/index.js";
@@ -25,7 +27,9 @@ import {
   type UserAccount,
   UserDirectory,
 } from "../runner/index.js";
+import { JobExpiry } from "./expiry.js";
 import { sleep } from "./queue.js";
+import { SlotQueue } from "./slot-queue.js";
 
 export interface JobManagerOptions {
   nodeId: string;
@@ -53,14 +57,13 @@ const SIGNALS = {
 } as const;
 
 export class JobManager {
-  /** Pending jobs waiting for a free slot (maxRunningJobs), oldest first. */
-  private readonly queue: string[] = [];
-  /** Jobs between "launch started" and "exec reported", with a cancel flag. */
+  /** Jobs between "chosen to start" and "exec reported", with a cancel flag. */
   private readonly launching = new Map<string, { canceled: boolean }>();
+  /** Pending jobs waiting for a free slot (maxRunningJobs). */
+  private readonly queue: SlotQueue;
+  private readonly expiry: JobExpiry;
   /** One chain of store writes per job, so Running is always recorded before the exit. */
   private readonly chains = new Map<string, Promise<unknown>>();
-  private expiryTimer: NodeJS.Timeout | undefined;
-  private runner!: LocalRunner;
   /** Aborted by close(): writes waiting for Redis to come back give up. */
   private readonly closing = new AbortController();
   /** Users of the host, looked up through the runner's supervisor (privileged mode). */
@@ -68,16 +71,16 @@ export class JobManager {
   /** The node's own user, whom every job runs as in unprivileged mode. */
   private readonly self = nodeAccount();
 
+  /** `runner` is built first, with `onExit` of this manager as its exit callback. */
   constructor(
     private readonly store: JobStore,
     private readonly registry: Registry,
+    private readonly runner: LocalRunner,
     private readonly opts: JobManagerOptions,
     private readonly logger: Logger,
-  ) {}
-
-  /** The runner is created by the node with this manager's exit callback. */
-  attach(runner: LocalRunner): void {
-    this.runner = runner;
+  ) {
+    this.queue = new SlotQueue(opts.maxRunningJobs, () => runner.running().length + this.launching.size);
+    this.expiry = new JobExpiry(store, registry, runner, opts, logger);
   }
 
   runningCount(): number {
@@ -104,11 +107,12 @@ export class JobManager {
     return next;
   }
 
-  private async write(
-    id: string,
-    fields: MutableFields,
-    requireStatus: readonly string[] = [],
-  ): Promise<boolean> {
+  /**
+   * Records a change of the job's fields; a status change only as a transition of the lifecycle
+   * (the store refuses it from any other status). False when refused.
+   */
+  private async write(id: string, fields: MutableFields): Promise<boolean> {
+    const requireStatus = fields.status ? sourcesOf(fields.status as JobStatus) : [];
     try {
       await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, requireStatus);
       return true;
@@ -197,22 +201,20 @@ export class JobManager {
 
   /** Starts queued jobs while there are free slots. */
   private pumpQueue(known = new Map<string, Job>()): void {
-    const limit = this.opts.maxRunningJobs;
-    while (
-      this.queue.length > 0 &&
-      (limit === 0 || this.runner.running().length + this.launching.size < limit)
-    ) {
-      const id = this.queue.shift()!;
-      const job = known.get(id);
-      void this.start(id, job).catch((err) => this.logger.error({ jobId: id, err }, "job start failed"));
+    for (let id = this.queue.next(); id !== undefined; id = this.queue.next()) {
+      // Marked launching before anything is awaited: the queue counts it busy from here on.
+      const flag = { canceled: false };
+      this.launching.set(id, flag);
+      const jobId = id;
+      void this.start(jobId, flag, known.get(jobId))
+        .catch((err) => this.logger.error({ jobId, err }, "job start failed"))
+        .finally(() => this.launching.delete(jobId));
     }
   }
 
-  private async start(id: string, known?: Job): Promise<void> {
+  private async start(id: string, flag: { canceled: boolean }, known?: Job): Promise<void> {
     const job = known ?? (await this.store.get(id))?.job;
-    if (!job || job.status !== JobStatus.Pending) return;
-    const flag = { canceled: false };
-    this.launching.set(id, flag);
+    if (!job || job.status !== JobStatus.Pending || flag.canceled) return;
     try {
       const user = await this.accountFor(job.user ?? "");
       const outputDir = this.outputDirOf(job.user ?? "");
@@ -235,19 +237,15 @@ export class JobManager {
         this.runner.signal(id, "SIGKILL");
         return;
       }
-      await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid }, [JobStatus.Pending]));
+      await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid }));
     } catch (err) {
       const message =
         err instanceof LaunchError || err instanceof ApiError
           ? err.message
           : `Could not launch: ${(err as Error).message}`;
       if (!flag.canceled) {
-        await this.chain(id, () =>
-          this.write(id, { status: JobStatus.Failed, statusMessage: message }, [JobStatus.Pending]),
-        );
+        await this.chain(id, () => this.write(id, { status: JobStatus.Failed, statusMessage: message }));
       }
-    } finally {
-      this.launching.delete(id);
     }
   }
 
@@ -284,13 +282,11 @@ export class JobManager {
     }
     let ok = true;
     if (op === JobOperation.Suspend)
-      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Suspended }, [JobStatus.Running]));
+      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Suspended }));
     if (op === JobOperation.Resume)
-      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Running }, [JobStatus.Suspended]));
+      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Running }));
     if (op === JobOperation.Kill) {
-      ok = await this.chain(id, () =>
-        this.write(id, { status: JobStatus.Killed, exitCode: 137 }, [JobStatus.Running, JobStatus.Suspended]),
-      );
+      ok = await this.chain(id, () => this.write(id, { status: JobStatus.Killed, exitCode: 137 }));
     }
     if (!ok) throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(op));
     const verb = {
@@ -314,12 +310,11 @@ export class JobManager {
   }
 
   private async cancel(id: string): Promise<ControlResult> {
-    const queued = this.queue.indexOf(id);
-    if (queued >= 0) this.queue.splice(queued, 1);
+    this.queue.remove(id);
     const launching = this.launching.get(id);
     if (launching) launching.canceled = true;
     const ok = await this.chain(id, () =>
-      this.write(id, { status: JobStatus.Canceled, statusMessage: "Canceled by user" }, [JobStatus.Pending]),
+      this.write(id, { status: JobStatus.Canceled, statusMessage: "Canceled by user" }),
     );
     if (!ok) throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(JobOperation.Cancel));
     return { statusMessage: `Job ${id} canceled`, operationComplete: true };
@@ -338,9 +333,7 @@ export class JobManager {
       if (state === "running") {
         if (job.status === JobStatus.Pending) {
           const pid = this.runner.pid(job.id);
-          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) }, [
-            JobStatus.Pending,
-          ]);
+          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) });
         }
       } else if (state === "lost") {
         // Queued when the node died: never launched, so launch it now. Otherwise it is gone.
@@ -391,27 +384,8 @@ export class JobManager {
     }
   }
 
-  startExpiry(intervalMs = 60_000): void {
-    const run = async () => {
-      try {
-        const cutoff = this.registry.nowMs() - this.opts.jobExpiryHours * 3_600_000;
-        for (;;) {
-          const removed = await this.store.expire(cutoff, this.opts.nodeId);
-          for (const { id, files } of removed) {
-            this.runner.removeOutputRecord(id);
-            await Promise.all(files.map((f) => rm(f, { force: true })));
-          }
-          if (removed.length) this.logger.info({ removed: removed.length }, "expired jobs removed");
-          if (removed.length < 500) break;
-        }
-      } catch (err) {
-        this.logger.warn({ err: (err as Error).message }, "job expiry failed");
-      }
-      this.expiryTimer = setTimeout(run, intervalMs);
-      this.expiryTimer.unref();
-    };
-    this.expiryTimer = setTimeout(run, Math.min(intervalMs, 1_000));
-    this.expiryTimer.unref();
+  startExpiry(intervalMs?: number): void {
+    this.expiry.start(intervalMs);
   }
 
   /** Retries `fn` while Redis is unavailable (503 from the store), until close(). */
@@ -429,7 +403,7 @@ export class JobManager {
 
   async close(): Promise<void> {
     this.closing.abort();
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiry.stop();
     await Promise.all([...this.chains.values()]);
   }
 }

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, ErrCode } from "../../src/api/errors.js";
-import { ALL_STATUSES, JobStatus, parseStatus, parseStatuses, terminalStatus } from "../../src/api/status.js";
+import {
+  ALL_STATUSES,
+  canTransition,
+  JobStatus,
+  parseStatus,
+  parseStatuses,
+  sourcesOf,
+  TRANSITIONS,
+  terminalStatus,
+} from "../../src/api/status.js";
 
 describe("JobStatus constants", () => {
   it.each([
@@ -94,5 +103,33 @@ describe("parseStatuses", () => {
     expect(() => parseStatuses(["Done", "Running", "Completed"])).toThrow(
       "Invalid status(es): Done, Completed",
     );
+  });
+});
+
+describe("TRANSITIONS (the job lifecycle)", () => {
+  it("lets nothing leave a terminal status, and every other status move on", () => {
+    for (const s of ALL_STATUSES) {
+      expect(TRANSITIONS[s].length === 0, s).toBe(terminalStatus(s));
+      for (const to of ALL_STATUSES) expect(canTransition(s, to)).toBe(TRANSITIONS[s].includes(to));
+    }
+  });
+
+  it("follows the Launcher: start, suspend/resume, the ends, cancel only while Pending", () => {
+    expect(canTransition("Pending", "Running")).toBe(true);
+    expect(canTransition("Running", "Suspended") && canTransition("Suspended", "Running")).toBe(true);
+    expect(canTransition("Pending", "Canceled")).toBe(true);
+    expect(canTransition("Running", "Canceled")).toBe(false);
+    expect(canTransition("Pending", "Killed")).toBe(false);
+    expect(canTransition("Pending", "Suspended")).toBe(false);
+    expect(canTransition("Finished", "Running")).toBe(false);
+    expect(canTransition("bogus", "Running")).toBe(false);
+  });
+
+  it("sourcesOf is the table read backwards", () => {
+    expect(sourcesOf("Canceled")).toEqual(["Pending"]);
+    expect(sourcesOf("Suspended")).toEqual(["Running"]);
+    expect(sourcesOf("Killed")).toEqual(["Running", "Suspended"]);
+    expect(sourcesOf("Running")).toEqual(["Pending", "Suspended"]);
+    expect(sourcesOf("Pending")).toEqual([]);
   });
 });
