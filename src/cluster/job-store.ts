@@ -3,7 +3,7 @@
 import { type Job, MAX_STATUS_MESSAGE_LENGTH, truncateChars } from "../api/index.js";
 import type { Keys } from "./keys.js";
 import { isUnavailable, redisUnavailable, whileAvailable } from "./redis.js";
-import { type ScriptedRedis, scriptError } from "./scripts.js";
+import { JobScripts, type ScriptedRedis, scriptError, type Writer } from "./scripts.js";
 
 /** Fields that change after submission; everything else lives in the immutable `spec`. */
 export interface MutableFields {
@@ -46,10 +46,8 @@ export class StoreConflict extends Error {
   }
 }
 
-export interface Owner {
-  nodeId: string;
-  epoch: number;
-}
+/** The node that owns a job, and the epoch its writes carry. */
+export type Owner = Writer;
 
 function rethrow(err: unknown): never {
   const e = scriptError(err);
@@ -69,11 +67,12 @@ function stored(key: keyof MutableFields, value: string | number): string {
   return key === "statusMessage" ? truncateChars(text, MAX_STATUS_MESSAGE_LENGTH) : text;
 }
 
-function fieldPairs(fields: MutableFields): string[] {
-  const out: string[] = [];
+/** The mutable fields present, as stored (a new job's initial values). */
+function storedFields(fields: MutableFields): Record<string, string> {
+  const out: Record<string, string> = {};
   for (const k of MUTABLE) {
     const v = fields[k];
-    if (v !== undefined) out.push(k, stored(k, v));
+    if (v !== undefined) out[k] = stored(k, v);
   }
   return out;
 }
@@ -140,11 +139,15 @@ export interface ListQuery {
 }
 
 export class JobStore {
+  private readonly scripts: JobScripts;
+
   constructor(
     private readonly redis: ScriptedRedis,
     private readonly keys: Keys,
-    private readonly eventRetention: number,
-  ) {}
+    eventRetention: number,
+  ) {
+    this.scripts = new JobScripts(redis, keys, eventRetention);
+  }
 
   /** Records a new job (status and times already set) owned by `owner`; returns its first event id. */
   async create(job: Job, owner: Owner, files: string[]): Promise<string> {
@@ -152,33 +155,16 @@ export class JobStore {
     const spec: Record<string, unknown> = { ...job };
     for (const k of [...MUTABLE, "id"]) delete spec[k];
     const submittedMs = Date.parse(job.submissionTime ?? "") || 0;
-    const k = this.keys;
+    const fields = {
+      spec: JSON.stringify(spec),
+      owner: owner.nodeId,
+      user,
+      name: job.name ?? "",
+      files: JSON.stringify(files),
+      ...storedFields(job),
+    };
     try {
-      return (await this.redis.createJob(
-        k.job(id),
-        k.jobsAll,
-        k.jobsByUser(user),
-        k.nodeJobs(owner.nodeId),
-        k.node(owner.nodeId),
-        k.events,
-        k.eventsLast,
-        owner.epoch,
-        this.eventRetention,
-        k.eventsChannel,
-        id,
-        submittedMs,
-        "spec",
-        JSON.stringify(spec),
-        "owner",
-        owner.nodeId,
-        "user",
-        user,
-        "name",
-        job.name ?? "",
-        "files",
-        JSON.stringify(files),
-        ...fieldPairs(job),
-      )) as string;
+      return await this.scripts.createJob({ id, user, owner, submittedMs, fields });
     } catch (err) {
       rethrow(err);
     }
@@ -194,29 +180,14 @@ export class JobStore {
     fields: MutableFields,
     requireStatus: readonly string[] = [],
   ): Promise<{ ver: number; eventId: string }> {
-    const k = this.keys;
-    const pairs: string[] = [];
+    // Every field named is written; one set to undefined is cleared ('' deletes it).
+    const set: Record<string, string> = {};
     for (const key of MUTABLE) {
       const value = fields[key];
-      if (key in fields) pairs.push(key, value === undefined ? "" : stored(key, value));
+      if (key in fields) set[key] = value === undefined ? "" : stored(key, value);
     }
     try {
-      const [ver, eventId] = (await this.redis.updateJob(
-        k.job(id),
-        k.nodeJobs(owner.nodeId),
-        k.node(owner.nodeId),
-        k.events,
-        k.eventsLast,
-        k.expiry,
-        owner.nodeId,
-        owner.epoch,
-        this.eventRetention,
-        k.eventsChannel,
-        id,
-        requireStatus.join(","),
-        ...pairs,
-      )) as [number, string];
-      return { ver: Number(ver), eventId };
+      return await this.scripts.updateJob({ id, owner, requireStatus, fields: set });
     } catch (err) {
       rethrow(err);
     }
@@ -285,41 +256,13 @@ export class JobStore {
 
   /** Settles a lost node's unfinished jobs as Failed; -1 not lost yet, -2 already settled. */
   async settleLost(nodeId: string, lostAfterMs: number, message: string, nowIso: string): Promise<number> {
-    const k = this.keys;
-    return Number(
-      await this.redis.settleLost(
-        k.node(nodeId),
-        k.nodeJobs(nodeId),
-        k.nodes,
-        k.events,
-        k.eventsLast,
-        k.expiry,
-        nodeId,
-        lostAfterMs,
-        this.eventRetention,
-        k.eventsChannel,
-        k.job(""),
-        truncateChars(message, MAX_STATUS_MESSAGE_LENGTH),
-        nowIso,
-      ),
-    );
+    const statusMessage = truncateChars(message, MAX_STATUS_MESSAGE_LENGTH);
+    return this.scripts.settleLost({ nodeId, lostAfterMs, statusMessage, nowIso });
   }
 
   /** Removes terminal jobs last updated before `cutoffMs`; returns the files to delete locally. */
   async expire(cutoffMs: number, nodeId: string, max = 500): Promise<{ id: string; files: string[] }[]> {
-    const flat = (await this.redis.expireJobs(
-      this.keys.expiry,
-      this.keys.jobsAll,
-      cutoffMs,
-      `${this.keys.prefix}:`,
-      nodeId,
-      max,
-    )) as string[];
-    const out: { id: string; files: string[] }[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
-      const files = flat[i + 1];
-      out.push({ id: flat[i]!, files: files ? (JSON.parse(files) as string[]) : [] });
-    }
-    return out;
+    const expired = await this.scripts.expireJobs(cutoffMs, nodeId, max);
+    return expired.map(({ id, files }) => ({ id, files: files ? (JSON.parse(files) as string[]) : [] }));
   }
 }

@@ -25,22 +25,31 @@ export interface Keys {
   readonly nodes: string;
   /** Pub/sub channel: a node id whose record changed (join, leave, status). */
   readonly nodesChannel: string;
+  /**
+   * Key prefixes for the scripts that reach keys they only find inside Redis (the job hashes of
+   * the ids in a set): `scriptPrefixes.job + id` is `job(id)`, and so on. TypeScript passes them in
+   * as ARGV, so this file stays the one place that spells a key.
+   */
+  readonly scriptPrefixes: { readonly job: string; readonly node: string; readonly jobsByUser: string };
 }
 
 export function fleetKeys(prefix: string): Keys {
   const p = prefix;
+  // The keys named by an id are a prefix and the id, so scripts can build them the same way.
+  const scriptPrefixes = { job: `${p}:job:`, node: `${p}:node:`, jobsByUser: `${p}:jobs:user:` };
   return {
     prefix: p,
-    job: (id) => `${p}:job:${id}`,
+    job: (id) => scriptPrefixes.job + id,
     jobsAll: `${p}:jobs`,
-    jobsByUser: (user) => `${p}:jobs:user:${user}`,
+    jobsByUser: (user) => scriptPrefixes.jobsByUser + user,
     nodeJobs: (nodeId) => `${p}:node:${nodeId}:jobs`,
     expiry: `${p}:jobs:expiry`,
     events: `${p}:events`,
     eventsLast: `${p}:events:last`,
     eventsChannel: `${p}:events:ch`,
-    node: (nodeId) => `${p}:node:${nodeId}`,
+    node: (nodeId) => scriptPrefixes.node + nodeId,
     nodes: `${p}:nodes`,
     nodesChannel: `${p}:nodes:ch`,
+    scriptPrefixes,
   };
 }

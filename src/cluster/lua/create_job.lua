@@ -1,7 +1,12 @@
 --[[ create_job: records a new job, indexes it and emits its first status event, atomically.
-KEYS[1] job hash            KEYS[2] all jobs (zset)       KEYS[3] the user's jobs (zset)
-KEYS[4] owner's unfinished jobs (set)                     KEYS[5] owner node hash
-KEYS[6] events stream       KEYS[7] events:last
+KEYS (named in scripts.ts, every one from keys.ts):
+  KEYS[1] job          the job hash
+  KEYS[2] jobsAll      all jobs (zset)
+  KEYS[3] jobsByUser   the user's jobs (zset)
+  KEYS[4] ownerJobs    the owner's unfinished jobs (set)
+  KEYS[5] ownerNode    the owner's node hash
+  KEYS[6] events       events stream
+  KEYS[7] eventsLast   id of the newest event (string)
 ARGV[1] epoch of the owner  ARGV[2] events max length     ARGV[3] events channel
 ARGV[4] job id              ARGV[5] submission time (ms)  ARGV[6..] field, value pairs
 Returns the event id; errors FENCED <epoch> (stale owner) or EXISTS. ]]

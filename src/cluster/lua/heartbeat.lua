@@ -1,5 +1,7 @@
 --[[ heartbeat: one round trip that proves a node alive on Redis's clock.
-KEYS[1] node hash   KEYS[2] nodes (zset)
+KEYS (named in scripts.ts, every one from keys.ts):
+  KEYS[1] node         the node hash
+  KEYS[2] nodes        node ids by last heartbeat (zset)
 ARGV[1] node id   ARGV[2] epoch   ARGV[3] nodes channel   ARGV[4] status   ARGV[5] running jobs
 Returns { 1, epoch, now } or { 0, current epoch, now } when this node was fenced off. ]]
 local now = now_ms()

@@ -1,5 +1,7 @@
 --[[ register_node: a node (re)starts under its id and gets a new epoch.
-KEYS[1] node hash   KEYS[2] nodes (zset)
+KEYS (named in scripts.ts, every one from keys.ts):
+  KEYS[1] node         the node hash
+  KEYS[2] nodes        node ids by last heartbeat (zset)
 ARGV[1] node id     ARGV[2] nodes channel   ARGV[3..] field, value pairs (host, ipv4, port, status, …)
 Returns { epoch, server time ms }. ]]
 local now = now_ms()

@@ -1,10 +1,18 @@
 --[[ settle_lost: a surviving node declares a silent node lost. Its unfinished jobs become Failed
 (with a message naming the node) and its epoch is bumped, so it can no longer write. Atomic, and
 a no-op the second time, so exactly one peer settles each loss however many try.
-KEYS[1] lost node hash   KEYS[2] its unfinished jobs (set)   KEYS[3] nodes (zset)
-KEYS[4] events stream    KEYS[5] events:last   KEYS[6] expiry (zset)
+KEYS (named in scripts.ts, every one from keys.ts):
+  KEYS[1] node         the lost node's hash
+  KEYS[2] nodeJobs     its unfinished jobs (set)
+  KEYS[3] nodes        node ids by last heartbeat (zset)
+  KEYS[4] events       events stream
+  KEYS[5] eventsLast   id of the newest event (string)
+  KEYS[6] expiry       terminal jobs by when they ended (zset)
+The job hashes of the ids in KEYS[2] are only known here: their keys are ARGV[5] .. id, the prefix
+coming from keys.ts (scriptPrefixes.job) so that file still names every key. (Keys built in a
+script are not declared to Redis: fine on the one primary the fleet uses, not on Redis Cluster.)
 ARGV[1] lost node id     ARGV[2] lost-after (ms)   ARGV[3] events max length   ARGV[4] events channel
-ARGV[5] job key prefix ('<prefix>:job:')   ARGV[6] status message   ARGV[7] lastUpdateTime (RFC 3339)
+ARGV[5] job key prefix   ARGV[6] status message    ARGV[7] lastUpdateTime (RFC 3339)
 Returns the number of jobs settled, or -1 (not lost yet) / -2 (already settled). ]]
 local now = now_ms()
 local lastSeen = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '0')

@@ -1,7 +1,12 @@
 --[[ update_job: the owner changes a job's mutable fields; a status change is recorded in the
 job and appended to the event stream in one step. Terminal is final.
-KEYS[1] job hash   KEYS[2] owner's unfinished jobs (set)   KEYS[3] owner node hash
-KEYS[4] events stream   KEYS[5] events:last   KEYS[6] expiry (zset)
+KEYS (named in scripts.ts, every one from keys.ts):
+  KEYS[1] job          the job hash
+  KEYS[2] ownerJobs    the owner's unfinished jobs (set)
+  KEYS[3] ownerNode    the owner's node hash
+  KEYS[4] events       events stream
+  KEYS[5] eventsLast   id of the newest event (string)
+  KEYS[6] expiry       terminal jobs by when they ended (zset)
 ARGV[1] owner node id   ARGV[2] owner epoch   ARGV[3] events max length   ARGV[4] events channel
 ARGV[5] job id   ARGV[6] required current statuses, comma separated ('' = any non-terminal)
 ARGV[7..] field, value pairs; an empty value deletes the field
