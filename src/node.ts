@@ -92,21 +92,13 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       switchUsers: !settings.unprivileged,
     });
     let manager: JobManager | undefined;
-    const registry = new Registry(
-      redis,
-      sub,
-      keys,
-      store,
-      self,
-      {
-        heartbeatMs: settings.heartbeatMs,
-        offlineAfterMs: settings.offlineAfterMs,
-        lostAfterMs: settings.lostAfterMs,
-        runningJobs: () => manager?.runningCount() ?? 0,
-        onFenced: async () => manager?.reconcile(),
-      },
-      logger,
-    );
+    const registry = new Registry({ redis, sub, keys, store, logger }, self, {
+      heartbeatMs: settings.heartbeatMs,
+      offlineAfterMs: settings.offlineAfterMs,
+      lostAfterMs: settings.lostAfterMs,
+      runningJobs: () => manager?.runningCount() ?? 0,
+      onFenced: async () => manager?.reconcile(),
+    });
     manager = new JobManager(
       store,
       registry,

@@ -23,10 +23,7 @@ function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void
   conns.push(redis, sub);
   const store = new JobStore(redis, keys, 1000);
   const registry = new Registry(
-    redis,
-    sub,
-    keys,
-    store,
+    { redis, sub, keys, store, logger },
     { nodeId: id, host: `host-${id}`, ipv4: "127.0.0.1", port: "1" },
     {
       heartbeatMs: 100,
@@ -36,7 +33,6 @@ function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void
       onFenced: opts.onFenced ?? (async () => undefined),
       clock: () => Date.now() + (opts.skewMs ?? 0),
     },
-    logger,
   );
   registries.push(registry);
   return { registry, redis, sub, store };

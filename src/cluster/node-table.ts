@@ -1,0 +1,169 @@
+// Every node's view of the fleet: a cache of the Node records, kept fresh cheaply. Notices on the
+// nodes channel bring joins and status changes at once; the heartbeats in the nodes zset are
+// re-read in full only every few beats, and otherwise one node or one list at a time on demand.
+import type { Redis } from "ioredis";
+import { NodeStatus, type NodeView, onlineAt } from "../api/index.js";
+import type { Keys } from "./keys.js";
+import type { RedisClock } from "./redis-clock.js";
+
+export interface NodeTableOptions {
+  heartbeatMs: number;
+  offlineAfterMs: number;
+  /**
+   * How often the whole node table is re-read (default 10 heartbeats). Between full reads a node
+   * reads only what it needs: one peer's heartbeat when routing to it, the list when asked for it,
+   * and the silent nodes when looking for lost ones. Re-reading every node every heartbeat would
+   * cost Redis N² entries a second across a fleet of N.
+   */
+  fullRefreshMs?: number;
+}
+
+/** A node's record as last read. */
+export interface NodeRecord {
+  host: string;
+  ipv4: string;
+  port: string;
+  status: string;
+  runningJobs: number;
+  epoch: string;
+  settledEpoch: string;
+  lastSeenMs: number;
+  /** When (this host's clock) lastSeenMs was read from Redis. */
+  readAt: number;
+}
+
+export class NodeTable {
+  private readonly table = new Map<string, NodeRecord>();
+  private lastFullRefresh = 0;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly sub: Redis,
+    private readonly keys: Keys,
+    private readonly clock: RedisClock,
+    private readonly opts: NodeTableOptions,
+  ) {}
+
+  /** Listens for notices, then reads the whole table once. */
+  async start(): Promise<void> {
+    this.sub.on("message", (channel: string, nodeId: string) => {
+      if (channel === this.keys.nodesChannel) void this.refreshNode(nodeId).catch(() => undefined);
+    });
+    await this.sub.subscribe(this.keys.nodesChannel);
+    await this.refreshAll();
+  }
+
+  /** Every node, with lastSeen at most half a heartbeat old (one read of the nodes set if needed). */
+  async listNodes(): Promise<NodeView[]> {
+    if (this.clock.local() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
+    return this.nodes();
+  }
+
+  /** One node with a fresh heartbeat reading (one ZSCORE if the cached one is older than half a beat). */
+  async lookup(nodeId: string): Promise<NodeView | undefined> {
+    const r = this.table.get(nodeId);
+    if (!r) {
+      await this.refreshNode(nodeId);
+    } else if (this.clock.local() - r.readAt > this.opts.heartbeatMs / 2) {
+      const score = await this.redis.zscore(this.keys.nodes, nodeId);
+      if (score === null) this.table.delete(nodeId);
+      else if (this.staleRecord(r, Number(score))) await this.refreshNode(nodeId);
+      else Object.assign(r, { lastSeenMs: Number(score), readAt: this.clock.local() });
+    }
+    return this.view(nodeId);
+  }
+
+  /** Every node known to the fleet, sorted by id, as last read (see listNodes for a fresh one). */
+  nodes(): NodeView[] {
+    return [...this.table.keys()].sort().map((id) => this.view(id)!);
+  }
+
+  node(nodeId: string): NodeView | undefined {
+    return this.view(nodeId);
+  }
+
+  /** The raw record as last read (for settlement, which needs the epochs). */
+  record(nodeId: string): Readonly<NodeRecord> | undefined {
+    return this.table.get(nodeId);
+  }
+
+  private view(id: string): NodeView | undefined {
+    const r = this.table.get(id);
+    if (!r) return undefined;
+    const lastSeen = new Date(r.lastSeenMs).toISOString();
+    return {
+      id,
+      host: r.host,
+      ipv4: r.ipv4,
+      port: r.port,
+      lastSeen,
+      status: r.status,
+      online: onlineAt({ status: r.status, lastSeen }, this.clock.nowMs(), this.opts.offlineAfterMs),
+      runningJobs: r.runningJobs,
+    };
+  }
+
+  /** The periodic full re-read, when it is due (every heartbeat tick asks). */
+  async refreshIfDue(): Promise<void> {
+    const every = this.opts.fullRefreshMs ?? 10 * this.opts.heartbeatMs;
+    if (this.clock.local() - this.lastFullRefresh >= every) await this.refreshAll();
+  }
+
+  /** Periodic re-read: one sorted-set read for every lastSeen, full records only where needed. */
+  refreshAll(): Promise<void> {
+    this.refreshing ??= this.readAll().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async readAll(): Promise<void> {
+    const readAt = this.clock.local();
+    const flat = await this.redis.zrange(this.keys.nodes, 0, -1, "WITHSCORES");
+    const seen = new Set<string>();
+    const toRead: string[] = []; // new ids, and records to re-read (see staleRecord)
+    for (let i = 0; i < flat.length; i += 2) {
+      const id = flat[i]!;
+      seen.add(id);
+      const r = this.table.get(id);
+      if (r && !this.staleRecord(r, Number(flat[i + 1])))
+        Object.assign(r, { lastSeenMs: Number(flat[i + 1]), readAt });
+      else toRead.push(id);
+    }
+    for (const id of this.table.keys()) if (!seen.has(id)) this.table.delete(id);
+    await Promise.all(toRead.map((id) => this.refreshNode(id)));
+    this.lastFullRefresh = readAt;
+  }
+
+  /**
+   * A node we last saw not Online whose heartbeat has moved on: it came back (or keeps draining),
+   * so its record is re-read. Notices tell peers of status changes, but pub/sub is at-most-once, so
+   * a missed notice must not leave a returned node looking Offline for ever.
+   */
+  private staleRecord(r: NodeRecord, lastSeenMs: number): boolean {
+    return r.status !== NodeStatus.Online && lastSeenMs > r.lastSeenMs;
+  }
+
+  async refreshNode(nodeId: string): Promise<void> {
+    const [h, score] = await Promise.all([
+      this.redis.hgetall(this.keys.node(nodeId)),
+      this.redis.zscore(this.keys.nodes, nodeId),
+    ]);
+    if (!h.host) {
+      this.table.delete(nodeId);
+      return;
+    }
+    this.table.set(nodeId, {
+      host: h.host,
+      ipv4: h.ipv4 ?? "",
+      port: h.port ?? "",
+      status: h.status ?? NodeStatus.Offline,
+      runningJobs: Number(h.runningJobs ?? 0),
+      epoch: h.epoch ?? "0",
+      settledEpoch: h.settledEpoch ?? "",
+      lastSeenMs: Number(score ?? h.lastSeenMs ?? 0),
+      readAt: this.clock.local(),
+    });
+  }
+}
