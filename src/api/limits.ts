@@ -1,6 +1,7 @@
 // What one job submission may hold (API.md "Users, privileges and limits"), in one place. Every
-// front door (HTTP, the Posit plugin) goes through the service's `validateSubmission`, which applies
-// `checkJobLimits`; the HTTP schemas also state the caps, so the OpenAPI document shows them.
+// front door (HTTP, the Posit plugin) goes through the request layer's `checkSubmission`
+// (src/launcher/requests/), which applies `checkJobLimits`; the request schemas also state the
+// caps, so the OpenAPI document shows them.
 import { ApiError, ErrCode } from "./errors.js";
 import type { Job } from "./job.js";
 
@@ -45,8 +46,9 @@ export function truncateChars(s: string, max: number): string {
   return s.slice(0, end);
 }
 
-function invalid(message: string): ApiError {
-  return new ApiError(ErrCode.InvalidRequest, message);
+/** InvalidRequest with the field path (the message's start) under `at`. */
+function invalidField(at: string | undefined, message: string): ApiError {
+  return new ApiError(ErrCode.InvalidRequest, at ? `${at}/${message}` : message);
 }
 
 /** Fields handed to the operating system as C strings, where a NUL byte would cut the value short. */
@@ -54,10 +56,12 @@ const C_STRING_FIELDS = ["command", "exe", "workingDirectory", "stdoutFile", "st
 
 /**
  * The caps and C-string rules of a submission; throws InvalidRequest naming the first field that
- * breaks one (`name`, `tags/3`, `environment/0/name`, …). Values that are not strings are left to
- * the schema checks that run before.
+ * breaks one (`name`, `tags/3`, `environment/0/name`, …), after `at/` when given (`body/name`), so
+ * the message reads like the schema errors of the same front door. Values that are not strings
+ * are left to the schema checks that run before.
  */
-export function checkJobLimits(job: Job): void {
+export function checkJobLimits(job: Job, at?: string): void {
+  const invalid = (message: string) => invalidField(at, message);
   if (typeof job.name === "string" && longerThan(job.name, MAX_NAME_LENGTH)) {
     throw invalid(`name must be at most ${MAX_NAME_LENGTH} characters`);
   }

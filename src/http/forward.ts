@@ -15,8 +15,9 @@ import type { Dispatcher } from "undici";
 import { ApiError, errorText, isWildcard } from "../api/index.js";
 import type { Settings } from "../config.js";
 import type { JobLocation, LauncherService } from "../launcher/port.js";
+import { ownerRoute, ownerUnavailable } from "../launcher/requests/index.js";
 import type { StreamKind } from "./metrics.js";
-import { describeFailure, ownerUnavailable, PeerPools } from "./peers.js";
+import { describeFailure, PeerPools } from "./peers.js";
 import { coalesceWrites, drained, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
 import { peerTls } from "./tls.js";
 
@@ -85,10 +86,9 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
             `is not this node (${settings.nodeId}); request forwarded by ${String(forwardedBy)}`,
           );
         }
-        if (location.draining) throw ownerUnavailable(id, location.owner, "is draining");
-        if (!location.online) throw ownerUnavailable(id, location.owner, "is offline");
-        if (!location.baseUrl) throw ownerUnavailable(id, location.owner, "has no known address");
-        return relay(request, reply, id, location, location.baseUrl, streamKind);
+        const route = ownerRoute(id, location);
+        if (route.local) return;
+        return relay(request, reply, id, route.location, route.location.baseUrl, streamKind);
       };
     }
 

@@ -1,33 +1,31 @@
 // The Launcher API routes: cluster info, nodes, jobs, control and the three streams.
-// Schemas (schemas.ts) validate and document; rules a schema cannot word well live in validate.ts;
-// owner-only routes are forwarded by forward.ts before their handler runs.
+// Thin adapters over the request layer (src/launcher/requests/): its schemas validate and document
+// the messages, its functions build filters and check submissions; HTTP adds params, query lists,
+// status codes and stream framing (streams.ts). Owner-only routes are forwarded by forward.ts
+// before their handler runs.
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import type { Type } from "typebox";
-import {
-  type Job,
-  type JobFilter,
-  parseOperation,
-  parseOutputType,
-  parseStatuses,
-  parseTime,
-  withFields,
-} from "../api/index.js";
+import { type Job, parseOperation, parseOutputType, withFields } from "../api/index.js";
 import type { LauncherService } from "../launcher/port.js";
-import { JSON_UTF8, jsonListBody } from "./json-list.js";
 import {
   ClusterInfoSchema,
   ControlBodySchema,
   ControlResultSchema,
+  checkSubmission,
   ErrorBodySchema,
+  JobSchema,
+  JobSubmitSchema,
+  jobFilter,
+  NetworkInfoSchema,
+} from "../launcher/requests/index.js";
+import { JSON_UTF8, jsonListBody } from "./json-list.js";
+import {
   FieldsQuery,
   JobIdParams,
   JobListSchema,
-  JobSchema,
-  JobSubmitSchema,
   ListJobsQuery,
-  NetworkInfoSchema,
   NodeListSchema,
   OutputChunkSchema,
   OutputQuery,
@@ -37,7 +35,7 @@ import {
   StreamIdParams,
 } from "./schemas.js";
 import { EVENT_STREAM, NDJSON, sendStream } from "./streams.js";
-import { checkSubmission, queryList, strictBodyCompiler } from "./validate.js";
+import { queryList, strictBodyCompiler } from "./validate.js";
 
 export interface JobsPluginOptions {
   service: LauncherService;
@@ -113,15 +111,16 @@ export const jobsPlugin = fp<JobsPluginOptions>(
       },
       async (request, reply) => {
         const q = request.query;
-        const filter: JobFilter = {};
-        const tags = queryList(q.tags);
-        if (tags.length > 0) filter.tags = tags;
-        const statuses = parseStatuses(queryList(q.statuses));
-        if (statuses.length > 0) filter.statuses = statuses;
-        if (q.startTime !== undefined) filter.startTime = parseTime(q.startTime, "startTime");
-        if (q.endTime !== undefined) filter.endTime = parseTime(q.endTime, "endTime");
-        const fields = queryList(q.fields);
-        if (fields.length > 0) filter.fields = fields;
+        const filter = jobFilter(
+          {
+            tags: queryList(q.tags),
+            statuses: queryList(q.statuses),
+            startTime: q.startTime,
+            endTime: q.endTime,
+            fields: queryList(q.fields),
+          },
+          "rfc3339",
+        );
         const jobs = selectFields(service.listJobs(request.caller, filter, q.user), filter.fields);
         const iterator = jobs[Symbol.asyncIterator]();
         // Awaited before anything is sent: a failure here (Redis away) is an ordinary error reply.
@@ -143,7 +142,7 @@ export const jobsPlugin = fp<JobsPluginOptions>(
         validatorCompiler: strictBodyCompiler,
       },
       async (request, reply) => {
-        const job = await service.submit(request.caller, checkSubmission(request.body));
+        const job = await service.submit(request.caller, checkSubmission(request.body, "body"));
         return reply.code(201).send(job);
       },
     );

@@ -1,14 +1,7 @@
 // Talking to peer nodes: keep-alive pools per peer and the 503 a client gets when the owner of a
 // job can't be reached. Used by HTTP forwarding and by the plugin's owner client.
 import { Pool } from "undici";
-import { ApiError, ErrCode, errorText } from "../api/index.js";
-
-/** The client-facing answer when the job's owner can't serve (503, code 4, naming the node). */
-export function ownerUnavailable(id: string, owner: string, why: string, cause?: unknown): ApiError {
-  return new ApiError(ErrCode.PluginRestarted, `Job ${id} is owned by node ${owner}, which ${why}`, {
-    cause,
-  });
-}
+import { errorText } from "../api/index.js";
 
 /** TLS failures that mean the peer's certificate is not trusted (or not for its address). */
 const UNTRUSTED_CERT = new Set([

@@ -19,6 +19,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
 import type { StreamBudget } from "../launcher/port.js";
+import { nextOrAbort } from "../launcher/requests/index.js";
 import { classifyError } from "./errors.js";
 import type { HttpMetrics, StreamKind } from "./metrics.js";
 
@@ -212,28 +213,6 @@ function closeWhenFlushed(res: ServerResponse, close: boolean): void {
   };
   res.once("finish", finished);
   socket.once("close", gone);
-}
-
-/** Resolves with the iterator's next result, or rejects with the signal's reason once it aborts. */
-export function nextOrAbort<T>(
-  next: Promise<IteratorResult<T>>,
-  signal: AbortSignal,
-): Promise<IteratorResult<T>> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    next.then(
-      (r) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(r);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 const GRACE_EXPIRED = Symbol("grace expired");

@@ -1,14 +1,12 @@
-// The node's implementation of the HTTP layer's port: fleet-wide reads from Redis, owner-only
+// The node's implementation of the launcher port (./port.ts): fleet-wide reads from Redis, owner-only
 // work on local processes, status streams from the status bus.
 import { readFileSync } from "node:fs";
 import {
   ApiError,
   type ClusterInfo,
   type ControlResult,
-  checkJobLimits,
   ErrCode,
   includes,
-  isHostMount,
   isWildcard,
   JOB_FIELD_NAMES,
   type Job,
@@ -163,8 +161,8 @@ export class NodeService implements LauncherService {
     return this.opts.nodeId;
   }
 
+  /** The job was checked by the request layer's `checkSubmission`; this decides whose it is. */
   async submit(caller: Caller, job: Job): Promise<Job> {
-    validateSubmission(job);
     if (job.user && job.user !== caller.user && !caller.admin) {
       throw new ApiError(
         ErrCode.InvalidRequest,
@@ -505,34 +503,6 @@ function outputFiles(job: Job, type: JobOutput): { path: string; type: "stdout" 
     { path: out, type: "stdout" },
     { path: err, type: "stderr" },
   ];
-}
-
-/**
- * Rules every front door must enforce (HTTP and the Posit plugin both submit through here), before
- * anything is created: the caps and C-string rules of `checkJobLimits`, then the rules the schema
- * cannot express. Each message names the field.
- */
-export function validateSubmission(job: Job): void {
-  checkJobLimits(job);
-  const bad = (msg: string) => new ApiError(ErrCode.InvalidRequest, msg);
-  if (job.command && job.exe) throw bad("command, exe: give either command or exe, not both");
-  if (!job.command && !job.exe) throw bad("command, exe: one of command or exe is required");
-  (job.mounts ?? []).forEach((m, i) => {
-    if (!isHostMount(m))
-      throw bad(`mounts/${i}/mountSource/type: only host mounts are supported by the local runner`);
-    const src = (m.mountSource.source as { path?: unknown } | undefined)?.path;
-    if (typeof src !== "string" || !src.startsWith("/"))
-      throw bad(`mounts/${i}/mountSource/source/path must be an absolute path`);
-    if (!m.mountPath?.startsWith("/")) throw bad(`mounts/${i}/mountPath must be an absolute path`);
-  });
-  if (
-    job.workingDirectory !== undefined &&
-    job.workingDirectory !== "" &&
-    !job.workingDirectory.startsWith("/")
-  ) {
-    throw bad("workingDirectory must be an absolute path");
-  }
-  if (job.container) throw bad("container: the local runner does not support containers");
 }
 
 /** Cluster info from the documented JSON file (LAUNCHER_CLUSTER_CONFIG_FILE), else the defaults. */

@@ -19,9 +19,10 @@ import {
 import type { Settings } from "../config.js";
 import { signToken } from "../http/auth.js";
 import { FORWARDED_BY_HEADER } from "../http/forward.js";
-import { describeFailure, ownerUnavailable, PeerPools } from "../http/peers.js";
+import { describeFailure, PeerPools } from "../http/peers.js";
 import { peerTls } from "../http/tls.js";
-import type { Caller, JobLocation, LauncherService } from "../launcher/port.js";
+import type { Caller, JobLocation } from "../launcher/port.js";
+import { ownerUnavailable } from "../launcher/requests/index.js";
 
 /** Lifetime of a token minted for one forwarded request (streams only need it to connect). */
 const TOKEN_TTL_S = 300;
@@ -45,22 +46,6 @@ export type OwnerSettings = Pick<
  * user"): nodes refuse `*` as a subject, and an admin's own name plays no part in what it may do.
  */
 export const ADMIN_FORWARD_SUBJECT = "launcher-admin";
-
-/** Where an owner-only request runs: on this node, or on the (reachable-looking) owner. */
-export type OwnerRoute = { local: true } | { local: false; location: JobLocation & { baseUrl: string } };
-
-export async function routeToOwner(
-  service: LauncherService,
-  caller: Caller,
-  id: string,
-): Promise<OwnerRoute> {
-  const location = await service.locate(caller, id);
-  if (location.local) return { local: true };
-  if (location.draining) throw ownerUnavailable(id, location.owner, "is draining");
-  if (!location.online) throw ownerUnavailable(id, location.owner, "is offline");
-  if (!location.baseUrl) throw ownerUnavailable(id, location.owner, "has no known address");
-  return { local: false, location: { ...location, baseUrl: location.baseUrl } };
-}
 
 type OutputItem = { output: string; outputType: OutputTypeName };
 type ResourceItem = Omit<ResourceSample, "seqId">;

@@ -1,0 +1,75 @@
+// Driving a service stream for a front door: both ask the service's iterable for one item at a
+// time (so a client that reads slowly holds the source back) and stop at once when their stream is
+// canceled, even while the source waits for its next item. The framing (NDJSON/SSE lines, plugin
+// messages) and the seqIds that number them stay with each front door.
+
+function noop(): void {}
+
+/** Resolves with the iterator's next result, or rejects with the signal's reason once it aborts. */
+export function nextOrAbort<T>(
+  next: Promise<IteratorResult<T>>,
+  signal: AbortSignal,
+): Promise<IteratorResult<T>> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    next.then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+const ABORTED = Symbol("aborted");
+
+/** The iterator's next result, or ABORTED as soon as the signal fires. */
+async function nextUnlessAborted<T>(
+  next: Promise<IteratorResult<T>>,
+  signal: AbortSignal,
+): Promise<IteratorResult<T> | typeof ABORTED> {
+  try {
+    return await nextOrAbort(next, signal);
+  } catch (err) {
+    if (signal.aborted) return ABORTED;
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` for each item until the iterable ends (true) or the signal fires (false). A canceled
+ * stream stops at once even if the source is waiting; the source is then told to finish.
+ */
+export async function forEachUntilAborted<T>(
+  iterable: AsyncIterable<T>,
+  signal: AbortSignal,
+  fn: (item: T) => Promise<void> | void,
+): Promise<boolean> {
+  const iterator = iterable[Symbol.asyncIterator]();
+  let next: Promise<IteratorResult<T>> | undefined;
+  let done = false;
+  try {
+    for (;;) {
+      next = iterator.next();
+      const result = await nextUnlessAborted(next, signal);
+      if (result === ABORTED) return false;
+      next = undefined;
+      if (result.done) {
+        done = true;
+        return true;
+      }
+      await fn(result.value);
+      if (signal.aborted) return false;
+    }
+  } finally {
+    // A source stopped early (canceled, or the sink failed) is told to finish and clean up.
+    if (next) next.catch(noop);
+    if (!done) iterator.return?.()?.catch(noop);
+  }
+}
