@@ -1,4 +1,6 @@
 // Node settings: API.md's environment variables, overridable by CLI flags of the same name.
+// SETTINGS below is the one table of them: names, defaults, parsers and docs. The node, the plugin,
+// the local fleet and the README's settings table (checked by test/config.test.ts) all read it.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
@@ -53,86 +55,94 @@ export interface Settings {
 /** Shortest HS256 secret accepted: 256 bits, the hash's own size (RFC 7518 §3.2). */
 export const MIN_SECRET_BYTES = 32;
 
-/** Every setting: env name, flag name, and how to read it. */
-const SPEC = {
-  redisUrl: ["LAUNCHER_REDIS_URL", "redis-url"],
-  redisSentinels: ["LAUNCHER_REDIS_SENTINELS", "redis-sentinels"],
-  redisMasterName: ["LAUNCHER_REDIS_MASTER_NAME", "redis-master-name"],
-  keyPrefix: ["LAUNCHER_KEY_PREFIX", "key-prefix"],
-  nodeId: ["LAUNCHER_NODE_ID", "node-id"],
-  host: ["LAUNCHER_HOST", "host"],
-  port: ["LAUNCHER_PORT", "port"],
-  advertiseIp: ["LAUNCHER_ADVERTISE_IP", "advertise-ip"],
-  authSecret: ["LAUNCHER_AUTH_SECRET", "auth-secret"],
-  authPublicKeyFile: ["LAUNCHER_AUTH_PUBLIC_KEY_FILE", "auth-public-key-file"],
-  authDisabled: ["LAUNCHER_AUTH_DISABLED", "auth-disabled"],
-  adminGroup: ["LAUNCHER_ADMIN_GROUP", "admin-group"],
-  clusterName: ["LAUNCHER_CLUSTER_NAME", "cluster-name"],
-  scratchPath: ["LAUNCHER_SCRATCH_PATH", "scratch-path"],
-  jobExpiryHours: ["LAUNCHER_JOB_EXPIRY_HOURS", "job-expiry-hours"],
-  heartbeatMs: ["LAUNCHER_HEARTBEAT_MS", "heartbeat-ms"],
-  offlineAfterMs: ["LAUNCHER_OFFLINE_AFTER_MS", "offline-after-ms"],
-  lostAfterMs: ["LAUNCHER_LOST_AFTER_MS", "lost-after-ms"],
-  drainMs: ["LAUNCHER_DRAIN_MS", "drain-ms"],
-  logLevel: ["LAUNCHER_LOG_LEVEL", "log-level"],
-  eventRetention: ["LAUNCHER_EVENT_RETENTION", "event-retention"],
-  maxRunningJobs: ["LAUNCHER_MAX_RUNNING_JOBS", "max-running-jobs"],
-  clusterConfigFile: ["LAUNCHER_CLUSTER_CONFIG_FILE", "cluster-config-file"],
-  peerTimeoutMs: ["LAUNCHER_PEER_TIMEOUT_MS", "peer-timeout-ms"],
-  unprivileged: ["LAUNCHER_UNPRIVILEGED", "unprivileged"],
-  allowRootJobs: ["LAUNCHER_ALLOW_ROOT_JOBS", "allow-root-jobs"],
-  authIssuer: ["LAUNCHER_AUTH_ISSUER", "auth-issuer"],
-  authAudience: ["LAUNCHER_AUTH_AUDIENCE", "auth-audience"],
-  bodyTimeoutMs: ["LAUNCHER_BODY_TIMEOUT_MS", "body-timeout-ms"],
-  streamBufferBytes: ["LAUNCHER_STREAM_BUFFER_BYTES", "stream-buffer-bytes"],
-  tlsCertFile: ["LAUNCHER_TLS_CERT_FILE", "tls-cert-file"],
-  tlsKeyFile: ["LAUNCHER_TLS_KEY_FILE", "tls-key-file"],
-  tlsCaFile: ["LAUNCHER_TLS_CA_FILE", "tls-ca-file"],
-} as const satisfies Record<keyof Settings, readonly [string, string]>;
-
-/**
- * Settings that may instead be read from a file (`<ENV>_FILE`, flag `<flag>-file`), so a secret is in
- * no environment, command line or `ps` output.
- */
-const FILE_FORMS = {
-  authSecret: ["LAUNCHER_AUTH_SECRET_FILE", "auth-secret-file"],
-  redisUrl: ["LAUNCHER_REDIS_URL_FILE", "redis-url-file"],
-} as const satisfies Partial<Record<keyof Settings, readonly [string, string]>>;
-
-export type SettingName = keyof typeof SPEC;
-export const SETTING_FLAGS: readonly string[] = [...Object.values(SPEC), ...Object.values(FILE_FORMS)].map(
-  ([, flag]) => flag,
-);
-/** Every setting's environment name (the `_FILE` forms included): what the docs must name. */
-export const SETTING_ENV_NAMES: readonly string[] = [
-  ...Object.values(SPEC),
-  ...Object.values(FILE_FORMS),
-].map(([env]) => env);
-/** Flags whose value is a secret: given on a command line, it shows in `ps` (the node warns). */
-export const SECRET_FLAGS: readonly string[] = [SPEC.authSecret[1], SPEC.redisUrl[1]];
-
 export class SettingsError extends Error {}
 
-function int(name: string, raw: string, min: number): number {
+/** Turns a setting's text into its value; `name` (what the user set) goes into the error message. */
+export type Parser<T> = (name: string, raw: string) => T;
+
+/** What a default may depend on besides other settings: the caller's view of the host. */
+export interface DefaultContext {
+  advertiseIp: string;
+}
+
+export interface SettingSpec<T> {
+  /** Environment variable. */
+  readonly env: string;
+  /** Flag of `launcher-fleet node` and `launcher-fleet plugin`, without `--`. */
+  readonly flag: string;
+  /** Text parsed like a given value; a function when it depends on other settings or the host. */
+  readonly default?: string | ((read: Readonly<Partial<Settings>>, ctx: DefaultContext) => string);
+  readonly parse: Parser<T>;
+  /** The docs' default column (markdown), when the default is not simply the text above or unset. */
+  readonly shownDefault?: string;
+  /** The docs' meaning column: one line of markdown. */
+  readonly doc: string;
+  /** `<ENV>_FILE` / `<flag>-file`: the value is read from a file, so a secret is in no environment or `ps`. */
+  readonly fileForm?: { readonly env: string; readonly flag: string; readonly doc: string };
+  /** Given as a flag, the value shows in `ps` (the node warns). */
+  readonly secret?: boolean;
+}
+
+export type SettingName = keyof Settings;
+type SettingsTable = { readonly [K in SettingName]-?: SettingSpec<NonNullable<Settings[K]>> };
+
+// ---- parsers -------------------------------------------------------------------------------
+
+const BOOL_WORDS: ReadonlyMap<string, boolean> = new Map([
+  ["1", true],
+  ["0", false],
+  ["true", true],
+  ["false", false],
+  ["yes", true],
+  ["no", false],
+  ["on", true],
+  ["off", false],
+]);
+/** The accepted spellings, for error messages. */
+export const BOOL_TEXTS = [...BOOL_WORDS.keys()].join("/");
+
+/** A boolean's text (case and surrounding spaces ignored), or undefined when it is none of BOOL_TEXTS. */
+export function boolText(raw: string): boolean | undefined {
+  return BOOL_WORDS.get(raw.trim().toLowerCase());
+}
+
+/** Exactly the words of BOOL_TEXTS: a typo such as `maybe` must not silently mean false. */
+export const bool: Parser<boolean> = (name, raw) => {
+  const value = boolText(raw);
+  if (value === undefined) throw new SettingsError(`${name} must be one of ${BOOL_TEXTS}, got "${raw}"`);
+  return value;
+};
+
+/** Digits only (no sign, exponent or fraction), at least `min` and at most `max`. */
+export function wholeNumber(name: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^\d+$/.test(raw.trim())) throw new SettingsError(`${name} must be a whole number, got "${raw}"`);
   const n = Number(raw);
-  if (n < min) throw new SettingsError(`${name} must be at least ${min}, got ${n}`);
+  if (n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `between ${min} and ${max}`;
+    throw new SettingsError(`${name} must be ${range}, got ${n}`);
+  }
   return n;
 }
 
-function num(name: string, raw: string): number {
+const int =
+  (min: number): Parser<number> =>
+  (name, raw) =>
+    wholeNumber(name, raw, min);
+
+const positive: Parser<number> = (name, raw) => {
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0)
     throw new SettingsError(`${name} must be a positive number, got "${raw}"`);
   return n;
-}
+};
 
-function bool(raw: string): boolean {
-  return ["1", "true", "yes", "on"].includes(raw.trim().toLowerCase());
-}
+const text: Parser<string> = (_name, raw) => raw;
 
-function sentinels(name: string, raw: string): { host: string; port: number }[] {
-  return raw
+/** A directory the node works in: absolute, so a later chdir cannot move it. */
+const path: Parser<string> = (_name, raw) => resolve(raw);
+
+const hostPorts: Parser<{ host: string; port: number }[]> = (name, raw) =>
+  raw
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean)
@@ -141,80 +151,350 @@ function sentinels(name: string, raw: string): { host: string; port: number }[] 
       if (!m) throw new SettingsError(`${name}: "${hp}" is not host:port`);
       return { host: m[1]!, port: Number(m[2]) };
     });
+
+// ---- the table -----------------------------------------------------------------------------
+
+/** Every node setting, in the order of the README's table. */
+export const SETTINGS = {
+  redisUrl: {
+    env: "LAUNCHER_REDIS_URL",
+    flag: "redis-url",
+    default: "redis://127.0.0.1:6379",
+    parse: text,
+    doc: "Redis (`rediss://` for TLS)",
+    fileForm: {
+      env: "LAUNCHER_REDIS_URL_FILE",
+      flag: "redis-url-file",
+      doc: "a file holding `LAUNCHER_REDIS_URL` (and so its password); setting both is an error",
+    },
+    secret: true,
+  },
+  redisSentinels: {
+    env: "LAUNCHER_REDIS_SENTINELS",
+    flag: "redis-sentinels",
+    parse: hostPorts,
+    doc: "`host:port,host:port`: use Redis Sentinel instead of the URL's host (needs `LAUNCHER_REDIS_MASTER_NAME`)",
+  },
+  redisMasterName: {
+    env: "LAUNCHER_REDIS_MASTER_NAME",
+    flag: "redis-master-name",
+    parse: text,
+    doc: "the master's name at the Sentinels of `LAUNCHER_REDIS_SENTINELS`",
+  },
+  keyPrefix: {
+    env: "LAUNCHER_KEY_PREFIX",
+    flag: "key-prefix",
+    default: "launcher",
+    parse: text,
+    doc: "prefix of every Redis key; fleets with different prefixes share a Redis without seeing each other",
+  },
+  nodeId: {
+    env: "LAUNCHER_NODE_ID",
+    flag: "node-id",
+    default: (read) => `${hostname()}-${read.port}`,
+    parse: text,
+    shownDefault: "`<hostname>-<port>`",
+    doc: "stable identity of the node across restarts",
+  },
+  host: {
+    env: "LAUNCHER_HOST",
+    flag: "host",
+    default: "0.0.0.0",
+    parse: text,
+    doc: "listen address",
+  },
+  port: {
+    env: "LAUNCHER_PORT",
+    flag: "port",
+    default: "5559",
+    parse: int(0),
+    doc: "listen port (`0` picks a free one); the plugin's default is `5560`",
+  },
+  advertiseIp: {
+    env: "LAUNCHER_ADVERTISE_IP",
+    flag: "advertise-ip",
+    default: (_read, ctx) => ctx.advertiseIp,
+    parse: text,
+    shownDefault: "first non-loopback IPv4, else `127.0.0.1`",
+    doc: "the `ipv4` peers and load balancers use to reach this node",
+  },
+  authSecret: {
+    env: "LAUNCHER_AUTH_SECRET",
+    flag: "auth-secret",
+    parse: text,
+    doc: "HS256 secret that tokens are signed with, at least 32 bytes (see Authentication)",
+    fileForm: {
+      env: "LAUNCHER_AUTH_SECRET_FILE",
+      flag: "auth-secret-file",
+      doc:
+        "a file holding `LAUNCHER_AUTH_SECRET` (one trailing newline dropped), so the secret is in no environment or `ps`; " +
+        "setting both is an error. Either way the secret must be at least 32 bytes, or the node stops at start (exit 2)",
+    },
+    secret: true,
+  },
+  authPublicKeyFile: {
+    env: "LAUNCHER_AUTH_PUBLIC_KEY_FILE",
+    flag: "auth-public-key-file",
+    parse: text,
+    doc: "PEM public key that RS256/ES256 tokens are verified with (see Authentication)",
+  },
+  authDisabled: {
+    env: "LAUNCHER_AUTH_DISABLED",
+    flag: "auth-disabled",
+    default: "0",
+    parse: bool,
+    doc: "`1`: no token checks, every request acts as admin `*` (logged as a warning at startup)",
+  },
+  adminGroup: {
+    env: "LAUNCHER_ADMIN_GROUP",
+    flag: "admin-group",
+    default: "launcher-admins",
+    parse: text,
+    doc: "a user whose token's `groups` contains it is an admin (see Authentication)",
+  },
+  clusterName: {
+    env: "LAUNCHER_CLUSTER_NAME",
+    flag: "cluster-name",
+    default: "Local",
+    parse: text,
+    doc: "the `cluster` of jobs run here",
+  },
+  scratchPath: {
+    env: "LAUNCHER_SCRATCH_PATH",
+    flag: "scratch-path",
+    default: "./.launcher-scratch",
+    parse: path,
+    doc: "job output files and runner state",
+  },
+  jobExpiryHours: {
+    env: "LAUNCHER_JOB_EXPIRY_HOURS",
+    flag: "job-expiry-hours",
+    default: "24",
+    parse: positive,
+    doc: "terminal jobs and their saved output are removed this long after `lastUpdateTime`",
+  },
+  heartbeatMs: {
+    env: "LAUNCHER_HEARTBEAT_MS",
+    flag: "heartbeat-ms",
+    default: "1000",
+    parse: int(10),
+    doc: "heartbeat period",
+  },
+  offlineAfterMs: {
+    env: "LAUNCHER_OFFLINE_AFTER_MS",
+    flag: "offline-after-ms",
+    default: "3000",
+    parse: int(10),
+    doc: "a node whose last heartbeat is older is not `Online()`",
+  },
+  lostAfterMs: {
+    env: "LAUNCHER_LOST_AFTER_MS",
+    flag: "lost-after-ms",
+    default: "30000",
+    parse: int(10),
+    doc: "a node offline this long is lost: its unfinished jobs are settled by a peer (must exceed `LAUNCHER_OFFLINE_AFTER_MS`)",
+  },
+  drainMs: {
+    env: "LAUNCHER_DRAIN_MS",
+    flag: "drain-ms",
+    default: "3000",
+    parse: int(0),
+    doc: "on SIGTERM, time spent failing readiness before closing",
+  },
+  logLevel: {
+    env: "LAUNCHER_LOG_LEVEL",
+    flag: "log-level",
+    default: "info",
+    parse: text,
+    doc: "pino level",
+  },
+  eventRetention: {
+    env: "LAUNCHER_EVENT_RETENTION",
+    flag: "event-retention",
+    default: "100000",
+    parse: int(10),
+    doc: 'status events kept for `?since=` resume (stream `MAXLEN ~`); older positions get `{"resync":true}` and a snapshot',
+  },
+  maxRunningJobs: {
+    env: "LAUNCHER_MAX_RUNNING_JOBS",
+    flag: "max-running-jobs",
+    default: "0",
+    parse: int(0),
+    shownDefault: "`0` (no limit)",
+    doc: "jobs run at once on a node; the rest wait as `Pending` (and can be canceled)",
+  },
+  clusterConfigFile: {
+    env: "LAUNCHER_CLUSTER_CONFIG_FILE",
+    flag: "cluster-config-file",
+    parse: text,
+    doc: "JSON with `queues`, `defaultQueue`, `resourceLimits`, `placementConstraints`, `config`, `resourceProfiles` for `GET /cluster-info`",
+  },
+  peerTimeoutMs: {
+    env: "LAUNCHER_PEER_TIMEOUT_MS",
+    flag: "peer-timeout-ms",
+    default: "3000",
+    parse: int(10),
+    doc: "time to reach an owner node when forwarding before answering 503",
+  },
+  unprivileged: {
+    env: "LAUNCHER_UNPRIVILEGED",
+    flag: "unprivileged",
+    default: "0",
+    parse: bool,
+    doc:
+      "`1`: every job runs as the node's own user, whoever submits it (logged as a warning). Required when the node is not " +
+      "root (it refuses to start otherwise, exit 2); `npm run fleet`, the Docker image and the plugin's `--unprivileged` set it",
+  },
+  allowRootJobs: {
+    env: "LAUNCHER_ALLOW_ROOT_JOBS",
+    flag: "allow-root-jobs",
+    default: "0",
+    parse: bool,
+    doc: "`1`: a root node may run jobs of users whose uid is 0 (otherwise 400)",
+  },
+  authIssuer: {
+    env: "LAUNCHER_AUTH_ISSUER",
+    flag: "auth-issuer",
+    parse: text,
+    doc: "when set, a token's `iss` must be exactly this (401 otherwise)",
+  },
+  authAudience: {
+    env: "LAUNCHER_AUTH_AUDIENCE",
+    flag: "auth-audience",
+    parse: text,
+    doc: "when set, a token's `aud` must be or include this (401 otherwise)",
+  },
+  bodyTimeoutMs: {
+    env: "LAUNCHER_BODY_TIMEOUT_MS",
+    flag: "body-timeout-ms",
+    default: "30000",
+    parse: int(100),
+    doc:
+      "a request (headers and body) must have arrived within this time; a client still sending gets 408 and the " +
+      "connection is closed. Streams are not cut by it",
+  },
+  streamBufferBytes: {
+    env: "LAUNCHER_STREAM_BUFFER_BYTES",
+    flag: "stream-buffer-bytes",
+    default: "4194304",
+    parse: int(1024),
+    doc:
+      "bytes a stream may hold that its client has not read; past that the stream ends with a final error line " +
+      "(code 5, with the `?since=` to resume a status stream from)",
+  },
+  tlsCertFile: {
+    env: "LAUNCHER_TLS_CERT_FILE",
+    flag: "tls-cert-file",
+    parse: text,
+    doc:
+      "PEM certificate (chain): with `LAUNCHER_TLS_KEY_FILE`, the node serves HTTPS and reaches its peers over HTTPS. " +
+      "The fleet shares this setting: set it on every node or none. The certificate must be valid for the node's " +
+      "`LAUNCHER_ADVERTISE_IP` (an IP subject alternative name)",
+  },
+  tlsKeyFile: {
+    env: "LAUNCHER_TLS_KEY_FILE",
+    flag: "tls-key-file",
+    parse: text,
+    doc: "PEM key of `LAUNCHER_TLS_CERT_FILE`; the two go together",
+  },
+  tlsCaFile: {
+    env: "LAUNCHER_TLS_CA_FILE",
+    flag: "tls-ca-file",
+    parse: text,
+    shownDefault: "the system's CAs",
+    doc: "PEM bundle that peers' certificates are verified against (it replaces the system's CAs); the CLI uses it for `https` URLs too",
+  },
+} satisfies SettingsTable;
+
+export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+const SPECS: readonly SettingSpec<unknown>[] = Object.values(SETTINGS);
+/** The `_FILE` forms, as env/flag pairs. */
+const FILE_FORMS = SPECS.flatMap((s) => (s.fileForm ? [s.fileForm] : []));
+
+/** Every flag a node accepts (the `-file` forms included). */
+export const SETTING_FLAGS: readonly string[] = [...SPECS, ...FILE_FORMS].map((s) => s.flag);
+/** Every setting's environment name (the `_FILE` forms included): what the docs must name. */
+export const SETTING_ENV_NAMES: readonly string[] = [...SPECS, ...FILE_FORMS].map((s) => s.env);
+/** Flags whose value is a secret: given on a command line, it shows in `ps` (the node warns). */
+export const SECRET_FLAGS: readonly string[] = SPECS.filter((s) => s.secret).map((s) => s.flag);
+/** Flags of boolean settings: a command line may give them bare (`--unprivileged`). */
+export const BOOLEAN_SETTING_FLAGS: readonly string[] = SPECS.filter((s) => s.parse === bool).map(
+  (s) => s.flag,
+);
+
+/** A setting's (or `_FILE` form's) flag from its environment name, or undefined when it is none. */
+export function flagOfEnv(envName: string): string | undefined {
+  return [...SPECS, ...FILE_FORMS].find((s) => s.env === envName)?.flag;
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+type Flags = Partial<Record<string, string>>;
+const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
+
+/**
+ * A setting's text as given, or undefined. A flag (either form) wins over the environment (either
+ * form); both forms from the same source is a mistake. `file` names the variable a value was read from.
+ */
+function givenText(
+  spec: SettingSpec<unknown>,
+  env: NodeJS.ProcessEnv,
+  flags: Flags,
+): { value?: string; file?: string } {
+  const form = spec.fileForm;
+  const byFlag = flags[spec.flag] !== undefined || (form !== undefined && flags[form.flag] !== undefined);
+  const value = nonEmpty(byFlag ? flags[spec.flag] : env[spec.env]);
+  if (form === undefined) return { value };
+  const file = nonEmpty(byFlag ? flags[form.flag] : env[form.env]);
+  if (file === undefined) return { value };
+  if (value !== undefined) {
+    throw new SettingsError(
+      byFlag
+        ? `--${spec.flag} and --${form.flag} are both given: use one`
+        : `${spec.env} and ${form.env} are both set: set one`,
+    );
+  }
+  return { value: readSettingFile(form.env, file), file: form.env };
 }
 
 /**
- * Reads settings: flags win over the environment, which wins over defaults.
+ * Reads settings: flags win over the environment, which wins over the table's defaults.
  * `advertiseIp` default is computed by the caller (it needs the network module).
  */
 export function loadSettings(
   env: NodeJS.ProcessEnv,
-  flags: Partial<Record<string, string>> = {},
-  defaults: { advertiseIp: string; uid?: number } = { advertiseIp: "127.0.0.1" },
+  flags: Flags = {},
+  defaults: DefaultContext & { uid?: number } = { advertiseIp: "127.0.0.1" },
 ): Settings {
-  const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
+  const read: Partial<Record<SettingName, unknown>> = {};
   /** Settings read from their `_FILE` form, with the variable that named the file. */
   const fromFile = new Map<SettingName, string>();
-  const get = (key: SettingName): string | undefined => {
-    const [envName, flag] = SPEC[key];
-    const fileForm: readonly [string, string] | undefined = FILE_FORMS[key as keyof typeof FILE_FORMS];
-    // A flag (either form) wins over the environment (either form); both forms at once is a mistake.
-    const byFlag = flags[flag] !== undefined || (fileForm !== undefined && flags[fileForm[1]] !== undefined);
-    const value = nonEmpty(byFlag ? flags[flag] : env[envName]);
-    if (fileForm === undefined) return value;
-    const file = nonEmpty(byFlag ? flags[fileForm[1]] : env[fileForm[0]]);
-    if (file === undefined) return value;
-    if (value !== undefined) {
-      throw new SettingsError(
-        byFlag
-          ? `--${flag} and --${fileForm[1]} are both given: use one`
-          : `${envName} and ${fileForm[0]} are both set: set one`,
-      );
-    }
-    fromFile.set(key, fileForm[0]);
-    return readSettingFile(fileForm[0], file);
-  };
-  const label = (key: SettingName) => SPEC[key][0];
-  const port = int(label("port"), get("port") ?? "5559", 0);
-  const sentinelsRaw = get("redisSentinels");
-  const settings: Settings = {
-    redisUrl: get("redisUrl") ?? "redis://127.0.0.1:6379",
-    keyPrefix: get("keyPrefix") ?? "launcher",
-    nodeId: get("nodeId") ?? `${hostname()}-${port}`,
-    host: get("host") ?? "0.0.0.0",
-    port,
-    advertiseIp: get("advertiseIp") ?? defaults.advertiseIp,
-    authDisabled: bool(get("authDisabled") ?? "0"),
-    adminGroup: get("adminGroup") ?? "launcher-admins",
-    clusterName: get("clusterName") ?? "Local",
-    scratchPath: resolve(get("scratchPath") ?? "./.launcher-scratch"),
-    jobExpiryHours: num(label("jobExpiryHours"), get("jobExpiryHours") ?? "24"),
-    heartbeatMs: int(label("heartbeatMs"), get("heartbeatMs") ?? "1000", 10),
-    offlineAfterMs: int(label("offlineAfterMs"), get("offlineAfterMs") ?? "3000", 10),
-    lostAfterMs: int(label("lostAfterMs"), get("lostAfterMs") ?? "30000", 10),
-    drainMs: int(label("drainMs"), get("drainMs") ?? "3000", 0),
-    logLevel: get("logLevel") ?? "info",
-    eventRetention: int(label("eventRetention"), get("eventRetention") ?? "100000", 10),
-    maxRunningJobs: int(label("maxRunningJobs"), get("maxRunningJobs") ?? "0", 0),
-    peerTimeoutMs: int(label("peerTimeoutMs"), get("peerTimeoutMs") ?? "3000", 10),
-    unprivileged: bool(get("unprivileged") ?? "0"),
-    allowRootJobs: bool(get("allowRootJobs") ?? "0"),
-    bodyTimeoutMs: int(label("bodyTimeoutMs"), get("bodyTimeoutMs") ?? "30000", 100),
-    streamBufferBytes: int(label("streamBufferBytes"), get("streamBufferBytes") ?? "4194304", 1024),
-  };
-  const optional = {
-    authSecret: get("authSecret"),
-    authPublicKeyFile: get("authPublicKeyFile"),
-    redisMasterName: get("redisMasterName"),
-    clusterConfigFile: get("clusterConfigFile"),
-    redisSentinels: sentinelsRaw ? sentinels(label("redisSentinels"), sentinelsRaw) : undefined,
-    authIssuer: get("authIssuer"),
-    authAudience: get("authAudience"),
-    tlsCertFile: get("tlsCertFile"),
-    tlsKeyFile: get("tlsKeyFile"),
-    tlsCaFile: get("tlsCaFile"),
-  };
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) Object.assign(settings, { [k]: v });
+  const computed: SettingName[] = [];
+  for (const name of SETTING_NAMES) {
+    const spec: SettingSpec<unknown> = SETTINGS[name];
+    const given = givenText(spec, env, flags);
+    if (given.file) fromFile.set(name, given.file);
+    const raw = given.value ?? (typeof spec.default === "string" ? spec.default : undefined);
+    if (raw !== undefined) read[name] = spec.parse(spec.env, raw);
+    else if (spec.default !== undefined) computed.push(name);
+  }
+  // Computed defaults come last: they may depend on any other setting (the node id on the port).
+  for (const name of computed) {
+    const spec: SettingSpec<unknown> = SETTINGS[name];
+    const fn = spec.default as Exclude<SettingSpec<unknown>["default"], string | undefined>;
+    read[name] = spec.parse(spec.env, fn(read as Partial<Settings>, defaults));
+  }
+  const settings = read as Settings;
+  checkCombinations(settings, fromFile, defaults.uid ?? process.getuid?.());
+  return settings;
+}
+
+/** Rules across settings, which no single parser can check. */
+function checkCombinations(
+  settings: Settings,
+  fromFile: Map<SettingName, string>,
+  uid: number | undefined,
+): void {
   if (settings.lostAfterMs <= settings.offlineAfterMs) {
     throw new SettingsError("LAUNCHER_LOST_AFTER_MS must be greater than LAUNCHER_OFFLINE_AFTER_MS");
   }
@@ -235,7 +515,7 @@ export function loadSettings(
       "LAUNCHER_TLS_CERT_FILE and LAUNCHER_TLS_KEY_FILE go together: set both or neither",
     );
   }
-  if (!settings.unprivileged && (defaults.uid ?? process.getuid?.()) !== 0) {
+  if (!settings.unprivileged && uid !== 0) {
     throw new SettingsError(
       "This node is not running as root, so it cannot run jobs as their users: run it as root, or set " +
         "LAUNCHER_UNPRIVILEGED=1 to run every job as the node's own user (one trust domain)",
@@ -244,7 +524,6 @@ export function loadSettings(
   if (settings.redisSentinels && !settings.redisMasterName) {
     throw new SettingsError("LAUNCHER_REDIS_SENTINELS needs LAUNCHER_REDIS_MASTER_NAME");
   }
-  return settings;
 }
 
 /** Refuses an HS256 secret shorter than MIN_SECRET_BYTES; `name` says where it came from. */
@@ -269,4 +548,32 @@ export function readSettingFile(name: string, path: string): string {
   const value = text.replace(/\r?\n$/, "");
   if (value === "") throw new SettingsError(`${name}: "${path}" is empty`);
   return value;
+}
+
+// ---- docs ----------------------------------------------------------------------------------
+
+/** One row of the README's settings table: name, flag, default, meaning (markdown cells). */
+export type SettingDocRow = readonly [string, string, string, string];
+
+/** The table's rows, each `_FILE` form right after its setting. */
+export function settingDocRows(): SettingDocRow[] {
+  return SPECS.flatMap((s): SettingDocRow[] => {
+    const row: SettingDocRow = [`\`${s.env}\``, `\`--${s.flag}\``, shownDefault(s), s.doc];
+    const f = s.fileForm;
+    return f ? [row, [`\`${f.env}\``, `\`--${f.flag}\``, "unset", f.doc]] : [row];
+  });
+}
+
+function shownDefault(spec: SettingSpec<unknown>): string {
+  if (spec.shownDefault !== undefined) return spec.shownDefault;
+  return typeof spec.default === "string" ? `\`${spec.default}\`` : "unset";
+}
+
+/** The README's settings table as markdown, columns padded (what `npm run docs:settings` prints). */
+export function settingsMarkdown(): string {
+  const rows: SettingDocRow[] = [["name", "flag", "default", "meaning"], ...settingDocRows()];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  const rule = `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`;
+  return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join("\n");
 }

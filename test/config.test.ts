@@ -1,15 +1,23 @@
-// Settings: the 32-byte secret minimum, the _FILE forms and their precedence, token checks, TLS.
-import { mkdtempSync, writeFileSync } from "node:fs";
+// Settings: the one table (defaults, parsers, docs), the 32-byte secret minimum, the _FILE forms and
+// their precedence, token checks, TLS.
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  BOOLEAN_SETTING_FLAGS,
+  flagOfEnv,
   loadSettings,
   MIN_SECRET_BYTES,
   SECRET_FLAGS,
+  SETTING_ENV_NAMES,
   SETTING_FLAGS,
+  SETTING_NAMES,
+  SETTINGS,
+  type SettingSpec,
   type Settings,
   SettingsError,
+  settingDocRows,
 } from "../src/config.js";
 
 const SECRET = "0123456789abcdef0123456789abcdef"; // 32 bytes
@@ -160,5 +168,133 @@ describe("privileges", () => {
       { advertiseIp: "127.0.0.1", uid: 1000 },
     );
     expect(s.unprivileged).toBe(true);
+  });
+});
+
+describe("the settings table", () => {
+  const base = { LAUNCHER_AUTH_SECRET: SECRET };
+
+  it("gives every setting one env name and one flag", () => {
+    expect(new Set(SETTING_ENV_NAMES).size).toBe(SETTING_ENV_NAMES.length);
+    expect(new Set(SETTING_FLAGS).size).toBe(SETTING_FLAGS.length);
+    for (const env of SETTING_ENV_NAMES) expect(env).toMatch(/^LAUNCHER_[A-Z_]+$/);
+    expect(flagOfEnv("LAUNCHER_REDIS_URL")).toBe("redis-url");
+    expect(flagOfEnv("LAUNCHER_AUTH_SECRET_FILE")).toBe("auth-secret-file");
+    expect(flagOfEnv("LAUNCHER_NOT_A_SETTING")).toBeUndefined();
+    expect([...BOOLEAN_SETTING_FLAGS].sort()).toEqual(["allow-root-jobs", "auth-disabled", "unprivileged"]);
+  });
+
+  it("holds the defaults loadSettings uses", () => {
+    const s = load(base);
+    expect(s).toMatchObject({
+      redisUrl: "redis://127.0.0.1:6379",
+      keyPrefix: "launcher",
+      host: "0.0.0.0",
+      port: 5559,
+      advertiseIp: "127.0.0.1",
+      authDisabled: false,
+      adminGroup: "launcher-admins",
+      clusterName: "Local",
+      jobExpiryHours: 24,
+      heartbeatMs: 1000,
+      offlineAfterMs: 3000,
+      lostAfterMs: 30000,
+      drainMs: 3000,
+      logLevel: "info",
+      eventRetention: 100000,
+      maxRunningJobs: 0,
+      peerTimeoutMs: 3000,
+      unprivileged: false,
+      allowRootJobs: false,
+      bodyTimeoutMs: 30000,
+      streamBufferBytes: 4194304,
+    });
+    expect(s.nodeId).toMatch(/-5559$/);
+    expect(load(base, { port: "7001" }).nodeId).toMatch(/-7001$/);
+    expect(s.scratchPath).toBe(join(process.cwd(), ".launcher-scratch"));
+    for (const name of SETTING_NAMES.filter((n) => n !== "authSecret")) {
+      if ((SETTINGS[name] as SettingSpec<unknown>).default === undefined)
+        expect(s[name], name).toBeUndefined();
+    }
+  });
+
+  it("reads booleans as exactly 1/0, true/false, yes/no, on/off; anything else names the setting", () => {
+    for (const [text, value] of [
+      ["1", true],
+      ["TRUE", true],
+      [" yes ", true],
+      ["on", true],
+      ["0", false],
+      ["false", false],
+      ["No", false],
+      ["off", false],
+    ] as const) {
+      expect(load({ ...base, LAUNCHER_ALLOW_ROOT_JOBS: text }).allowRootJobs, text).toBe(value);
+    }
+    // It used to be silently false, so a typo left authentication on (or a node privileged).
+    expect(refused({ LAUNCHER_AUTH_DISABLED: "maybe" })).toBe(
+      'LAUNCHER_AUTH_DISABLED must be one of 1/0/true/false/yes/no/on/off, got "maybe"',
+    );
+    expect(refused(base, { unprivileged: "enabled" })).toMatch(/^LAUNCHER_UNPRIVILEGED must be one of/);
+  });
+
+  it("refuses malformed numbers, naming the setting", () => {
+    expect(refused({ ...base, LAUNCHER_PORT: "80a" })).toBe(
+      'LAUNCHER_PORT must be a whole number, got "80a"',
+    );
+    expect(refused({ ...base, LAUNCHER_HEARTBEAT_MS: "5" })).toBe(
+      "LAUNCHER_HEARTBEAT_MS must be at least 10, got 5",
+    );
+    expect(refused({ ...base, LAUNCHER_JOB_EXPIRY_HOURS: "0" })).toMatch(
+      /^LAUNCHER_JOB_EXPIRY_HOURS must be a positive/,
+    );
+    expect(load({ ...base, LAUNCHER_JOB_EXPIRY_HOURS: "0.5" }).jobExpiryHours).toBe(0.5);
+    expect(refused({ ...base, LAUNCHER_REDIS_SENTINELS: "a:1,b" })).toBe(
+      'LAUNCHER_REDIS_SENTINELS: "b" is not host:port',
+    );
+  });
+});
+
+/** The rows of the markdown table that follows `marker` in `text`, as trimmed cells (the rule left out). */
+function tableAfter(text: string, marker: string): string[][] {
+  const from = text.indexOf(marker);
+  expect(from, marker).toBeGreaterThanOrEqual(0);
+  const lines = text.slice(from).split("\n");
+  const first = lines.findIndex((l) => l.startsWith("|"));
+  const end = lines.findIndex((l, i) => i > first && !l.startsWith("|"));
+  return lines
+    .slice(first, end < 0 ? undefined : end)
+    .filter((l) => !/^\|[\s|-]+\|$/.test(l))
+    .map((l) =>
+      l
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((c) => c.trim()),
+    );
+}
+
+describe("the docs' settings tables", () => {
+  const ROOT = join(import.meta.dirname, "..");
+
+  it("the README's is the table's markdown (npm run docs:settings prints it)", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const rows = tableAfter(readme, "<!-- settings table:");
+    expect(rows[0]).toEqual(["name", "flag", "default", "meaning"]);
+    expect(rows.slice(1)).toEqual(settingDocRows().map((r) => [...r]));
+  });
+
+  it("docs/http-api.md names only settings of the table, with the table's defaults", () => {
+    const api = readFileSync(join(ROOT, "docs/http-api.md"), "utf8");
+    const rows = tableAfter(api, "## Settings (environment)").slice(1);
+    const shown = new Map(settingDocRows().map(([name, , def]) => [name, def]));
+    expect(rows.length).toBeGreaterThan(10);
+    for (const [names, defaults] of rows) {
+      const listed = names!.split(", ");
+      for (const name of listed) expect(shown.has(name), name).toBe(true);
+      // A row of several settings gives one default for all ("unset") or one each; "see ..." refers on.
+      const values = defaults === "unset" ? listed.map(() => "unset") : defaults!.split(", ");
+      if (values.length !== listed.length) continue;
+      for (const [i, name] of listed.entries()) expect(values[i], name).toBe(shown.get(name));
+    }
   });
 });

@@ -3,22 +3,38 @@
 // and on Ctrl-C or SIGTERM stops everything in order (nodes drain; their jobs keep running and are
 // re-adopted by the next `npm run fleet` on the same scratch directory).
 import { parseArgs } from "node:util";
+import { readSettingFile, SETTINGS, type SettingSpec } from "../config.js";
 import { type LocalFleet, NODE_SETTING_VARS, startLocalFleet } from "../topology/index.js";
 
 const USAGE = `usage: launcher-fleet fleet [--nodes 3] [--port 5559] [--lb-port 8080] [--redis-url URL]
                              [--scratch-path DIR] [--no-haproxy]
 Node settings (LAUNCHER_KEY_PREFIX, LAUNCHER_LOG_LEVEL, ...) set in the environment apply to every node.`;
 
-/** Settings the fleet sets per node or takes as options, so they are not passed through as-is. */
-const NOT_PASSED_THROUGH = new Set([
-  "LAUNCHER_NODE_ID",
-  "LAUNCHER_PORT",
-  "LAUNCHER_HOST",
-  "LAUNCHER_ADVERTISE_IP",
-  "LAUNCHER_REDIS_URL",
-  "LAUNCHER_AUTH_SECRET",
-  "LAUNCHER_SCRATCH_PATH",
-]);
+/**
+ * Settings the fleet sets per node or takes as options, so they are not passed through as-is (nor
+ * their `_FILE` forms, which a node refuses beside the direct form the fleet sets).
+ */
+const NOT_PASSED_THROUGH = new Set(
+  [
+    SETTINGS.nodeId,
+    SETTINGS.port,
+    SETTINGS.host,
+    SETTINGS.advertiseIp,
+    SETTINGS.redisUrl,
+    SETTINGS.authSecret,
+    SETTINGS.scratchPath,
+  ].flatMap((s: SettingSpec<unknown>) => [s.env, ...(s.fileForm ? [s.fileForm.env] : [])]),
+);
+
+/** A setting from this shell's environment, or from the file its `_FILE` form names. */
+function fromEnv(env: NodeJS.ProcessEnv, spec: SettingSpec<unknown>): string | undefined {
+  const file = spec.fileForm ? env[spec.fileForm.env] : undefined;
+  if (file) {
+    if (env[spec.env]) throw new UsageError(`${spec.env} and ${spec.fileForm!.env} are both set: set one`);
+    return readSettingFile(spec.fileForm!.env, file);
+  }
+  return env[spec.env] || undefined;
+}
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -60,9 +76,9 @@ function parse(argv: string[]) {
     nodes: positiveInt("nodes", values.nodes, 3),
     basePort: positiveInt("port", values.port, 5559),
     lbPort: positiveInt("lb-port", values["lb-port"], 8080),
-    redisUrl: values["redis-url"] ?? (env.LAUNCHER_REDIS_URL || undefined),
-    secret: env.LAUNCHER_AUTH_SECRET || undefined,
-    scratchPath: values["scratch-path"] ?? (env.LAUNCHER_SCRATCH_PATH || undefined),
+    redisUrl: values["redis-url"] ?? fromEnv(env, SETTINGS.redisUrl),
+    secret: fromEnv(env, SETTINGS.authSecret),
+    scratchPath: values["scratch-path"] ?? fromEnv(env, SETTINGS.scratchPath),
     haproxy: values["no-haproxy"] ? false : undefined,
   };
 }

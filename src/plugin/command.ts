@@ -9,7 +9,18 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:f
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { type ClusterInfo, ConfigReloadErrorType, errorText } from "../api/index.js";
-import { loadSettings, SETTING_FLAGS, type Settings, SettingsError } from "../config.js";
+import {
+  BOOL_TEXTS,
+  BOOLEAN_SETTING_FLAGS,
+  boolText,
+  flagOfEnv,
+  loadSettings,
+  SETTING_FLAGS,
+  SETTINGS,
+  type Settings,
+  SettingsError,
+  wholeNumber as settingsWholeNumber,
+} from "../config.js";
 import { limitHeapGrowth } from "../heap.js";
 import { loadClusterInfo } from "../launcher/service.js";
 import { createLogger } from "../logger.js";
@@ -56,7 +67,8 @@ const VALUE_OPTIONS = new Set([
   "node-connection-timeout-seconds",
   "resource-poll-ms",
 ]);
-const BOOLEAN_OPTIONS = new Set(["enable-debug-logging", "unprivileged"]);
+/** The plugin's own boolean and every boolean node setting: all may be given bare (`--auth-disabled`). */
+const BOOLEAN_OPTIONS = new Set(["enable-debug-logging", ...BOOLEAN_SETTING_FLAGS]);
 /** Options the Launcher (or a Local plugin config) may pass that mean nothing here. */
 const IGNORED_OPTIONS = new Set([
   "server-user",
@@ -81,18 +93,15 @@ function isKnown(name: string): boolean {
   );
 }
 
-const TRUE = new Set(["1", "true", "yes", "on"]);
-const FALSE = new Set(["0", "false", "no", "off"]);
-
 function isBoolText(text: string): boolean {
-  return TRUE.has(text.toLowerCase()) || FALSE.has(text.toLowerCase());
+  return boolText(text) !== undefined;
 }
 
+/** The node settings' boolean rule (src/config.ts), as a usage error of the plugin's command line. */
 export function parseBool(name: string, text: string): boolean {
-  const t = text.trim().toLowerCase();
-  if (TRUE.has(t)) return true;
-  if (FALSE.has(t)) return false;
-  throw new UsageError(`${name} must be 1/0 or true/false, got "${text}"`);
+  const value = boolText(text);
+  if (value === undefined) throw new UsageError(`${name} must be one of ${BOOL_TEXTS}, got "${text}"`);
+  return value;
 }
 
 export interface ParsedArgs {
@@ -149,9 +158,9 @@ export function parsePluginArgs(argv: readonly string[]): ParsedArgs {
   return { options, unknown, help };
 }
 
-/** `LAUNCHER_REDIS_URL` → `redis-url`; dashed names stay as they are. */
+/** A setting's variable (`LAUNCHER_REDIS_URL`) → its flag (`redis-url`), from the settings table. */
 function optionName(key: string): string {
-  return key.startsWith("LAUNCHER_") ? key.slice("LAUNCHER_".length).toLowerCase().replaceAll("_", "-") : key;
+  return flagOfEnv(key) ?? key;
 }
 
 /**
@@ -177,11 +186,13 @@ export function parseConfigFile(text: string, file: string): Record<string, stri
   return out;
 }
 
+/** The node settings' whole-number rule, as a usage error naming the plugin's option. */
 function wholeNumber(name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`--${name} must be a whole number, got "${text}"`);
-  const n = Number(text);
-  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
-  return n;
+  try {
+    return settingsWholeNumber(`--${name}`, text, min, max);
+  } catch (err) {
+    throw err instanceof SettingsError ? new UsageError(err.message) : err;
+  }
 }
 
 export interface PluginConfig {
@@ -233,7 +244,10 @@ export function resolvePluginConfig(
   for (const [name, value] of Object.entries(merged))
     if (SETTING_OPTIONS.has(name)) settingFlags[name] = value;
   const pluginName =
-    merged["plugin-name"] || settingFlags["cluster-name"] || env.LAUNCHER_CLUSTER_NAME || "Local";
+    merged["plugin-name"] ||
+    settingFlags["cluster-name"] ||
+    env[SETTINGS.clusterName.env] ||
+    SETTINGS.clusterName.default;
   if (merged["plugin-name"] && settingFlags["cluster-name"] === undefined)
     settingFlags["cluster-name"] = merged["plugin-name"];
   if (
@@ -247,7 +261,8 @@ export function resolvePluginConfig(
     const s = wholeNumber("node-connection-timeout-seconds", connectSeconds, 0, 3600);
     if (s > 0) settingFlags["peer-timeout-ms"] = String(s * 1000);
   }
-  if (settingFlags.port === undefined && !env.LAUNCHER_PORT) settingFlags.port = String(PLUGIN_DEFAULT_PORT);
+  if (settingFlags.port === undefined && !env[SETTINGS.port.env])
+    settingFlags.port = String(PLUGIN_DEFAULT_PORT);
 
   const heartbeat = merged["heartbeat-interval-seconds"];
   const maxSize = merged["max-message-size"];

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
-import { SETTING_FLAGS } from "../config.js";
+import { SETTING_ENV_NAMES, SETTINGS } from "../config.js";
 import { signToken, type TokenOptions } from "../http/auth.js";
 import { type RunningHaproxy, startHaproxy } from "./haproxy.js";
 import { CLI_PATH, findOnPath } from "./paths.js";
@@ -84,11 +84,12 @@ interface Slot {
   stopping: boolean;
 }
 
-const DEFAULT_DRAIN_MS = 3_000;
 /** The node identity that the fleet sets itself; `opts.env` cannot override these. */
-const IDENTITY = ["LAUNCHER_NODE_ID", "LAUNCHER_PORT", "LAUNCHER_HOST", "LAUNCHER_ADVERTISE_IP"];
-/** Every node setting's variable name, derived from the CLI flag names (redis-url -> LAUNCHER_REDIS_URL). */
-export const NODE_SETTING_VARS = SETTING_FLAGS.map((f) => `LAUNCHER_${f.toUpperCase().replaceAll("-", "_")}`);
+const IDENTITY: readonly string[] = [SETTINGS.nodeId, SETTINGS.port, SETTINGS.host, SETTINGS.advertiseIp].map(
+  (s) => s.env,
+);
+/** Every node setting's variable name (the `_FILE` forms included), from the settings table. */
+export const NODE_SETTING_VARS = SETTING_ENV_NAMES;
 
 /**
  * The environment children inherit: this process's, without LAUNCHER_* variables, so a fleet is
@@ -147,9 +148,9 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
   ]);
 
   const env = baseEnv();
-  const drainMs = Number(opts.env?.LAUNCHER_DRAIN_MS ?? DEFAULT_DRAIN_MS);
+  const drainMs = Number(opts.env?.[SETTINGS.drainMs.env] ?? SETTINGS.drainMs.default);
   const secret = opts.secret ?? randomBytes(32).toString("hex");
-  const adminGroup = opts.env?.LAUNCHER_ADMIN_GROUP ?? "launcher-admins";
+  const adminGroup = opts.env?.[SETTINGS.adminGroup.env] ?? SETTINGS.adminGroup.default;
   let redis: PrivateRedis | undefined;
   let haproxy: RunningHaproxy | undefined;
   let redisUrl = opts.redisUrl;
@@ -158,17 +159,17 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
     const extra = Object.fromEntries(Object.entries(opts.env ?? {}).filter(([k]) => !IDENTITY.includes(k)));
     return {
       ...env,
-      LAUNCHER_REDIS_URL: redisUrl,
-      LAUNCHER_AUTH_SECRET: secret,
-      LAUNCHER_SCRATCH_PATH: scratchPath,
+      [SETTINGS.redisUrl.env]: redisUrl,
+      [SETTINGS.authSecret.env]: secret,
+      [SETTINGS.scratchPath.env]: scratchPath,
       // A development fleet: every job runs as whoever started it (one trust domain). A multi-user
       // host runs its nodes as root without this, so each job runs as its own user.
-      LAUNCHER_UNPRIVILEGED: "1",
+      [SETTINGS.unprivileged.env]: "1",
       ...extra,
-      LAUNCHER_NODE_ID: slot.id,
-      LAUNCHER_PORT: String(slot.port),
-      LAUNCHER_HOST: slot.ip,
-      LAUNCHER_ADVERTISE_IP: slot.ip,
+      [SETTINGS.nodeId.env]: slot.id,
+      [SETTINGS.port.env]: String(slot.port),
+      [SETTINGS.host.env]: slot.ip,
+      [SETTINGS.advertiseIp.env]: slot.ip,
     };
   };
 

@@ -65,6 +65,16 @@ describe("parsePluginArgs", () => {
     expect(() => parsePluginArgs(["--plugin-name", "--port", "0"])).toThrow("--plugin-name needs a value");
     expect(() => parsePluginArgs(["--unprivileged=maybe"])).toThrow(UsageError);
   });
+
+  it("takes every boolean node setting bare or valued, with the node's boolean words", () => {
+    expect(parsePluginArgs(["--auth-disabled", "--allow-root-jobs", "off"]).options).toEqual({
+      "auth-disabled": "1",
+      "allow-root-jobs": "0",
+    });
+    expect(() => parsePluginArgs(["--auth-disabled=maybe"])).toThrow(
+      '--auth-disabled must be one of 1/0/true/false/yes/no/on/off, got "maybe"',
+    );
+  });
 });
 
 describe("parseConfigFile", () => {
@@ -95,6 +105,14 @@ describe("parseConfigFile", () => {
     );
     expect(() => parseConfigFile("no equals sign", "f")).toThrow("f:1: expected key=value");
     expect(() => parseConfigFile("config-file=/x", "f")).toThrow("cannot be set from a config file");
+    // LAUNCHER_* keys are the settings table's names, not any name a string transform accepts.
+    expect(() => parseConfigFile("LAUNCHER_PLUGIN_NAME=x", "f")).toThrow(
+      'f:1: unknown option "LAUNCHER_PLUGIN_NAME"',
+    );
+    expect(() => parseConfigFile("LAUNCHER_AUTH_DISABLED=maybe", "f")).toThrow(
+      /^f:1: auth-disabled must be one of/,
+    );
+    expect(parseConfigFile("LAUNCHER_AUTH_SECRET_FILE=/s", "f")).toEqual({ "auth-secret-file": "/s" });
   });
 });
 
