@@ -50,20 +50,19 @@ export async function fanout(ctx: Ctx): Promise<void> {
     // The writer: a registered node identity (epoch from register_node) that keeps heartbeating,
     // so that peers neither see it as lost nor settle its jobs.
     const cmd = scripts.defineScripts(await redis.connect("bench-fanout-owner"));
-    const [epoch] = (await cmd.registerNode(
-      keys.node(WRITER),
-      keys.nodes,
-      WRITER,
-      keys.nodesChannel,
-      ...["host", "bench", "ipv4", "127.0.0.1", "port", "9", "status", "Online", "runningJobs", "0"],
-    )) as [number, number];
-    const owner = { nodeId: WRITER, epoch: Number(epoch) };
+    const nodeScripts = new scripts.NodeScripts(cmd, keys);
+    const { epoch } = await nodeScripts.registerNode(WRITER, {
+      host: "bench",
+      ipv4: "127.0.0.1",
+      port: "9",
+      status: "Online",
+      runningJobs: 0,
+    });
+    const owner = { nodeId: WRITER, epoch };
     let beating = true;
     const beat = async () => {
       while (beating) {
-        await cmd
-          .heartbeat(keys.node(WRITER), keys.nodes, WRITER, owner.epoch, keys.nodesChannel, "Online", 0)
-          .catch(() => undefined);
+        await nodeScripts.heartbeat(owner, "Online", 0).catch(() => undefined);
         await sleep(1_000);
       }
     };

@@ -97,6 +97,7 @@ class Simulation {
   private loop: Promise<void> | undefined;
   /** How many nodes also read the whole zset after each beat, through `blind` connections. */
   refreshers = 0;
+  private readonly nodeScripts: InstanceType<typeof scripts.NodeScripts>[];
 
   constructor(
     private readonly prefix: string,
@@ -105,38 +106,29 @@ class Simulation {
     private readonly n: number,
   ) {
     this.ids = Array.from({ length: n }, (_, i) => `sim-${i.toString().padStart(5, "0")}`);
+    const keys = keysModule.fleetKeys(prefix);
+    this.nodeScripts = conns.map((c) => new scripts.NodeScripts(c, keys));
     this.lastAck = new Array(n).fill(0);
   }
 
   async register(): Promise<void> {
     const keys = keysModule.fleetKeys(this.prefix);
-    const conn = this.conns[0]!;
+    const conn = new scripts.NodeScripts(this.conns[0]!, keys);
     for (let i = 0; i < this.n; i += 500) {
       const batch = this.ids.slice(i, i + 500);
       const res = await Promise.all(
         batch.map((id) =>
-          conn.registerNode(
-            keys.node(id),
-            keys.nodes,
-            id,
-            keys.nodesChannel,
-            ...[
-              "host",
-              `sim-host-${id}`,
-              "ipv4",
-              "127.0.0.1",
-              "port",
-              "9",
-              "status",
-              "Online",
-              "runningJobs",
-              "0",
-            ],
-          ),
+          conn.registerNode(id, {
+            host: `sim-host-${id}`,
+            ipv4: "127.0.0.1",
+            port: "9",
+            status: "Online",
+            runningJobs: 0,
+          }),
         ),
       );
       res.forEach((r, j) => {
-        this.epochs[i + j] = Number((r as [number, number])[0]);
+        this.epochs[i + j] = r.epoch;
       });
     }
   }
@@ -154,10 +146,10 @@ class Simulation {
           const i = sent % this.n;
           if (this.dead.has(i)) continue;
           const id = this.ids[i]!;
-          const conn = this.conns[i % this.conns.length]!;
-          conn.heartbeat(keys.node(id), keys.nodes, id, this.epochs[i]!, keys.nodesChannel, "Online", 0).then(
+          const conn = this.nodeScripts[i % this.nodeScripts.length]!;
+          conn.heartbeat({ nodeId: id, epoch: this.epochs[i]! }, "Online", 0).then(
             (r) => {
-              if (Number((r as number[])[0]) !== 1) this.fenced++;
+              if (r.fenced) this.fenced++;
               this.acked++;
               this.lastAck[i] = monoMs();
             },
@@ -232,9 +224,7 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
     const capIds = Array.from({ length: 1000 }, (_, i) => `cap:${i.toString().padStart(12, "0")}`);
     const capConn = scripts.defineScripts(await redis.connect("bench-hb-cap"));
     await Promise.all(
-      capIds.map((id) =>
-        capConn.registerNode(capKeys.node(id), capKeys.nodes, id, capKeys.nodesChannel, "status", "Online"),
-      ),
+      capIds.map((id) => new scripts.NodeScripts(capConn, capKeys).registerNode(id, { status: "Online" })),
     );
     const hbBench = parseBenchmark(
       (

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_STATUS_MESSAGE_LENGTH } from "../../src/api/index.js";
 import { JobStore, StoreConflict } from "../../src/cluster/job-store.js";
 import { fleetKeys } from "../../src/cluster/keys.js";
-import { defineScripts, type ScriptedRedis } from "../../src/cluster/scripts.js";
+import { defineScripts, NodeScripts, type ScriptedRedis } from "../../src/cluster/scripts.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 
 const keys = fleetKeys(uniquePrefix("store"));
@@ -11,15 +11,7 @@ let redis: ScriptedRedis;
 let store: JobStore;
 
 async function registerNode(id: string): Promise<number> {
-  const [epoch] = (await redis.registerNode(
-    keys.node(id),
-    keys.nodes,
-    id,
-    keys.nodesChannel,
-    "host",
-    "h",
-  )) as [number];
-  return Number(epoch);
+  return (await new NodeScripts(redis, keys).registerNode(id, { host: "h" })).epoch;
 }
 
 function job(id: string, user = "alice", submissionTime = "2026-01-01T00:00:00.000Z") {

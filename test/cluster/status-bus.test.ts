@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobStore } from "../../src/cluster/job-store.js";
 import { fleetKeys } from "../../src/cluster/keys.js";
-import { defineScripts, type ScriptedRedis } from "../../src/cluster/scripts.js";
+import { defineScripts, NodeScripts, type ScriptedRedis } from "../../src/cluster/scripts.js";
 import { type BusEvent, StatusBus } from "../../src/cluster/status-bus.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 
@@ -35,10 +35,8 @@ describe("status bus", () => {
   beforeAll(async () => {
     writer = defineScripts(conn("writer"));
     store = new JobStore(writer, keys, 10_000);
-    const [epoch] = (await writer.registerNode(keys.node("w"), keys.nodes, "w", keys.nodesChannel)) as [
-      number,
-    ];
-    owner = { nodeId: "w", epoch: Number(epoch) };
+    const { epoch } = await new NodeScripts(writer, keys).registerNode("w", {});
+    owner = { nodeId: "w", epoch };
   });
 
   it("delivers every event in order, exactly once, across dropped subscriber connections", async () => {
@@ -99,10 +97,10 @@ describe("status bus", () => {
   it("reports when retention trimmed events after a position", async () => {
     const k2 = fleetKeys(uniquePrefix("trim"));
     const s2 = new JobStore(writer, k2, 10);
-    const [epoch] = (await writer.registerNode(k2.node("w"), k2.nodes, "w", k2.nodesChannel)) as [number];
+    const { epoch } = await new NodeScripts(writer, k2).registerNode("w", {});
     const first = await s2.create(
       { id: "t0", user: "u", status: "Pending", command: "true" },
-      { nodeId: "w", epoch: Number(epoch) },
+      { nodeId: "w", epoch },
       [],
     );
     const bus = new StatusBus(conn("bus-cmd3"), conn("bus-sub3"), k2, logger);
