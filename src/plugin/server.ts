@@ -12,9 +12,8 @@
 //   `requestId: 0` and `sequences: [{requestId, seqId}]`; seqIds start at 1 per stream.
 
 import type { Logger } from "pino";
-import { APIVersion, ApiError, ErrCode, errorText, parseOutputType, toApiError } from "../api/index.js";
+import { APIVersion, ApiError, ErrCode, errorText, toApiError } from "../api/index.js";
 import type { Caller } from "../launcher/port.js";
-import { forEachUntilAborted, onOwner, routeToOwner } from "../launcher/requests/index.js";
 import { type DecodeEvent, MessageTooLargeError } from "./framing.js";
 import {
   callerFromRequest,
@@ -24,21 +23,15 @@ import {
   optBool,
   type PluginDeps,
   type Response,
-  requiredString,
 } from "./handlers.js";
 import type { LoadBalancerNodes } from "./load-balancer.js";
-import {
-  type BaseRequest,
-  parseRequest,
-  RequestType,
-  ResponseType,
-  type StreamSequence,
-  sniffRequestId,
-} from "./protocol.js";
+import { type BaseRequest, parseRequest, RequestType, ResponseType, sniffRequestId } from "./protocol.js";
+import { type StreamHandler, streamHandlers } from "./streams.js";
 
 // Kept where tests and the node import them from.
 export { filterTime } from "../launcher/requests/index.js";
 export { callerFromRequest, type OwnerForwarder, type PluginDeps, type ReloadResult } from "./handlers.js";
+export { splitOutput } from "./streams.js";
 
 export interface MessageWriter {
   write(message: unknown): Promise<void> | undefined;
@@ -59,25 +52,6 @@ interface OpenStream {
   messageType: number;
   controller: AbortController;
   seqId: number;
-}
-
-/** Splits output so that every message stays under the size limit (6 bytes per UTF-16 unit at worst). */
-export function splitOutput(output: string, maxSize: number): string[] {
-  const max = Math.max(1, Math.floor((maxSize - 512) / 6));
-  if (output.length <= max) return [output];
-  const pieces: string[] = [];
-  let start = 0;
-  while (start < output.length) {
-    let end = Math.min(output.length, start + max);
-    // Never cut a surrogate pair in two.
-    if (end < output.length && end - start > 1) {
-      const code = output.charCodeAt(end - 1);
-      if (code >= 0xd800 && code <= 0xdbff) end -= 1;
-    }
-    pieces.push(output.slice(start, end));
-    start = end;
-  }
-  return pieces;
 }
 
 function noop(): void {}
@@ -214,13 +188,13 @@ export class PluginServer {
       case RequestType.JobState:
         return plain(handlers.jobState);
       case RequestType.JobStatus:
-        return { stream: (s) => this.statusStream(deps, request, s) };
+        return { stream: (s) => this.runStream(streamHandlers.statusStream, deps, request, s) };
       case RequestType.ControlJob:
         return plain(handlers.control);
       case RequestType.JobOutput:
-        return { stream: (s) => this.outputStream(deps, request, s) };
+        return { stream: (s) => this.runStream(streamHandlers.outputStream, deps, request, s) };
       case RequestType.JobResourceUtil:
-        return { stream: (s) => this.resourceStream(deps, request, s) };
+        return { stream: (s) => this.runStream(streamHandlers.resourceStream, deps, request, s) };
       case RequestType.JobNetwork:
         return plain(handlers.network);
       case RequestType.ClusterInfo:
@@ -320,93 +294,15 @@ export class PluginServer {
     return this.respond(build(stream.seqId) as Response, stream.requestId);
   }
 
-  private sequences(stream: OpenStream): StreamSequence[] {
-    return [{ requestId: stream.requestId, seqId: stream.seqId }];
-  }
-
-  private async statusStream(deps: PluginDeps, request: BaseRequest, stream: OpenStream): Promise<void> {
-    const caller = this.caller(request);
-    const jobId = requiredString(request, "jobId");
-    const { signal } = stream.controller;
-    await forEachUntilAborted(deps.service.statusStream(caller, jobId, { signal }), signal, (item) => {
-      if ("resync" in item) return; // a fresh snapshot follows; the Launcher only needs statuses
-      return this.emit(stream, () => ({
-        messageType: ResponseType.JobStatus,
-        requestId: 0,
-        sequences: this.sequences(stream),
-        id: item.id,
-        name: item.name ?? "",
-        status: item.status,
-        ...(item.statusCode ? { statusCode: item.statusCode } : {}),
-        ...(item.statusMessage ? { statusMessage: item.statusMessage } : {}),
-      }));
+  /** Runs a stream handler with this server's side of the stream. */
+  private runStream(handler: StreamHandler, deps: PluginDeps, request: BaseRequest, stream: OpenStream) {
+    return handler(this.context(deps), request, {
+      requestId: stream.requestId,
+      signal: stream.controller.signal,
+      maxSize: this.opts.writer.maxSize,
+      emit: (build) => this.emit(stream, build),
+      sequences: () => [{ requestId: stream.requestId, seqId: stream.seqId }],
     });
-  }
-
-  private async outputStream(deps: PluginDeps, request: BaseRequest, stream: OpenStream): Promise<void> {
-    const caller = this.caller(request);
-    const jobId = requiredString(request, "jobId");
-    const type = parseOutputType(request.outputType ?? undefined);
-    const { signal } = stream.controller;
-    const source = onOwner(
-      await routeToOwner(deps.service, caller, jobId),
-      () => deps.service.outputStream(caller, jobId, type, signal),
-      (location) => deps.owners.outputStream(caller, location, jobId, type, signal),
-    );
-    const complete = await forEachUntilAborted(source, signal, async (chunk) => {
-      for (const output of splitOutput(chunk.output, this.opts.writer.maxSize)) {
-        await this.emit(stream, (seqId) => ({
-          messageType: ResponseType.JobOutput,
-          requestId: stream.requestId,
-          seqId,
-          output,
-          outputType: chunk.outputType,
-          complete: false,
-        }));
-      }
-    });
-    if (complete) {
-      await this.emit(stream, (seqId) => ({
-        messageType: ResponseType.JobOutput,
-        requestId: stream.requestId,
-        seqId,
-        output: "",
-        outputType: "",
-        complete: true,
-      }));
-    }
-  }
-
-  private async resourceStream(deps: PluginDeps, request: BaseRequest, stream: OpenStream): Promise<void> {
-    const caller = this.caller(request);
-    const jobId = requiredString(request, "jobId");
-    const { signal } = stream.controller;
-    const source = onOwner(
-      await routeToOwner(deps.service, caller, jobId),
-      () => deps.service.resourceStream(caller, jobId, signal),
-      (location) => deps.owners.resourceStream(caller, location, jobId, signal),
-    );
-    const nonZero = (name: string, value: number | undefined) => (value ? { [name]: value } : {});
-    const complete = await forEachUntilAborted(source, signal, (sample) =>
-      this.emit(stream, () => ({
-        messageType: ResponseType.JobResourceUtil,
-        requestId: 0,
-        sequences: this.sequences(stream),
-        ...nonZero("cpuPercent", sample.cpuPercent),
-        ...nonZero("cpuTime", sample.cpuTime),
-        ...nonZero("virtualMemory", sample.virtualMemory),
-        ...nonZero("residentMemory", sample.residentMemory),
-        complete: false,
-      })),
-    );
-    if (complete) {
-      await this.emit(stream, () => ({
-        messageType: ResponseType.JobResourceUtil,
-        requestId: 0,
-        sequences: this.sequences(stream),
-        complete: true,
-      }));
-    }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,0 +1,128 @@
+// The plugin's three streams (status, output, resource util), as thin adapters over the request
+// layer: routing to the job's owner and driving the service's iterable come from
+// src/launcher/requests/; what is left here is the plugin's message shapes. The server keeps the
+// stream's state (request id, seqId, cancel) and hands each handler a StreamOut.
+import { parseOutputType } from "../api/index.js";
+import { forEachUntilAborted, onOwner, routeToOwner } from "../launcher/requests/index.js";
+import { type HandlerContext, requiredString } from "./handlers.js";
+import { type BaseRequest, ResponseType, type StreamSequence } from "./protocol.js";
+
+/** A stream's side of the server: its signal, and its next message (numbered from 1). */
+export interface StreamOut {
+  readonly requestId: number;
+  readonly signal: AbortSignal;
+  /** Largest message the writer sends. */
+  readonly maxSize: number;
+  /** Sends the stream's next message; nothing once the stream is canceled. */
+  emit(build: (seqId: number) => Record<string, unknown>): Promise<void> | undefined;
+  /** The `sequences` of a multi-stream message (status, resource util). */
+  sequences(): StreamSequence[];
+}
+
+export type StreamHandler = (ctx: HandlerContext, request: BaseRequest, out: StreamOut) => Promise<void>;
+
+/** Splits output so that every message stays under the size limit (6 bytes per UTF-16 unit at worst). */
+export function splitOutput(output: string, maxSize: number): string[] {
+  const max = Math.max(1, Math.floor((maxSize - 512) / 6));
+  if (output.length <= max) return [output];
+  const pieces: string[] = [];
+  let start = 0;
+  while (start < output.length) {
+    let end = Math.min(output.length, start + max);
+    // Never cut a surrogate pair in two.
+    if (end < output.length && end - start > 1) {
+      const code = output.charCodeAt(end - 1);
+      if (code >= 0xd800 && code <= 0xdbff) end -= 1;
+    }
+    pieces.push(output.slice(start, end));
+    start = end;
+  }
+  return pieces;
+}
+
+const statusStream: StreamHandler = async (ctx, request, out) => {
+  const caller = ctx.caller(request);
+  const jobId = requiredString(request, "jobId");
+  const { signal } = out;
+  await forEachUntilAborted(ctx.deps.service.statusStream(caller, jobId, { signal }), signal, (item) => {
+    if ("resync" in item) return; // a fresh snapshot follows; the Launcher only needs statuses
+    return out.emit(() => ({
+      messageType: ResponseType.JobStatus,
+      requestId: 0,
+      sequences: out.sequences(),
+      id: item.id,
+      name: item.name ?? "",
+      status: item.status,
+      ...(item.statusCode ? { statusCode: item.statusCode } : {}),
+      ...(item.statusMessage ? { statusMessage: item.statusMessage } : {}),
+    }));
+  });
+};
+
+const outputStream: StreamHandler = async (ctx, request, out) => {
+  const caller = ctx.caller(request);
+  const jobId = requiredString(request, "jobId");
+  const type = parseOutputType(request.outputType ?? undefined);
+  const { signal, requestId } = out;
+  const source = onOwner(
+    await routeToOwner(ctx.deps.service, caller, jobId),
+    () => ctx.deps.service.outputStream(caller, jobId, type, signal),
+    (location) => ctx.deps.owners.outputStream(caller, location, jobId, type, signal),
+  );
+  const complete = await forEachUntilAborted(source, signal, async (chunk) => {
+    for (const output of splitOutput(chunk.output, out.maxSize)) {
+      await out.emit((seqId) => ({
+        messageType: ResponseType.JobOutput,
+        requestId,
+        seqId,
+        output,
+        outputType: chunk.outputType,
+        complete: false,
+      }));
+    }
+  });
+  if (complete) {
+    await out.emit((seqId) => ({
+      messageType: ResponseType.JobOutput,
+      requestId,
+      seqId,
+      output: "",
+      outputType: "",
+      complete: true,
+    }));
+  }
+};
+
+const resourceStream: StreamHandler = async (ctx, request, out) => {
+  const caller = ctx.caller(request);
+  const jobId = requiredString(request, "jobId");
+  const { signal } = out;
+  const source = onOwner(
+    await routeToOwner(ctx.deps.service, caller, jobId),
+    () => ctx.deps.service.resourceStream(caller, jobId, signal),
+    (location) => ctx.deps.owners.resourceStream(caller, location, jobId, signal),
+  );
+  const nonZero = (name: string, value: number | undefined) => (value ? { [name]: value } : {});
+  const complete = await forEachUntilAborted(source, signal, (sample) =>
+    out.emit(() => ({
+      messageType: ResponseType.JobResourceUtil,
+      requestId: 0,
+      sequences: out.sequences(),
+      ...nonZero("cpuPercent", sample.cpuPercent),
+      ...nonZero("cpuTime", sample.cpuTime),
+      ...nonZero("virtualMemory", sample.virtualMemory),
+      ...nonZero("residentMemory", sample.residentMemory),
+      complete: false,
+    })),
+  );
+  if (complete) {
+    await out.emit(() => ({
+      messageType: ResponseType.JobResourceUtil,
+      requestId: 0,
+      sequences: out.sequences(),
+      complete: true,
+    }));
+  }
+};
+
+export const streamHandlers = { statusStream, outputStream, resourceStream } as const;
