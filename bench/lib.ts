@@ -5,6 +5,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
@@ -52,7 +53,7 @@ export const auth: typeof import("../src/http/auth.js") = await import(distModul
 // ---------------------------------------------------------------------------------------------
 // Time and statistics
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 export const now = () => performance.now();
 /** CLOCK_MONOTONIC in ms: comparable between threads and processes on this machine. */
 export const monoMs = () => Number(process.hrtime.bigint()) / 1e6;

@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { TERMINAL_STATUSES } from "../src/api/status.js";
 import { signToken } from "../src/http/auth.js";
 import {
   type Ctx,
@@ -33,7 +34,7 @@ import {
 } from "./lib.js";
 
 const MEASURE = "privileged";
-const TERMINAL = new Set(["Finished", "Failed", "Killed", "Canceled"]);
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 const BENCH_USER = "lf-bench";
 
 /** The bench's job user (useradd when missing): ids for the spawn-paths script. */

@@ -8,6 +8,7 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents } from "bullmq";
+import { TERMINAL_STATUSES } from "../src/api/status.js";
 import {
   type BenchRedis,
   type Ctx,
@@ -32,7 +33,7 @@ import {
 } from "./lib.js";
 
 const MEASURE = "throughput";
-const TERMINAL = new Set(["Finished", "Failed", "Killed", "Canceled"]);
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 interface RunResult {
   rate: number;

@@ -18,12 +18,14 @@ export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
 /** Every status, in lifecycle order. */
 export const ALL_STATUSES: readonly JobStatus[] = Object.freeze(Object.values(JobStatus));
 
-const TERMINAL: ReadonlySet<string> = new Set<string>([
+/** The statuses that never change again. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = Object.freeze([
   JobStatus.Finished,
   JobStatus.Failed,
   JobStatus.Killed,
   JobStatus.Canceled,
 ]);
+const TERMINAL: ReadonlySet<string> = new Set<string>(TERMINAL_STATUSES);
 
 /**
  * Go `TerminalStatus`: true when the status will never change again. Exact, case-sensitive match,

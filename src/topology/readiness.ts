@@ -1,9 +1,8 @@
 // Waiting for servers to come up: HTTP readiness endpoints and Redis PING.
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 
 const POLL_MS = 100;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One GET; true on a 200. Network errors and timeouts count as "not yet". */
 export async function isReady(url: string, timeoutMs = 1_000): Promise<boolean> {

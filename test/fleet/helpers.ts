@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import net from "node:net";
 import { Redis } from "ioredis";
 import type { Settings } from "../../src/config.js";
 import { api, type ChildNode, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
+import * as nodeJobs from "../node/helpers.js";
 
 export type Json = Record<string, unknown>;
 
@@ -81,66 +81,26 @@ export async function nodeView(url: string, id: string): Promise<NodeViewBody | 
   return (await nodesOf(url)).find((v) => v.id === id);
 }
 
+/** Submits through `url`; the new job's id. */
 export async function submit(url: string, token: string, body: Json): Promise<string> {
-  const r = await api(url, "POST", "/jobs", { token, body });
-  if (r.status !== 201) throw new Error(`submit failed: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.id as string;
+  return (await nodeJobs.submit({ url }, token, body)).id;
 }
 
-export async function getJob(url: string, token: string, id: string): Promise<Json> {
-  const r = await api(url, "GET", `/jobs/${id}`, { token });
-  if (r.status !== 200) throw new Error(`get ${id} failed: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
+export function getJob(url: string, token: string, id: string): Promise<Json> {
+  return nodeJobs.getJob({ url }, token, id);
 }
 
 /** Waits until the job (read through `url`) has `status`; returns the job. */
-export async function waitStatus(
-  url: string,
-  token: string,
-  id: string,
-  status: string,
-  timeoutMs = 10_000,
-): Promise<Json> {
-  return until(
-    async () => {
-      const j = await api(url, "GET", `/jobs/${id}`, { token });
-      return j.status === 200 && j.body.status === status ? j.body : undefined;
-    },
-    { timeoutMs },
-  );
+export function waitStatus(url: string, token: string, id: string, status: string, timeoutMs = 10_000) {
+  return nodeJobs.waitStatus({ url }, token, id, status, timeoutMs);
 }
 
-export async function control(url: string, token: string, id: string, operation: string) {
-  return api(url, "POST", `/jobs/${id}/control`, { token, body: { operation } });
+export function control(url: string, token: string, id: string, operation: string) {
+  return nodeJobs.control({ url }, token, id, operation);
 }
 
-/** `/proc/<pid>/stat` state letter (R, S, T, Z, …), or undefined when the process is gone. */
-export function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive = exists and is not a zombie. */
-export function alive(pid: number): boolean {
-  const s = procState(pid);
-  return s !== undefined && s !== "Z" && s !== "X";
-}
-
-/** Kills a job's process group if it is still there (cleanup for jobs orphaned on purpose). */
-export function killGroup(pid: number | undefined): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {}
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { setTimeout as sleep } from "node:timers/promises";
+export { alive, killGroup, procState } from "../helpers/procs.js";
 
 /** A plain connection for inspecting Redis and dropping other clients. */
 export function adminRedis(url: string): Redis {

@@ -1,4 +1,6 @@
 // Shared setup for HTTP tests: settings, tokens, apps on free ports, stream readers.
+
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { Registry } from "prom-client";
@@ -105,9 +107,7 @@ export function sse(text: string): { id?: string; data?: Record<string, unknown>
     });
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep };
 
 /** Polls until `check` holds or the timeout passes. */
 export async function eventually(check: () => boolean, timeoutMs = 2000): Promise<void> {

@@ -1,6 +1,6 @@
 // Shared helpers for the single-node tests: submit, read, control and wait on jobs of a real node,
 // and look at the job's real process through /proc.
-import { readdirSync, readFileSync } from "node:fs";
+import { TERMINAL_STATUSES } from "../../src/api/status.js";
 import { api, until } from "../helpers/nodes.js";
 
 export type JobBody = Record<string, unknown> & {
@@ -15,7 +15,7 @@ export type JobBody = Record<string, unknown> & {
   user?: string;
 };
 
-export const TERMINAL = ["Finished", "Failed", "Killed", "Canceled"];
+export const TERMINAL: readonly string[] = TERMINAL_STATUSES;
 
 /** A node's address (TestNode and ChildNode both have one). */
 export interface HasUrl {
@@ -39,22 +39,33 @@ export function control(n: HasUrl, tok: string, id: string, operation: unknown) 
   return api(n.url, "POST", `/jobs/${encodeURIComponent(id)}/control`, { token: tok, body: { operation } });
 }
 
-/** Waits until the job has one of `statuses` and returns it. */
-export function waitStatus(
+/**
+ * Waits until the job has one of `statuses` and returns it. An error answer (a node restarting, a
+ * 503 during failover) is polled past; the last answer is in the timeout's message.
+ */
+export async function waitStatus(
   n: HasUrl,
   tok: string,
   id: string,
-  statuses: string | string[],
+  statuses: string | readonly string[],
   timeoutMs = 10_000,
 ): Promise<JobBody> {
-  const want = Array.isArray(statuses) ? statuses : [statuses];
-  return until(
-    async () => {
-      const job = await getJob(n, tok, id);
-      return want.includes(job.status ?? "") ? job : undefined;
-    },
-    { timeoutMs },
-  );
+  const want: readonly string[] = typeof statuses === "string" ? [statuses] : statuses;
+  let last: unknown;
+  try {
+    return await until(
+      async () => {
+        const res = await api<JobBody>(n.url, "GET", `/jobs/${encodeURIComponent(id)}`, { token: tok });
+        last = res;
+        return res.status === 200 && want.includes(res.body.status ?? "") ? res.body : undefined;
+      },
+      { timeoutMs },
+    );
+  } catch (err) {
+    throw new Error(`job ${id} did not reach ${want.join("/")}: last answer ${JSON.stringify(last)}`, {
+      cause: err,
+    });
+  }
 }
 
 export const waitTerminal = (n: HasUrl, tok: string, id: string, timeoutMs = 10_000) =>
@@ -72,39 +83,8 @@ export async function listJobs(n: HasUrl, tok: string, query = ""): Promise<JobB
   return res.body.jobs;
 }
 
-/** The state letter of /proc/<pid>/stat (R, S, T, Z, …), or undefined when the pid is gone. */
-export function procState(pid: number): string | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return text.slice(text.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether the process exists and is not a zombie. */
-export function alive(pid: number): boolean {
-  const s = procState(pid);
-  return s !== undefined && s !== "Z";
-}
-
-/** Live (non-zombie) processes in process group `pgid`: the job and every descendant. */
-export function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const text = readFileSync(`/proc/${name}/stat`, "utf8");
-      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[2]) === pgid && f[0] !== "Z") out.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { setTimeout as sleep } from "node:timers/promises";
+export { alive, groupMembers, procState } from "../helpers/procs.js";
 
 /**
  * Ends every unfinished job the admin token can see (resume first for suspended ones, since

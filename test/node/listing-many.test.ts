@@ -165,7 +165,7 @@ describe(`GET /jobs/*/status snapshot with ${N} jobs`, () => {
     const jobs = (await store.list(user ? { user } : {})).map((s) => s.job).sort(byId);
     return jobs.map((job) => ({
       id: job.id,
-      ...(job.name ? { name: job.name } : {}),
+      name: job.name ?? "", // always there, as the Launcher sends it
       status: job.status ?? "Pending",
       ...(job.statusCode ? { statusCode: job.statusCode } : {}),
       ...(job.statusMessage ? { statusMessage: job.statusMessage } : {}),

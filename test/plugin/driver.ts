@@ -211,6 +211,4 @@ export function as(username: string, requestUsername = username === "*" ? "rstud
   return { username, requestUsername };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { setTimeout as sleep } from "node:timers/promises";

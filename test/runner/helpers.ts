@@ -51,7 +51,7 @@ export async function waitUntil(check: () => boolean, timeoutMs = 3000, stepMs =
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { setTimeout as sleep } from "node:timers/promises";
 
 export function read(path: string): string {
   return readFileSync(path, "utf8");

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   findFreePortRange,
@@ -37,8 +38,6 @@ async function nodeBehindLb(): Promise<{ status: number; nodeId: string; ms: num
   const body = (await res.json()) as StatusBody;
   return { status: res.status, nodeId: body.node.id, ms: Date.now() - started };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function serverStatus(name: string): Promise<string | undefined> {
   const states = await haproxyServerStates(fleet.lbStatsUrl!);

@@ -1,8 +1,9 @@
 // Steady client load through the load balancer, and long-lived status streams that resume by
 // eventId. Everything a client sees is recorded with its time: acknowledged submissions, errors,
 // latencies, and every status event each stream received.
+import { TERMINAL_STATUSES } from "../../../src/api/status.js";
 
-export const TERMINAL = new Set(["Finished", "Failed", "Killed", "Canceled"]);
+export const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 export interface Acked {
   id: string;

@@ -151,7 +151,7 @@ export function expectNoLoss(f: Figures, except: readonly (typeof MUST_BE_ZERO)[
   expect(actual, `${f.scenario}:\n${f.details.join("\n")}`).toEqual(zeros);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * The servers' ACL LOG (ops/redis-acl.sh): after every scenario, Redis must have refused nothing to

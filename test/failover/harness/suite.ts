@@ -1,5 +1,7 @@
 // Runs failure scenarios one after another against a target under steady client load, and turns
 // what the clients saw into the figures of the failover report.
+
+import { setTimeout as sleep } from "node:timers/promises";
 import { compareEventIds } from "../../../src/cluster/event-id.js";
 import { waitFor } from "../../../src/topology/readiness.js";
 import { LbWatch } from "./lb-watch.js";
@@ -71,8 +73,6 @@ export interface JobRow {
   exitCode?: number;
   statusMessage?: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class FailoverRun {
   readonly results: Figures[] = [];
