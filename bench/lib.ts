@@ -111,7 +111,7 @@ export interface Row {
   baseline?: string;
   ratio?: string;
   target?: string;
-  /** Only on rows that correspond to a DESIGN.md target. */
+  /** Only on rows that correspond to a docs/architecture.md ("Design rules") target. */
   verdict?: Verdict;
 }
 

@@ -1,6 +1,6 @@
 // `npm run bench` (quick, for CI: under 3 minutes) or `npm run bench -- --full`.
 // Runs every measure in order, each with its baseline measured in the same run, prints the rows as
-// they come and a final table. Targets from DESIGN.md are reported as met/missed, never enforced:
+// they come and a final table. Targets from docs/architecture.md ("Design rules") are reported as met/missed, never enforced:
 // the exit status is non-zero only when a measure could not run (it broke or timed out).
 //
 // Options: --full | --quick (default), --only a,b (measure names), --verbose, --json FILE.

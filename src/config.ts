@@ -1,4 +1,4 @@
-// Node settings: API.md's environment variables, overridable by CLI flags of the same name.
+// Node settings: docs/http-api.md's environment variables, overridable by CLI flags of the same name.
 // SETTINGS below is the one table of them: names, defaults, parsers and docs. The node, the plugin,
 // the local fleet and the README's settings table (checked by test/config.test.ts) all read it.
 import { readFileSync } from "node:fs";

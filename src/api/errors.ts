@@ -50,7 +50,7 @@ const CODE_NAMES: readonly string[] = [
   "UnsupportedVersion",
 ];
 
-// The HTTP mapping from API.md's error table (401 for auth failures is the HTTP layer's business).
+// The HTTP mapping from docs/http-api.md's error table (401 for auth failures is the HTTP layer's business).
 const CODE_HTTP: readonly number[] = [500, 501, 400, 404, 503, 504, 409, 404, 409, 500, 500];
 
 function lookup<T>(table: readonly T[], code: number, fallback: T): T {
@@ -67,12 +67,12 @@ export function errCodeName(code: number): string {
   return lookup(CODE_NAMES, code, "Unknown");
 }
 
-/** HTTP status for a code, per API.md. Unknown values map to 500 like `Unknown`. */
+/** HTTP status for a code, per docs/http-api.md. Unknown values map to 500 like `Unknown`. */
 export function httpStatusFor(code: ErrCode): number {
   return lookup(CODE_HTTP, code, 500);
 }
 
-/** The HTTP error body: `{"code","name","message"}` (API.md "Errors"). */
+/** The HTTP error body: `{"code","name","message"}` (docs/http-api.md "Errors"). */
 export interface ErrorBody {
   code: number;
   name: string;

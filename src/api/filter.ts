@@ -46,7 +46,7 @@ function boundNs(text: string, field: string): bigint {
 /**
  * Whether the job's submission time lies within the inclusive bounds. A job with no (or an
  * unparsable) submissionTime is excluded whenever a bound is set: Go dereferences nil and panics
- * here (api-semantics §5.7), so the port defines it as "not in range".
+ * here (the Launcher's semantics), so the port defines it as "not in range".
  */
 function inTimeRange(filter: JobFilter, job: Job): boolean {
   if (filter.startTime === undefined && filter.endTime === undefined) return true;

@@ -1,4 +1,4 @@
-// What one job submission may hold (API.md "Users, privileges and limits"), in one place. Every
+// What one job submission may hold (docs/http-api.md "Users, privileges and limits"), in one place. Every
 // front door (HTTP, the Posit plugin) goes through the request layer's `checkSubmission`
 // (src/launcher/requests/), which applies `checkJobLimits`; the request schemas also state the
 // caps, so the OpenAPI document shows them.

@@ -1,5 +1,5 @@
 /**
- * Response and stream message shapes of our HTTP API (API.md). Every stream message carries a
+ * Response and stream message shapes of our HTTP API (docs/http-api.md). Every stream message carries a
  * `seqId` starting at 1 and rising by 1 within its stream.
  */
 import type { ErrorBody } from "./errors.js";

@@ -49,7 +49,7 @@ function requestKey(input: unknown): string {
 
 /**
  * Parses a request's `outputType`. Launcher sends ints 0/1/2 (which Go's text unmarshaller would
- * refuse, api-semantics §2.4), so accepted are: the numbers 0/1/2, their decimal strings, and the
+ * refuse; the Launcher's semantics), so accepted are: the numbers 0/1/2, their decimal strings, and the
  * names `stdout`/`stderr`/`both`/`mixed` in any case. Absent (`undefined`) means the API default,
  * `both`. Anything else is InvalidRequest naming `outputType`.
  */

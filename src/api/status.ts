@@ -67,7 +67,7 @@ const BY_LOWER: ReadonlyMap<string, JobStatus> = new Map(ALL_STATUSES.map((s) =>
 
 /**
  * Parses a status from user input, trimming and ignoring case. This is the C++ SDK's behaviour for
- * the `statuses` filter (Go compares exactly; api-semantics §5.9 recommends the C++ one).
+ * the `statuses` filter (Go compares exactly; the Launcher's semantics recommend the C++ one).
  */
 export function parseStatus(text: string): JobStatus | undefined {
   return BY_LOWER.get(text.trim().toLowerCase());

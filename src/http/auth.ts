@@ -1,4 +1,4 @@
-// Bearer-JWT authentication (API.md "Authentication"). Every route needs a token except the
+// Bearer-JWT authentication (docs/http-api.md "Authentication"). Every route needs a token except the
 // public ones (health, metrics, docs); the verified identity is `request.caller`.
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";

@@ -1,4 +1,4 @@
-// One error shape for every answer: `{"code","name","message"}` (API.md "Errors").
+// One error shape for every answer: `{"code","name","message"}` (docs/http-api.md "Errors").
 // Every failure — ApiErrors from the service, fastify's own validation/parser errors, unknown
 // exceptions — is mapped here, so no route has to think about HTTP error bodies.
 import type { FastifyError, FastifyReply } from "fastify";
@@ -41,7 +41,7 @@ function clientStatus(err: unknown): number | undefined {
 
 /**
  * Maps anything thrown to its answer:
- * - an ApiError (or an error wrapping one) keeps its code, with the HTTP status from API.md's table;
+ * - an ApiError (or an error wrapping one) keeps its code, with the HTTP status from docs/http-api.md's table;
  * - fastify validation errors are 400 InvalidRequest with fastify's message, which names the
  *   field (`body/command must be string`);
  * - other client errors fastify raises (malformed JSON 400, body too large 413, unsupported media

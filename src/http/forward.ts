@@ -1,5 +1,5 @@
 // Forwarding of owner-only requests (control, output, resource-util, network) to the node that
-// owns the job (DESIGN.md "One owner"). The caller's own Authorization header travels with the
+// owns the job (docs/architecture.md, "One owner"). The caller's own Authorization header travels with the
 // request, so the owner re-verifies the same identity. Plain answers (small JSON) are read whole
 // and sent in one write; streams pass through chunk by chunk, and a client hanging up aborts the
 // upstream request at once (which in turn cancels the owner's stream).

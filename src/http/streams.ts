@@ -1,4 +1,4 @@
-// The stream writer for status, output and resource streams (API.md "Streams").
+// The stream writer for status, output and resource streams (docs/http-api.md "Streams").
 //
 // - Framing: NDJSON by default, Server-Sent Events with `Accept: text/event-stream` (`id:` = the
 //   status event's eventId, a keep-alive comment every 15 s).

@@ -1,5 +1,5 @@
 // A push queue read as an async iterator: status streams never drop an event (the Launcher's Go
-// cache does; see reference §3.1), and abort ends the reader at once. Unbounded unless given a
+// cache does), and abort ends the reader at once. Unbounded unless given a
 // bound: then, once the queue holds more than the bound allows (a reader that stopped reading), it
 // lets go of everything it holds and fails the reader, rather than skip events silently.
 

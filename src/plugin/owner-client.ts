@@ -1,5 +1,5 @@
 // Owner-only plugin requests (control, output, resource util, network) for a job another node
-// owns: the plugin finds the owner with `service.locate` and calls the owner's HTTP API (API.md
+// owns: the plugin finds the owner with `service.locate` and calls the owner's HTTP API (docs/http-api.md
 // paths) with a short-lived HS256 token minted for the same caller, so the owner applies the very
 // same user scoping. An owner that is offline, draining or unreachable is error code 4
 // (PluginRestarted), as the HTTP layer answers 503 in that case.

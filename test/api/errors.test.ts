@@ -114,7 +114,7 @@ describe("ApiError", () => {
   });
 });
 
-describe("ApiError.is (Go Error.Is, api-semantics §2.2)", () => {
+describe("ApiError.is (Go Error.Is (the Launcher's semantics))", () => {
   const e = new ApiError(ErrCode.JobNotFound, "x");
   it.each([
     ["same instance", e, e, true],

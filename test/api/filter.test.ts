@@ -6,7 +6,7 @@ import type { Job } from "../../src/api/job.js";
 const T = "2024-03-01T12:00:00Z";
 const job = (extra: Partial<Job> = {}): Job => ({ id: "j", status: "Running", submissionTime: T, ...extra });
 
-describe("includes (Go JobFilter.Includes, api-semantics §2.3)", () => {
+describe("includes (Go JobFilter.Includes (the Launcher's semantics))", () => {
   it.each<[string, JobFilter, Job, boolean]>([
     ["{} includes anything", {}, job(), true],
     ["{} includes a bare job", {}, { id: "bare" }, true],

@@ -89,7 +89,7 @@ describe("JobID wildcard (types_test.go)", () => {
 });
 
 describe("JOB_FIELD_NAMES", () => {
-  // api-semantics §2.6's recognised names, less Go 3.7's initContainers/instanceId (not in the 3.5 seed).
+  // The Launcher's recognised names, less Go 3.7's initContainers/instanceId (not in the 3.5 seed).
   const reference = [
     "cluster",
     "name",
@@ -134,7 +134,7 @@ describe("JOB_FIELD_NAMES", () => {
   });
 });
 
-describe("withFields (Go Job.WithFields, api-semantics §2.6)", () => {
+describe("withFields (Go Job.WithFields (the Launcher's semantics))", () => {
   it.each([
     ["undefined", undefined],
     ["[]", []],

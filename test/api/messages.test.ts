@@ -13,8 +13,8 @@ import type {
 import { JobOutput, outputString } from "../../src/api/output.js";
 import { JobStatus } from "../../src/api/status.js";
 
-describe("message shapes (API.md)", () => {
-  it("StatusEvent carries the API.md keys and a JobStatus", () => {
+describe("message shapes (docs/http-api.md)", () => {
+  it("StatusEvent carries the docs/http-api.md keys and a JobStatus", () => {
     const event: StatusEvent = {
       seqId: 1,
       eventId: "1700000000000-0",

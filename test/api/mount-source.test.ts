@@ -8,7 +8,7 @@ import {
   validateMountSource,
 } from "../../src/api/mount-source.js";
 
-describe("decodeMountSource (Go MountSource.UnmarshalJSON, api-semantics §2.8)", () => {
+describe("decodeMountSource (Go MountSource.UnmarshalJSON (the Launcher's semantics))", () => {
   it.each<[string, unknown, MountSource]>([
     ["host with a path", { type: "host", source: { path: "/d" } }, { type: "host", source: { path: "/d" } }],
     [

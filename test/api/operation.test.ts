@@ -9,7 +9,7 @@ import {
 } from "../../src/api/operation.js";
 import { JobStatus } from "../../src/api/status.js";
 
-describe("JobOperation (api-semantics §2.5)", () => {
+describe("JobOperation (the Launcher's semantics)", () => {
   it("has Go's iota values", () => {
     expect([
       JobOperation.Suspend,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError, ErrCode } from "../../src/api/errors.js";
 import { JobOutput, outputString, parseOutputText, parseOutputType } from "../../src/api/output.js";
 
-describe("JobOutput (api-semantics §2.4)", () => {
+describe("JobOutput (the Launcher's semantics)", () => {
   it("has the wire values 0, 1, 2", () => {
     expect([JobOutput.Stdout, JobOutput.Stderr, JobOutput.Both]).toEqual([0, 1, 2]);
   });

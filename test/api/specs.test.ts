@@ -63,7 +63,7 @@ describe("sentinels", () => {
   });
 });
 
-describe("parseMountSpec (Go Mount.Set, api-semantics §2.7)", () => {
+describe("parseMountSpec (Go Mount.Set (the Launcher's semantics))", () => {
   it.each([
     ["/mnt/data", host("/mnt/data", "/mnt/data")],
     ["/mnt/data:/home", host("/mnt/data", "/home")],
@@ -122,7 +122,7 @@ describe("mountToString (Go Mount.String)", () => {
   });
 });
 
-describe("parsePortSpec (Go Port.Set, api-semantics §2.9)", () => {
+describe("parsePortSpec (Go Port.Set (the Launcher's semantics))", () => {
   it.each<[string, Port]>([
     ["80", { targetPort: 80, protocol: "tcp" }],
     ["8080:80", { targetPort: 80, publishedPort: 8080, protocol: "tcp" }],

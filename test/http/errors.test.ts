@@ -35,7 +35,7 @@ function expectInvalid(res: { statusCode: number; json(): unknown }, status: num
 }
 
 describe("error mapping", () => {
-  it("an ApiError keeps its code and gets the HTTP status of API.md", async () => {
+  it("an ApiError keeps its code and gets the HTTP status of docs/http-api.md", async () => {
     const res = await app.inject({ url: "/jobs/missing", headers: auth });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({

@@ -1,4 +1,4 @@
-// The HTTP side of the limits (API.md "Users, privileges and limits"): a request must arrive within
+// The HTTP side of the limits (docs/http-api.md "Users, privileges and limits"): a request must arrive within
 // LAUNCHER_BODY_TIMEOUT_MS (408 with the API's error body, connection closed) while long responses
 // are never cut by it; a stream that holds too much for its client ends with a final error line.
 import { afterEach, describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-// The limits of API.md "Users, privileges and limits" on a real node: every breach of a submission
+// The limits of docs/http-api.md "Users, privileges and limits" on a real node: every breach of a submission
 // cap is a 400 InvalidRequest naming the field and creates nothing (property tests, through HTTP and
 // through the Posit plugin's front door); a request body must arrive within LAUNCHER_BODY_TIMEOUT_MS
 // while streams outlast it; status events carry only bounded fields; a status stream whose client

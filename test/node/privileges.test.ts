@@ -1,5 +1,5 @@
 // Who a job runs as, and which files the node touches for it: a real node, as root, with real host
-// users (useradd), against the attacks of API.md "Users, privileges and limits".
+// users (useradd), against the attacks of docs/http-api.md "Users, privileges and limits".
 import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";

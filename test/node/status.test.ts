@@ -1,4 +1,4 @@
-// Status transitions and exit codes of real jobs on one node (Local plugin profile, api-semantics §3.2).
+// Status transitions and exit codes of real jobs on one node (Local plugin profile (the Launcher's semantics)).
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,4 +1,4 @@
-// A client that stops reading costs a node no more than LAUNCHER_STREAM_BUFFER_BYTES (API.md
+// A client that stops reading costs a node no more than LAUNCHER_STREAM_BUFFER_BYTES (docs/http-api.md
 // "Limits"). A real node process (`node dist/cli.js node`, default 4 MiB) serves a `*` status stream
 // to a raw socket that sends its request and never reads, while ~130 MB of status events flow
 // through the fleet. The node's resident memory (VmRSS from /proc) is sampled throughout: it must
