@@ -171,15 +171,11 @@ export class JobStore {
   }
 
   /**
-   * The owner changes a job. `requireStatus` makes the change conditional on the current status
-   * (e.g. Suspend only from Running). Throws StoreConflict when refused.
+   * The owner changes a job. A new status must be a move the job lifecycle allows from the current
+   * one (TRANSITIONS, src/api/status.ts; the script holds the same table). Throws StoreConflict
+   * when refused: STATE with the current status, TERMINAL, FENCED, NOTOWNER, NOTFOUND.
    */
-  async update(
-    id: string,
-    owner: Owner,
-    fields: MutableFields,
-    requireStatus: readonly string[] = [],
-  ): Promise<{ ver: number; eventId: string }> {
+  async update(id: string, owner: Owner, fields: MutableFields): Promise<{ ver: number; eventId: string }> {
     // Every field named is written; one set to undefined is cleared ('' deletes it).
     const set: Record<string, string> = {};
     for (const key of MUTABLE) {
@@ -187,7 +183,7 @@ export class JobStore {
       if (key in fields) set[key] = value === undefined ? "" : stored(key, value);
     }
     try {
-      return await this.scripts.updateJob({ id, owner, requireStatus, fields: set });
+      return await this.scripts.updateJob({ id, owner, fields: set });
     } catch (err) {
       rethrow(err);
     }

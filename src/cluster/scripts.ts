@@ -94,8 +94,6 @@ export interface CreateJobArgs {
 export interface UpdateJobArgs {
   id: string;
   owner: Writer;
-  /** Statuses the job must be in now; empty for any non-terminal one. */
-  requireStatus: readonly string[];
   /** Fields to write; an empty value deletes the field. */
   fields: Readonly<Record<string, string>>;
 }
@@ -157,15 +155,7 @@ export class JobScripts {
         eventsLast: k.eventsLast,
         expiry: k.expiry,
       },
-      [
-        a.owner.nodeId,
-        a.owner.epoch,
-        this.eventRetention,
-        k.eventsChannel,
-        a.id,
-        a.requireStatus.join(","),
-        ...flatPairs(a.fields),
-      ],
+      [a.owner.nodeId, a.owner.epoch, this.eventRetention, k.eventsChannel, a.id, ...flatPairs(a.fields)],
     )) as [number, string];
     return { ver: Number(ver), eventId: String(eventId) };
   }

@@ -14,7 +14,6 @@ import {
   type Job,
   JobOperation,
   JobStatus,
-  sourcesOf,
   terminalStatus,
   validForStatus,
 } from "../api/index.js";
@@ -108,13 +107,12 @@ export class JobManager {
   }
 
   /**
-   * Records a change of the job's fields; a status change only as a transition of the lifecycle
-   * (the store refuses it from any other status). False when refused.
+   * Records a change of the job's fields; a status change only as a move of the job lifecycle (the
+   * store refuses any other, e.g. Suspended when the job is no longer Running). False when refused.
    */
   private async write(id: string, fields: MutableFields): Promise<boolean> {
-    const requireStatus = fields.status ? sourcesOf(fields.status as JobStatus) : [];
     try {
-      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, requireStatus);
+      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields });
       return true;
     } catch (err) {
       if (err instanceof StoreConflict) {

@@ -62,7 +62,7 @@ describe("job store", () => {
     const epoch = await registerNode("n2");
     const owner = { nodeId: "n2", epoch };
     await store.create(job("b1"), owner, []);
-    const r1 = await store.update("b1", owner, { status: "Running", pid: 42 }, ["Pending"]);
+    const r1 = await store.update("b1", owner, { status: "Running", pid: 42 });
     expect(r1.ver).toBe(2);
     expect(r1.eventId).not.toBe("");
     const r2 = await store.update("b1", owner, { pid: 43 });
@@ -78,14 +78,27 @@ describe("job store", () => {
     expect((await store.get("b1"))?.job.status).toBe("Finished");
   });
 
-  it("checks the required current status", async () => {
+  it("allows only the lifecycle's moves (TRANSITIONS), whatever the caller asks", async () => {
     const epoch = await registerNode("n3");
     const owner = { nodeId: "n3", epoch };
     await store.create(job("c1"), owner, []);
-    await expect(store.update("c1", owner, { status: "Suspended" }, ["Running"])).rejects.toMatchObject({
+    for (const status of ["Suspended", "Killed", "Pending"] as const) {
+      if (status === "Pending") continue; // staying Pending is no move
+      await expect(store.update("c1", owner, { status })).rejects.toMatchObject({
+        kind: "STATE",
+        arg: "Pending",
+      });
+    }
+    await store.update("c1", owner, { status: "Pending", statusMessage: "waiting" }); // no move: allowed
+    await store.update("c1", owner, { status: "Running" });
+    await expect(store.update("c1", owner, { status: "Canceled" })).rejects.toMatchObject({
       kind: "STATE",
-      arg: "Pending",
+      arg: "Running",
     });
+    await store.update("c1", owner, { status: "Suspended" });
+    await store.update("c1", owner, { status: "Running" });
+    await store.update("c1", owner, { status: "Killed" });
+    expect((await store.get("c1"))?.job.status).toBe("Killed");
   });
 
   it("fences writes from a stale epoch and from non-owners", async () => {

@@ -2,6 +2,14 @@
 
 local TERMINAL = { Finished = true, Failed = true, Killed = true, Canceled = true }
 
+-- The job lifecycle: the statuses a job may move to from each status (none from a terminal one).
+-- The same table as TRANSITIONS in src/api/status.ts; test/cluster/transitions.test.ts keeps them equal.
+local NEXT = {
+  Pending = { Running = true, Failed = true, Canceled = true, Finished = true },
+  Running = { Suspended = true, Finished = true, Failed = true, Killed = true },
+  Suspended = { Running = true, Finished = true, Failed = true, Killed = true },
+}
+
 -- Redis server time in ms: the fleet's one clock.
 local function now_ms()
   local t = redis.call('TIME')

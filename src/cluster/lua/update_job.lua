@@ -8,9 +8,11 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[5] eventsLast   id of the newest event (string)
   KEYS[6] expiry       terminal jobs by when they ended (zset)
 ARGV[1] owner node id   ARGV[2] owner epoch   ARGV[3] events max length   ARGV[4] events channel
-ARGV[5] job id   ARGV[6] required current statuses, comma separated ('' = any non-terminal)
-ARGV[7..] field, value pairs; an empty value deletes the field
-Returns { ver, eventId or '' }; errors NOTFOUND, NOTOWNER, FENCED <epoch>, TERMINAL <status>, STATE <status>. ]]
+ARGV[5] job id
+ARGV[6..] field, value pairs; an empty value deletes the field
+A new status must be one the lifecycle allows from the current one (NEXT in lib.lua).
+Returns { ver, eventId or '' }; errors NOTFOUND, NOTOWNER, FENCED <epoch>, TERMINAL <status>,
+STATE <current status> (a move the lifecycle does not allow). ]]
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('NOTFOUND') end
 local fenced = check_epoch(KEYS[3], ARGV[2])
 if fenced then return fenced end
@@ -18,13 +20,15 @@ if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return redis.error_reply
 
 local cur = redis.call('HMGET', KEYS[1], 'status', 'statusMessage')
 if TERMINAL[cur[1]] then return redis.error_reply('TERMINAL ' .. cur[1]) end
-if ARGV[6] ~= '' and not string.find(',' .. ARGV[6] .. ',', ',' .. cur[1] .. ',', 1, true) then
-  return redis.error_reply('STATE ' .. cur[1])
+for i = 6, #ARGV, 2 do
+  if ARGV[i] == 'status' and ARGV[i + 1] ~= cur[1] and not (NEXT[cur[1]] or {})[ARGV[i + 1]] then
+    return redis.error_reply('STATE ' .. cur[1])
+  end
 end
 
 local id = ARGV[5]
 local newStatus, newMessage = cur[1], cur[2]
-for i = 7, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if value == '' then redis.call('HDEL', KEYS[1], field) else redis.call('HSET', KEYS[1], field, value) end
   if field == 'status' then newStatus = value end
