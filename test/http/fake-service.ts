@@ -27,7 +27,7 @@ import type {
   LauncherService,
   StatusStreamItem,
   StatusStreamOptions,
-} from "../../src/http/service.js";
+} from "../../src/launcher/port.js";
 
 export interface Call {
   method: string;

@@ -6,9 +6,9 @@ import { ApiError, ErrCode, type NodeView } from "../../src/api/index.js";
 import type { JobStore, StoredJob } from "../../src/cluster/job-store.js";
 import type { Registry } from "../../src/cluster/registry.js";
 import type { StatusBus } from "../../src/cluster/status-bus.js";
-import type { Caller } from "../../src/http/service.js";
 import type { JobManager } from "../../src/launcher/job-manager.js";
 import { JobOwners } from "../../src/launcher/job-owners.js";
+import type { Caller } from "../../src/launcher/port.js";
 import { NodeService } from "../../src/launcher/service.js";
 import type { LocalRunner } from "../../src/runner/index.js";
 

@@ -3,7 +3,7 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { ConfigReloadErrorType, type JobOutput, JobStatus } from "../../src/api/index.js";
-import type { Caller, JobLocation } from "../../src/http/service.js";
+import type { Caller, JobLocation } from "../../src/launcher/port.js";
 import { encodeFrame, FrameDecoder, MessageTooLargeError } from "../../src/plugin/framing.js";
 import { LoadBalancerNodes } from "../../src/plugin/load-balancer.js";
 import {
