@@ -1,5 +1,5 @@
 // The node's implementation of the launcher port (./port.ts): fleet-wide reads from Redis, owner-only
-// work on local processes, status streams from the status bus.
+// work on local processes; status streams are StatusStreams' (./status-streams.ts).
 import { readFileSync } from "node:fs";
 import {
   ApiError,
@@ -7,7 +7,6 @@ import {
   type ControlResult,
   ErrCode,
   includes,
-  isWildcard,
   JOB_FIELD_NAMES,
   type Job,
   type JobFilter,
@@ -24,10 +23,9 @@ import {
   terminalStatus,
   withFields,
 } from "../api/index.js";
-import { compareEventIds, isEventId } from "../cluster/event-id.js";
 import { type JobStore, type StoredJob, SUMMARY_EXACT_FIELDS } from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
-import type { BusEvent, StatusBus } from "../cluster/status-bus.js";
+import type { StatusBus } from "../cluster/status-bus.js";
 import {
   type FollowedFileSpec,
   followOutput,
@@ -46,6 +44,7 @@ import type {
   StatusStreamOptions,
 } from "./port.js";
 import { AsyncQueue, sleep } from "./queue.js";
+import { byId, StatusStreams } from "./status-streams.js";
 
 export interface ServiceOptions {
   nodeId: string;
@@ -80,24 +79,6 @@ function visible(caller: Caller, stored: StoredJob | undefined): stored is Store
 }
 
 /**
- * A bus event as clients see it: no internal `ver`/`user`, and `name` always there (`""` for a job
- * without one), as the Launcher sends it.
- */
-function publicEvent(ev: BusEvent): Exclude<StatusStreamItem, { resync: true }> {
-  const { ver: _v, user: _u, ...rest } = ev;
-  return { ...rest, name: rest.name ?? "" } as Exclude<StatusStreamItem, { resync: true }>;
-}
-
-/** The API's listing order: by id, compared as strings. */
-function byId(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-async function* once<T>(item: T): AsyncIterable<T> {
-  yield item;
-}
-
-/**
  * Whether a listing can be served from job summaries (no spec read or parsed): the filter needs
  * only the status, and the selected fields are only `id` and mutable fields (names `withFields`
  * does not know select nothing).
@@ -109,41 +90,11 @@ function summaryServes(filter: JobFilter): boolean {
   return fields.every((f) => f === "id" || SUMMARY_EXACT_FIELDS.has(f) || !JOB_FIELD_NAMES.includes(f));
 }
 
-/**
- * About the bytes a queued status event stands for: its strings as the stream line will carry them,
- * plus the JSON around them. (Every string field of an event is bounded: name and user by the
- * submission limits, statusMessage by the store.)
- */
-function queuedBytes(ev: BusEvent | "resync"): number {
-  if (ev === "resync") return 32;
-  return (
-    128 +
-    ev.eventId.length +
-    ev.id.length +
-    ev.status.length +
-    (ev.name?.length ?? 0) +
-    (ev.statusCode?.length ?? 0) +
-    (ev.statusMessage?.length ?? 0) +
-    (ev.lastUpdateTime?.length ?? 0)
-  );
-}
-
-function snapshotEvent(job: Job, eventId: string): Exclude<StatusStreamItem, { resync: true }> {
-  return {
-    eventId,
-    id: job.id,
-    name: job.name ?? "",
-    status: (job.status ?? JobStatus.Pending) as JobStatus,
-    ...(job.statusCode ? { statusCode: job.statusCode } : {}),
-    ...(job.statusMessage ? { statusMessage: job.statusMessage } : {}),
-    ...(job.lastUpdateTime ? { lastUpdateTime: job.lastUpdateTime } : {}),
-  };
-}
-
 export class NodeService implements LauncherService {
   private readonly cluster: ClusterInfo;
   /** Owner and user of recently located jobs: routing reads Redis once per job, not per request. */
   private readonly owners = new JobOwners(LOCATED_JOBS_REMEMBERED);
+  private readonly statusStreams: StatusStreams;
 
   constructor(
     private readonly store: JobStore,
@@ -155,6 +106,7 @@ export class NodeService implements LauncherService {
   ) {
     this.cluster = loadClusterInfo(opts.clusterConfigFile);
     if (opts.launcherNodes) this.launcherNodes = opts.launcherNodes;
+    this.statusStreams = new StatusStreams(store, bus, (caller, id) => this.visibleJob(caller, id));
   }
 
   get nodeId(): string {
@@ -264,101 +216,8 @@ export class NodeService implements LauncherService {
 
   launcherNodes?: () => Node[];
 
-  async *statusStream(
-    caller: Caller,
-    id: string,
-    opts: StatusStreamOptions,
-  ): AsyncIterable<StatusStreamItem> {
-    const one = !isWildcard(id);
-    if (one) await this.visibleJob(caller, id);
-    const inScope = (ev: { id: string; user: string }) =>
-      one ? ev.id === id : caller.admin || ev.user === caller.user;
-    // Listen first, then read history or the snapshot, so nothing falls between the two. What
-    // waits here for a slow client counts against the stream's budget, with what its connection
-    // holds unread: past the limit the queue lets go of it all and the writer ends the stream.
-    const { budget } = opts;
-    const live = new AsyncQueue<BusEvent | "resync">(
-      opts.signal,
-      budget && {
-        sizeOf: queuedBytes,
-        fits: (bytes) => bytes + budget.unread() <= budget.limit,
-        overflow: () => budget.exceeded(),
-      },
-    );
-    const scope = one ? { jobId: id } : caller.admin ? ("all" as const) : { user: caller.user };
-    const stopListening = this.bus.listen(scope, (ev) => live.push(ev));
-    const stopResync = this.bus.onResync(() => live.push("resync"));
-    const lastVer = new Map<string, number>();
-    try {
-      let cursor: string;
-      let since = opts.since;
-      if (since !== undefined && !isEventId(since)) {
-        throw new ApiError(ErrCode.InvalidRequest, `since: "${since}" is not an event id`);
-      }
-      if (since !== undefined && (await this.bus.trimmedAfter(since))) {
-        yield { resync: true };
-        since = undefined;
-      }
-      if (since !== undefined) {
-        cursor = since;
-        for (;;) {
-          const batch = await this.bus.readAfter(cursor);
-          for (const ev of batch) {
-            cursor = ev.eventId;
-            if (!inScope(ev)) continue;
-            lastVer.set(ev.id, ev.ver);
-            yield publicEvent(ev);
-            if (one && terminalStatus(ev.status)) return;
-          }
-          if (batch.length < 1000) break;
-        }
-      } else {
-        const snap = await this.snapshot(caller, id);
-        cursor = snap.position;
-        for await (const batch of snap.jobs) {
-          for (const s of batch) {
-            lastVer.set(s.job.id, s.ver);
-            yield snapshotEvent(s.job, cursor);
-            if (one && terminalStatus(s.job.status ?? "")) return;
-          }
-        }
-      }
-      for await (const ev of live) {
-        if (ev === "resync") {
-          yield { resync: true };
-          const snap = await this.snapshot(caller, id);
-          for await (const batch of snap.jobs) {
-            for (const s of batch) {
-              lastVer.set(s.job.id, s.ver);
-              yield snapshotEvent(s.job, snap.position);
-            }
-          }
-          continue;
-        }
-        if (compareEventIds(ev.eventId, cursor) <= 0 || !inScope(ev)) continue;
-        if ((lastVer.get(ev.id) ?? 0) >= ev.ver) continue;
-        lastVer.set(ev.id, ev.ver);
-        yield publicEvent(ev);
-        if (one && terminalStatus(ev.status)) return;
-      }
-    } finally {
-      stopListening();
-      stopResync();
-    }
-  }
-
-  /**
-   * Current jobs in scope, read after noting the bus position they are at least as new as (jobs
-   * read later are only newer). Wildcard snapshots read summaries in batches, sorted by id.
-   */
-  private async snapshot(
-    caller: Caller,
-    id: string,
-  ): Promise<{ position: string; jobs: AsyncIterable<StoredJob[]> }> {
-    const position = this.bus.position;
-    if (!isWildcard(id)) return { position, jobs: once([await this.visibleJob(caller, id)]) };
-    const ids = await this.store.listIds(caller.admin ? {} : { user: caller.user });
-    return { position, jobs: this.store.readBatches(ids.sort(byId), { summary: true }) };
+  statusStream(caller: Caller, id: string, opts: StatusStreamOptions): AsyncIterable<StatusStreamItem> {
+    return this.statusStreams.open(caller, id, opts);
   }
 
   /** Resolves when the job's status satisfies `done`, or the signal aborts. */
