@@ -1,7 +1,7 @@
 // Shared pieces of the benchmarks: the project's own modules (loaded from `dist/`, the build the
 // child-process nodes run), statistics, the results table, cleanup stacks, and starting Redis,
 // fleets and HTTP clients on loopback.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -352,20 +352,8 @@ export function parseInfo(text: string): Record<string, string> {
 export async function startRedis(stack: Stack): Promise<BenchRedis> {
   const port = await topology.freePort();
   const dir = scratchDir(stack, "redis");
-  const proc = spawn(
-    "redis-server",
-    [
-      ...["--port", String(port), "--bind", "127.0.0.1", "--dir", dir],
-      ...["--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"],
-    ],
-    { stdio: "ignore" },
-  );
-  const killOnExit = () => proc.kill("SIGKILL");
-  process.on("exit", killOnExit);
-  stack.defer("stop redis-server", async () => {
-    await stopProcess(proc);
-    process.off("exit", killOnExit);
-  });
+  const server = await topology.startPrivateRedis({ dir, port, persistence: false });
+  stack.defer("stop redis-server", () => server.stop());
   const url = `redis://127.0.0.1:${port}`;
   const connections: Redis[] = [];
   stack.defer("close redis connections", () => {
@@ -386,7 +374,7 @@ export async function startRedis(stack: Stack): Promise<BenchRedis> {
   const admin = await until(
     "redis-server to answer",
     async () => {
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}`);
+      if (server.pid === undefined) throw new Error("redis-server exited");
       try {
         return await connect("bench-admin");
       } catch {
@@ -399,7 +387,7 @@ export async function startRedis(stack: Stack): Promise<BenchRedis> {
   return {
     url,
     port,
-    pid: proc.pid!,
+    pid: server.pid!,
     connect,
     info: async (section) => parseInfo(await admin.info(section)),
   };

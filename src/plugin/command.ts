@@ -1,6 +1,9 @@
 // `launcher-fleet plugin`: a fleet node (HTTP API included) fronted by the Launcher Plugin API on
 // stdin/stdout, for a Posit Job Launcher that runs launcher-fleet as its plugin on every Launcher
 // node. stdout carries protocol frames only; logs go to stderr or to a file in --logging-dir.
+// About 500 lines: the Launcher's own options (40 of them, most accepted and ignored), its config
+// file, the log destination and start-up, which all belong to starting a plugin; the protocol itself
+// is in server.ts, handlers.ts and streams.ts.
 //
 // Options (docs/posit-launcher.md): the Launcher's standard plugin options, every node setting
 // flag (`--redis-url`, …), and `--config-file` (key=value lines, same names, or LAUNCHER_* names).

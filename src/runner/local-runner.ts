@@ -4,10 +4,11 @@
  * codes through adopt().
  */
 
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { launchHelper } from "./launch-helper.js";
+import { OutputDirs, OutputRecords } from "./output-records.js";
 import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc.js";
 import { buildArgv } from "./shell.js";
 import {
@@ -17,7 +18,6 @@ import {
   jobDir,
   jobsDir,
   LOST_EXIT_CODE,
-  type OutputIdentities,
   readStatus,
   recordedJobIds,
   removeJobDir,
@@ -28,7 +28,6 @@ import {
 } from "./supervisor.js";
 import {
   type Env,
-  type FileIdentity,
   type JobSignal,
   LaunchError,
   type LaunchSpec,
@@ -93,8 +92,8 @@ export class LocalRunner {
   private connections = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Default output dirs known to exist with the right owner and mode. */
-  private readonly outputDirs = new Set<string>();
+  private readonly outputs: OutputRecords;
+  private readonly outputDirs = new OutputDirs();
   private readonly self = nodeAccount();
   /** Why jobs of other users start by forking (no launch helper), if they do. */
   readonly helperMissing: string | undefined;
@@ -105,7 +104,7 @@ export class LocalRunner {
     this.pollMs = opts.pollMs ?? 200;
     this.maxConnections = opts.maxWatchedConnections ?? 512;
     ensureDir(jobsDir(this.stateDir));
-    ensureDir(join(this.stateDir, "outputs"));
+    this.outputs = new OutputRecords(join(this.stateDir, "outputs"));
     const helper =
       opts.switchUsers && opts.useLaunchHelper !== false ? launchHelper(this.stateDir) : undefined;
     this.helperMissing = helper && "missing" in helper ? helper.missing : undefined;
@@ -127,19 +126,11 @@ export class LocalRunner {
    * streamed from. Kept after the job ends (until removeOutputRecord), unlike its other state.
    */
   outputRecord(id: string): OutputRecord | undefined {
-    try {
-      return decodeOutputRecord(readFileSync(this.outputRecordPath(id), "utf8"));
-    } catch {
-      return undefined;
-    }
+    return this.outputs.read(id);
   }
 
   removeOutputRecord(id: string): void {
-    rmSync(this.outputRecordPath(id), { force: true });
-  }
-
-  private outputRecordPath(id: string): string {
-    return join(this.stateDir, "outputs", encodeURIComponent(id));
+    this.outputs.remove(id);
   }
 
   /**
@@ -148,7 +139,7 @@ export class LocalRunner {
    */
   async launch(spec: LaunchSpec): Promise<{ pid: number }> {
     this.assertOpen();
-    if (spec.outputDir) this.ensureOutputDir(spec.outputDir, spec);
+    if (spec.outputDir) this.outputDirs.ensure(spec.outputDir, spec.switchUser ? spec.user : undefined);
     const dir = this.prepareJobDir(spec);
     this.launching.add(spec.id);
     const started = await this.supervisors.start(dir).finally(() => this.launching.delete(spec.id));
@@ -157,7 +148,7 @@ export class LocalRunner {
       throw new LaunchError(started.error);
     }
     const uid = spec.switchUser && spec.user ? spec.user.uid : (process.getuid?.() ?? 0);
-    this.writeOutputRecord(spec.id, uid, started.outputs);
+    this.outputs.write(spec.id, { uid, ...started.outputs });
     if (this.closed) {
       started.conn.destroy(); // closed meanwhile: the job stays recorded for the next runner to adopt
       return { pid: started.pid };
@@ -287,36 +278,6 @@ export class LocalRunner {
     }
     removeJobDir(dir);
     if (!makeJobDir(dir)) throw new LaunchError(`cannot create job state: ${dir} exists`);
-  }
-
-  private writeOutputRecord(id: string, uid: number, outputs: OutputIdentities): void {
-    const record: OutputRecord = { uid, ...outputs };
-    writeFileSync(this.outputRecordPath(id), encodeOutputRecord(record), { mode: 0o600 });
-  }
-
-  /**
-   * A user's default output dir under the scratch dir: the one place the node creates something
-   * for a job. Owned by the job's user, mode 0700; an existing one is put right (never followed
-   * if it is a symlink: only the node can create entries in its parent).
-   */
-  private ensureOutputDir(dir: string, spec: LaunchSpec): void {
-    if (this.outputDirs.has(dir)) return;
-    const owner = spec.switchUser ? spec.user : undefined;
-    try {
-      mkdirSync(dirname(dir), { recursive: true, mode: 0o711 });
-      chmodSync(dirname(dir), 0o711);
-      try {
-        mkdirSync(dir, { mode: 0o700 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        if (!lstatSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
-      }
-      if (owner) chownSync(dir, owner.uid, owner.gid);
-      chmodSync(dir, 0o700);
-    } catch (err) {
-      throw new LaunchError(`cannot prepare the output dir ${dir}: ${(err as Error).message}`);
-    }
-    this.outputDirs.add(dir);
   }
 
   /** Validates the spec and writes the job's state dir; any failure removes it again. */
@@ -460,26 +421,4 @@ function assertNoNul(values: (string | undefined)[]): void {
   if (values.some((v) => v?.includes("\0"))) {
     throw new LaunchError("launch parameters must not contain NUL bytes");
   }
-}
-
-/** The output record on disk: JSON, with the identities' big numbers as strings. */
-function encodeOutputRecord(record: OutputRecord): string {
-  const id = (f: FileIdentity | undefined) => f && { ...f, dev: String(f.dev), ino: String(f.ino) };
-  return JSON.stringify({ uid: record.uid, stdout: id(record.stdout), stderr: id(record.stderr) });
-}
-
-function decodeOutputRecord(text: string): OutputRecord | undefined {
-  const raw = JSON.parse(text) as {
-    uid?: unknown;
-    stdout?: Record<string, unknown>;
-    stderr?: Record<string, unknown>;
-  };
-  if (typeof raw.uid !== "number") return undefined;
-  const id = (f: Record<string, unknown> | undefined): FileIdentity | undefined =>
-    f && typeof f.dev === "string" && typeof f.ino === "string"
-      ? { dev: BigInt(f.dev), ino: BigInt(f.ino), uid: Number(f.uid), created: f.created === true }
-      : undefined;
-  const stdout = id(raw.stdout);
-  const stderr = id(raw.stderr);
-  return { uid: raw.uid, ...(stdout ? { stdout } : {}), ...(stderr ? { stderr } : {}) };
 }

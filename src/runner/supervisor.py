@@ -18,6 +18,9 @@ Each job's state goes to JOB_DIR/status as JSON, replaced atomically (tmp + rena
   {"supervisorPid","supervisorStart"}  ->  + "pid", "startTime", "stdoutId", "stderrId"
   ->  + "exitCode", "signal"   (or "exitCode":127, "error" when the job could not start)
 
+One file of about 650 lines on purpose: it is installed and run as one script, with the standard
+library only, on every host (nothing to import from beside it).
+
 Why this shape:
  - One process starts every job and waits for it. A job of the daemon's own user (unprivileged mode)
    starts with posix_spawn, which glibc does with a vfork: the daemon's pages are neither copied nor

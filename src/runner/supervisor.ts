@@ -1,7 +1,8 @@
 /**
  * The runner's side of the job supervisor (the program is supervisor.py): the state directory
  * layout, reaching the node's resident supervisor daemon (starting it when needed), the launch
- * report, user lookups, and reading what the supervisor recorded about each job.
+ * report, user lookups, and reading what the supervisor recorded about each job. (About 450 lines:
+ * the node's half of one protocol, kept beside the state layout both halves share.)
  *
  * State layout under the runner's stateDir:
  *   supervisor-<hash>.py     the program (named by content, so upgrades never rewrite a running one)

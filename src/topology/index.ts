@@ -10,3 +10,4 @@ export {
 export { CLI_PATH, HAPROXY_CFG_PATH, REPO_ROOT } from "./paths.js";
 export { findFreePortRange, freePort, isPortFree } from "./ports.js";
 export type { ExitInfo } from "./process.js";
+export { type PrivateRedis, startPrivateRedis } from "./redis.js";

@@ -43,7 +43,8 @@ export function redisPing(host: string, port: number): Promise<boolean> {
     };
     sock.setTimeout(1_000, () => done(false));
     sock.once("connect", () => sock.write("PING\r\n"));
-    sock.once("data", (d) => done(d.toString().startsWith("+PONG")));
+    // NOAUTH: the server answers, but its default user is off (an ACL file was loaded).
+    sock.once("data", (d) => done(/^(\+PONG|-NOAUTH)/.test(d.toString())));
     sock.once("error", () => done(false));
   });
 }
