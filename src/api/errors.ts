@@ -4,7 +4,6 @@
  * The port keeps Go's semantics exactly: the `Error()` text falls back to the code's string when
  * the message is empty, and `Is` matches code-only sentinels in either direction.
  */
-import { goSprintf } from "./format.js";
 
 /** Launcher Plugin error codes (iota 0–10). GO docs/GUIDE.md's 1/2/3/10/20… numbering is stale. */
 export enum ErrCode {
@@ -115,9 +114,15 @@ export class ApiError extends Error {
   }
 }
 
-/** Go `api.Errorf`: `Errorf(code, format, args...)` with Go's `%s %v %d %q %%` verbs. */
-export function errorf(code: ErrCode, format: string, ...args: unknown[]): ApiError {
-  return new ApiError(code, goSprintf(format, ...args));
+/**
+ * Go's `%v` for a JSON-decoded request value, as the Go runtime shows a rejected field:
+ * nil is `<nil>`, arrays are `[a b]`, objects their JSON, anything else its text.
+ */
+export function goValue(value: unknown): string {
+  if (value === null || value === undefined) return "<nil>";
+  if (Array.isArray(value)) return `[${value.map(goValue).join(" ")}]`;
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
 }
 
 /** Common API errors (code-only, so they match any error with the same code via `is`/`errorIs`). */

@@ -4,7 +4,6 @@
  */
 export * from "./errors.js";
 export * from "./filter.js";
-export * from "./format.js";
 export * from "./job.js";
 export * from "./limits.js";
 export * from "./messages.js";

@@ -2,8 +2,7 @@
  * Job control operations (Go: `api.JobOperation`, types.go:570-621). Operations are ints on the
  * plugin wire; our HTTP API also accepts their names.
  */
-import { ApiError, ErrCode } from "./errors.js";
-import { goSprintf } from "./format.js";
+import { ApiError, ErrCode, goValue } from "./errors.js";
 import { JobStatus } from "./status.js";
 
 export enum JobOperation {
@@ -74,6 +73,6 @@ export function parseOperation(input: unknown, jobId: string): JobOperation {
   if (named !== undefined) return named;
   throw new ApiError(
     ErrCode.InvalidRequest,
-    `Unknown control job operation (${goSprintf("%v", input)}) for job ${jobId}`,
+    `Unknown control job operation (${goValue(input)}) for job ${jobId}`,
   );
 }

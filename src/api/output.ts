@@ -1,8 +1,7 @@
 /**
  * Output stream selection (Go: `api.JobOutput`, types.go:232-276).
  */
-import { ApiError, ErrCode } from "./errors.js";
-import { goSprintf } from "./format.js";
+import { ApiError, ErrCode, goValue } from "./errors.js";
 
 export enum JobOutput {
   Stdout = 0,
@@ -57,7 +56,7 @@ export function parseOutputType(input: unknown): JobOutput {
   if (input === undefined) return JobOutput.Both;
   const output = REQUEST_NAMES.get(requestKey(input));
   if (output !== undefined) return output;
-  const shown = typeof input === "string" ? JSON.stringify(input) : goSprintf("%v", input);
+  const shown = typeof input === "string" ? JSON.stringify(input) : goValue(input);
   throw new ApiError(
     ErrCode.InvalidRequest,
     `Invalid outputType: ${shown} (expected stdout, stderr, both or 0, 1, 2)`,

@@ -9,10 +9,10 @@ import {
   ErrJobNotRunning,
   errCodeName,
   errCodeString,
-  errorf,
   errorIs,
   errorText,
   findApiError,
+  goValue,
   httpStatusFor,
   toApiError,
 } from "../../src/api/errors.js";
@@ -47,30 +47,18 @@ describe("ErrCode", () => {
   );
 });
 
-describe("Errorf (types_test.go)", () => {
-  it("plain message: code 3, Msg and Error() both the text", () => {
-    const err = errorf(ErrCode.JobNotFound, "job not found");
-    expect(err.code).toBe(3);
-    expect(err.msg).toBe("job not found");
-    expect(err.message).toBe("job not found");
-  });
-
-  it("formats %s", () => {
-    expect(errorf(ErrCode.JobNotFound, "job %s not found", "job-123").message).toBe("job job-123 not found");
-  });
-
-  it("formats %s and %v", () => {
-    const err = errorf(ErrCode.Unknown, "failed to submit job %s: %v", "job-456", "connection timeout");
-    expect(err.code).toBe(ErrCode.Unknown);
-    expect(err.message).toBe("failed to submit job job-456: connection timeout");
-  });
-
-  it("formats %d, %q and %%", () => {
-    expect(errorf(ErrCode.Timeout, "%d%% of %q", 50, "a b").message).toBe('50% of "a b"');
-  });
-
-  it("%v of an Error uses its message, like Go's Error()", () => {
-    expect(errorf(ErrCode.Unknown, "wrap: %v", new Error("boom")).message).toBe("wrap: boom");
+describe("goValue (Go's %v for a rejected request value)", () => {
+  it.each([
+    [null, "<nil>"],
+    [undefined, "<nil>"],
+    ["stop", "stop"],
+    [7, "7"],
+    [1.5, "1.5"],
+    [true, "true"],
+    [[1, "a", null], "[1 a <nil>]"],
+    [{ a: 1 }, '{"a":1}'],
+  ])("%j shows as %s", (value, shown) => {
+    expect(goValue(value)).toBe(shown);
   });
 });
 

@@ -14,7 +14,7 @@ describe("src/api/index.ts", () => {
     "httpStatusFor",
     "ApiError",
     "errorIs",
-    "errorf",
+    "goValue",
     "ErrJobNotRunning",
     "ErrJobNotFound",
     "ErrInvalidJobState",
