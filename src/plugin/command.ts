@@ -30,7 +30,7 @@ import { createLogger } from "../logger.js";
 import { type LauncherNode, startNode } from "../node.js";
 import { advertiseIp } from "../runner/index.js";
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, FrameWriter, MAX_FRAME_LENGTH } from "./framing.js";
-import { launcherNodes } from "./load-balancer.js";
+import { launcherNodes } from "./launcher-nodes.js";
 import { OwnerClient } from "./owner-client.js";
 import { type PluginDeps, PluginServer, type ReloadResult } from "./server.js";
 
@@ -441,7 +441,7 @@ export async function runPlugin(argv: string[]): Promise<number> {
     logger,
     adminGroup: settings.adminGroup,
     deps,
-    loadBalancer: launcherNodes,
+    launcherNodes,
   });
 
   const heartbeat =

@@ -1,8 +1,9 @@
-// The plugin's plain (non-stream) requests, as thin adapters over the request layer
-// (src/launcher/requests/): each reads its fields from the message, calls the layer or the service,
-// and returns the response message for the server to number and send. Adding a request type here
-// is one handler plus its entry in PluginServer's table.
+// The plugin's requests, as thin adapters over the request layer (src/launcher/requests/): each
+// takes its message as its schema (./messages.ts) types it, calls the layer or the service, and
+// returns the response message for the server to number and send. HANDLERS is the dispatch table
+// the server looks requests up in: adding a request type here is one handler plus its entry.
 import type { Logger } from "pino";
+import type { Static, TObject } from "typebox";
 import {
   ApiError,
   type ClusterInfo,
@@ -23,9 +24,23 @@ import {
   parseSubmission,
   routeToOwner,
 } from "../launcher/requests/index.js";
-import { type LoadBalancerNodes, normaliseNode } from "./load-balancer.js";
+import { type LauncherNodes, normaliseNode } from "./launcher-nodes.js";
+import {
+  ClusterInfoMessage,
+  ConfigReloadMessage,
+  ControlJobMessage,
+  JobNetworkMessage,
+  JobOutputMessage,
+  JobResourceUtilMessage,
+  JobStateMessage,
+  JobStatusMessage,
+  readMessage,
+  SetLoadBalancerNodesMessage,
+  SubmitJobMessage,
+} from "./messages.js";
 import type { OwnerClient } from "./owner-client.js";
-import { type BaseRequest, ResponseType } from "./protocol.js";
+import { type BaseRequest, RequestType, ResponseType } from "./protocol.js";
+import { outputStream, resourceStream, type StreamOut, statusStream } from "./streams.js";
 
 /** What a config reload (type 202) reports. */
 export interface ReloadResult {
@@ -49,16 +64,31 @@ export interface PluginDeps {
 /** A response before the server gives it its responseId. */
 export type Response = { messageType: number; requestId: number } & Record<string, unknown>;
 
+/** A request's user fields (any message, typed or not). */
+export type UserFields = { readonly [field: string]: unknown; username?: unknown };
+
 /** What a handler may use besides the request. */
 export interface HandlerContext {
   deps: PluginDeps;
   logger: Logger;
   /** The caller of the request (see `callerFromRequest`). */
-  caller(request: BaseRequest): Caller;
-  loadBalancer?: LoadBalancerNodes | undefined;
+  caller(message: UserFields): Caller;
+  launcherNodes?: LauncherNodes | undefined;
 }
 
-export type Handler = (ctx: HandlerContext, request: BaseRequest) => Promise<Response> | Response;
+/** A plain request's handler: its message as its schema types it, and the raw request. */
+export type Handler<S extends TObject> = (
+  ctx: HandlerContext,
+  message: Static<S>,
+  request: BaseRequest,
+) => Promise<Response> | Response;
+
+/** A stream request's handler; the server keeps the stream's state and hands it a StreamOut. */
+export type StreamHandler<S extends TObject> = (
+  ctx: HandlerContext,
+  message: Static<S>,
+  out: StreamOut,
+) => Promise<void>;
 
 export function invalid(message: string): ApiError {
   return new ApiError(ErrCode.InvalidRequest, message);
@@ -68,7 +98,7 @@ export function invalid(message: string): ApiError {
  * The caller for a request's user fields. `*` (all users: an admin, or Launcher authorization
  * disabled) is an admin caller named `*`; anything else is that user without groups.
  */
-export function callerFromRequest(request: BaseRequest, adminGroup: string): Caller {
+export function callerFromRequest(request: UserFields, adminGroup: string): Caller {
   const username = request.username;
   if (username !== undefined && typeof username !== "string") throw invalid("username must be a string");
   if (username === "*") return { user: "*", groups: [adminGroup], admin: true };
@@ -76,42 +106,10 @@ export function callerFromRequest(request: BaseRequest, adminGroup: string): Cal
   return { user: username, groups: [], admin: false };
 }
 
-// Field readers for the plugin's JSON messages (JSON null reads as absent, as in Go).
-
-export function optString(request: BaseRequest, field: string): string | undefined {
-  const value = request[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string") throw invalid(`${field} must be a string`);
-  return value;
-}
-
-export function requiredString(request: BaseRequest, field: string): string {
-  const value = optString(request, field);
-  if (value === undefined || value === "") throw invalid(`${field} is required`);
-  return value;
-}
-
-function stringList(request: BaseRequest, field: string): string[] {
-  const value = request[field];
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || !value.every((v): v is string => typeof v === "string")) {
-    throw invalid(`${field} must be an array of strings`);
-  }
-  return value.filter((v) => v !== "");
-}
-
-export function optBool(request: BaseRequest, field: string): boolean {
-  const value = request[field];
-  if (value === undefined || value === null) return false;
-  if (typeof value !== "boolean") throw invalid(`${field} must be a boolean`);
-  return value;
-}
-
-const submit: Handler = async (ctx, request) => {
-  const username = optString(request, "username") ?? "";
-  const raw = request.job;
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-    throw invalid("job must be a Job object");
+const submit: Handler<typeof SubmitJobMessage> = async (ctx, message, request) => {
+  const username = message.username ?? "";
+  const raw = message.job;
+  if (Array.isArray(raw)) throw invalid("job must be a Job object");
   // JSON null is "absent", as Go's decoder reads it into the job's pointers and slices.
   const input = Object.fromEntries(
     Object.entries(raw as Record<string, unknown>).filter(([, v]) => v !== null),
@@ -129,19 +127,22 @@ const submit: Handler = async (ctx, request) => {
   return { messageType: ResponseType.JobState, requestId: request.requestId, jobs: [created] };
 };
 
-const jobState: Handler = async (ctx, request) => {
+/** A list field with its empty entries dropped (an empty entry is no condition). */
+const nonEmpty = (list: readonly string[] | undefined) => (list ?? []).filter((v) => v !== "");
+
+const jobState: Handler<typeof JobStateMessage> = async (ctx, message, request) => {
   const caller = ctx.caller(request);
-  const jobId = requiredString(request, "jobId");
-  const fields = stringList(request, "fields");
+  const jobId = message.jobId;
+  const fields = nonEmpty(message.fields);
   let jobs: Job[];
   if (jobId === "*") {
     const filter = jobFilter(
       {
-        tags: stringList(request, "tags"),
-        statuses: stringList(request, "statuses"),
+        tags: nonEmpty(message.tags),
+        statuses: nonEmpty(message.statuses),
         // An empty bound is no bound, as the SDKs send it.
-        startTime: optString(request, "startTime") || undefined,
-        endTime: optString(request, "endTime") || undefined,
+        startTime: message.startTime || undefined,
+        endTime: message.endTime || undefined,
         fields,
       },
       "launcher",
@@ -160,11 +161,11 @@ const jobState: Handler = async (ctx, request) => {
   };
 };
 
-const control: Handler = async (ctx, request) => {
+const control: Handler<typeof ControlJobMessage> = async (ctx, message, request) => {
   const caller = ctx.caller(request);
-  const jobId = requiredString(request, "jobId");
+  const jobId = message.jobId;
   requireSingleJob(jobId, "control");
-  const operation = parseOperation(request.operation, jobId);
+  const operation = parseOperation(message.operation, jobId);
   const { service } = ctx.deps;
   const route = await routeToOwner(service, caller, jobId);
   const result = await onOwner(
@@ -184,9 +185,9 @@ const control: Handler = async (ctx, request) => {
   };
 };
 
-const network: Handler = async (ctx, request) => {
+const network: Handler<typeof JobNetworkMessage> = async (ctx, message, request) => {
   const caller = ctx.caller(request);
-  const jobId = requiredString(request, "jobId");
+  const jobId = message.jobId;
   requireSingleJob(jobId, "network");
   const { service } = ctx.deps;
   const info = await onOwner(
@@ -202,7 +203,7 @@ const network: Handler = async (ctx, request) => {
   };
 };
 
-const clusterInfo: Handler = (ctx, request) => {
+const clusterInfo: Handler<typeof ClusterInfoMessage> = (ctx, _message, request) => {
   const info = ctx.deps.clusterInfo?.() ?? ctx.deps.service.clusterInfo();
   return {
     messageType: ResponseType.ClusterInfo,
@@ -220,11 +221,9 @@ const clusterInfo: Handler = (ctx, request) => {
   };
 };
 
-const setLoadBalancerNodes: Handler = (ctx, request) => {
-  const raw = request.nodes ?? [];
-  if (!Array.isArray(raw)) throw invalid("nodes must be an array of nodes");
-  const nodes = raw.map(normaliseNode).filter((n): n is Node => n !== undefined);
-  ctx.loadBalancer?.set(nodes);
+const setLoadBalancerNodes: Handler<typeof SetLoadBalancerNodesMessage> = (ctx, message, request) => {
+  const nodes = (message.nodes ?? []).map(normaliseNode).filter((n): n is Node => n !== undefined);
+  ctx.launcherNodes?.set(nodes);
   ctx.logger.info(
     {
       nodes: nodes.map((n) => `${n.host || n.ipv4}:${n.port} ${n.status}`),
@@ -235,7 +234,7 @@ const setLoadBalancerNodes: Handler = (ctx, request) => {
   return { messageType: ResponseType.SetLoadBalancerNodes, requestId: request.requestId };
 };
 
-const configReload: Handler = async (ctx, request) => {
+const configReload: Handler<typeof ConfigReloadMessage> = async (ctx, _message, request) => {
   let result: ReloadResult;
   try {
     result = (await ctx.deps.reloadConfig?.()) ?? { errorType: ConfigReloadErrorType.None, errorMessage: "" };
@@ -251,13 +250,31 @@ const configReload: Handler = async (ctx, request) => {
   };
 };
 
-/** The plain requests by message type (bootstrap, which changes the server's state, is its own). */
-export const handlers = {
-  submit,
-  jobState,
-  control,
-  network,
-  clusterInfo,
-  setLoadBalancerNodes,
-  configReload,
-} as const;
+/** How a request type is served: its message schema and a plain or a stream handler. */
+export type Route =
+  | { schema: TObject; run: Handler<TObject>; stream?: undefined }
+  | { schema: TObject; stream: StreamHandler<TObject>; run?: undefined };
+
+const plain = <S extends TObject>(schema: S, run: Handler<S>): Route => ({ schema, run }) as unknown as Route;
+const stream = <S extends TObject>(schema: S, handler: StreamHandler<S>): Route =>
+  ({ schema, stream: handler }) as unknown as Route;
+
+/**
+ * The dispatch table: every request type but heartbeat and bootstrap (which the server answers
+ * itself: they change its state). A type missing here is answered RequestNotSupported.
+ */
+export const HANDLERS: Partial<Record<RequestType, Route>> = {
+  [RequestType.SubmitJob]: plain(SubmitJobMessage, submit),
+  [RequestType.JobState]: plain(JobStateMessage, jobState),
+  [RequestType.JobStatus]: stream(JobStatusMessage, statusStream),
+  [RequestType.ControlJob]: plain(ControlJobMessage, control),
+  [RequestType.JobOutput]: stream(JobOutputMessage, outputStream),
+  [RequestType.JobResourceUtil]: stream(JobResourceUtilMessage, resourceStream),
+  [RequestType.JobNetwork]: plain(JobNetworkMessage, network),
+  [RequestType.ClusterInfo]: plain(ClusterInfoMessage, clusterInfo),
+  [RequestType.SetLoadBalancerNodes]: plain(SetLoadBalancerNodesMessage, setLoadBalancerNodes),
+  [RequestType.ConfigReload]: plain(ConfigReloadMessage, configReload),
+};
+
+/** The message of a request as its route's schema types it (InvalidRequest otherwise). */
+export { readMessage };

@@ -1,6 +1,6 @@
 // The Launcher Plugin API 3.5 messages (launcher-plugin-api.md §5.2–5.6, §4.2): type numbers,
 // request and response shapes with their exact JSON names, and the parsing of a frame's payload
-// into a request envelope. Field-level checks of each request live in server.ts.
+// into a request envelope. Field-level checks of each request are its schema in messages.ts.
 import type { ClusterInfo, ConfigReloadErrorType, ErrCode, Job, Node, Version } from "../api/index.js";
 
 /** Request `messageType`s (Launcher → plugin). */
@@ -40,7 +40,7 @@ export const ResponseType = {
 export type ResponseType = (typeof ResponseType)[keyof typeof ResponseType];
 
 // ---------------------------------------------------------------------------------------------
-// Requests. Everything beyond the envelope is optional on the wire and checked by the server.
+// Requests. Everything beyond the envelope is checked by its schema in messages.ts.
 
 /** Every request: `messageType` and `requestId` (uint64) are required. */
 export interface BaseRequest {

@@ -12,21 +12,29 @@
 //   `requestId: 0` and `sequences: [{requestId, seqId}]`; seqIds start at 1 per stream.
 
 import type { Logger } from "pino";
+import type { Static, TObject } from "typebox";
 import { APIVersion, ApiError, ErrCode, errorText, toApiError } from "../api/index.js";
 import type { Caller } from "../launcher/port.js";
 import { type DecodeEvent, MessageTooLargeError } from "./framing.js";
 import {
   callerFromRequest,
-  type Handler,
+  HANDLERS,
   type HandlerContext,
-  handlers,
-  optBool,
   type PluginDeps,
   type Response,
+  type StreamHandler,
+  type UserFields,
 } from "./handlers.js";
-import type { LoadBalancerNodes } from "./load-balancer.js";
-import { type BaseRequest, parseRequest, RequestType, ResponseType, sniffRequestId } from "./protocol.js";
-import { type StreamHandler, streamHandlers } from "./streams.js";
+import type { LauncherNodes } from "./launcher-nodes.js";
+import { readMessage, StreamCancelMessage } from "./messages.js";
+import {
+  type BaseRequest,
+  parseRequest,
+  type RequestType,
+  RequestType as RequestTypes,
+  ResponseType,
+  sniffRequestId,
+} from "./protocol.js";
 
 // Kept where tests and the node import them from.
 export { filterTime } from "../launcher/requests/index.js";
@@ -44,7 +52,8 @@ export interface PluginServerOptions {
   /** Group given to the `*` caller, so tokens minted for forwarding carry admin rights. */
   adminGroup: string;
   deps: PluginDeps | Promise<PluginDeps>;
-  loadBalancer?: LoadBalancerNodes;
+  /** Where SetLoadBalancerNodes (201) records the Posit Launcher's nodes. */
+  launcherNodes?: LauncherNodes;
 }
 
 interface OpenStream {
@@ -109,7 +118,7 @@ export class PluginServer {
       return;
     }
     const request = parsed.request;
-    if (request.messageType === RequestType.Heartbeat) {
+    if (request.messageType === RequestTypes.Heartbeat) {
       this.heartbeat();
       return;
     }
@@ -167,7 +176,10 @@ export class PluginServer {
     }
   }
 
-  /** What serves a request type: a plain request (`run`) or a stream; undefined if unsupported. */
+  /**
+   * What serves a request type: a plain request (`run`) or a stream; undefined if unsupported.
+   * Bootstrap changes the server's state, so it is served here; the rest is handlers.ts's HANDLERS.
+   */
   private handlerFor(
     deps: PluginDeps,
     request: BaseRequest,
@@ -175,49 +187,33 @@ export class PluginServer {
     | { run: () => Promise<void>; stream?: undefined }
     | { stream: (s: OpenStream) => Promise<void> }
     | undefined {
-    const plain = (handler: Handler) => ({
-      run: async () => {
-        this.respond(await handler(this.context(deps), request));
-      },
-    });
-    switch (request.messageType) {
-      case RequestType.Bootstrap:
-        return { run: async () => this.bootstrap(request) };
-      case RequestType.SubmitJob:
-        return plain(handlers.submit);
-      case RequestType.JobState:
-        return plain(handlers.jobState);
-      case RequestType.JobStatus:
-        return { stream: (s) => this.runStream(streamHandlers.statusStream, deps, request, s) };
-      case RequestType.ControlJob:
-        return plain(handlers.control);
-      case RequestType.JobOutput:
-        return { stream: (s) => this.runStream(streamHandlers.outputStream, deps, request, s) };
-      case RequestType.JobResourceUtil:
-        return { stream: (s) => this.runStream(streamHandlers.resourceStream, deps, request, s) };
-      case RequestType.JobNetwork:
-        return plain(handlers.network);
-      case RequestType.ClusterInfo:
-        return plain(handlers.clusterInfo);
-      case RequestType.SetLoadBalancerNodes:
-        return plain(handlers.setLoadBalancerNodes);
-      case RequestType.ConfigReload:
-        return plain(handlers.configReload);
-      default:
-        return undefined;
+    if (request.messageType === RequestTypes.Bootstrap) return { run: async () => this.bootstrap(request) };
+    const route = HANDLERS[request.messageType as RequestType];
+    if (!route) return undefined;
+    if (route.stream) {
+      const handler = route.stream;
+      return {
+        stream: async (s) => this.runStream(handler, deps, readMessage(route.schema, request), s),
+      };
     }
+    const run = route.run;
+    return {
+      run: async () => {
+        this.respond(await run(this.context(deps), readMessage(route.schema, request), request));
+      },
+    };
   }
 
   private context(deps: PluginDeps): HandlerContext {
     return {
       deps,
       logger: this.opts.logger,
-      caller: (request) => this.caller(request),
-      loadBalancer: this.opts.loadBalancer,
+      caller: (message) => this.caller(message),
+      launcherNodes: this.opts.launcherNodes,
     };
   }
 
-  private caller(request: BaseRequest): Caller {
+  private caller(request: UserFields): Caller {
     return callerFromRequest(request, this.opts.adminGroup);
   }
 
@@ -250,7 +246,7 @@ export class PluginServer {
     const requestId = request.requestId;
     let cancel: boolean;
     try {
-      cancel = optBool(request, "cancel");
+      cancel = readMessage(StreamCancelMessage, request).cancel ?? false;
     } catch (err) {
       this.fail(requestId, err);
       return;
@@ -295,8 +291,13 @@ export class PluginServer {
   }
 
   /** Runs a stream handler with this server's side of the stream. */
-  private runStream(handler: StreamHandler, deps: PluginDeps, request: BaseRequest, stream: OpenStream) {
-    return handler(this.context(deps), request, {
+  private runStream(
+    handler: StreamHandler<TObject>,
+    deps: PluginDeps,
+    message: Static<TObject>,
+    stream: OpenStream,
+  ) {
+    return handler(this.context(deps), message, {
       requestId: stream.requestId,
       signal: stream.controller.signal,
       maxSize: this.opts.writer.maxSize,

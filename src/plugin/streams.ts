@@ -1,11 +1,13 @@
 // The plugin's three streams (status, output, resource util), as thin adapters over the request
 // layer: routing to the job's owner and driving the service's iterable come from
 // src/launcher/requests/; what is left here is the plugin's message shapes. The server keeps the
-// stream's state (request id, seqId, cancel) and hands each handler a StreamOut.
+// stream's state (request id, seqId, cancel) and hands each handler a StreamOut; the handlers are
+// in the dispatch table of ./handlers.ts.
 import { parseOutputType } from "../api/index.js";
 import { forEachUntilAborted, onOwner, routeToOwner } from "../launcher/requests/index.js";
-import { type HandlerContext, requiredString } from "./handlers.js";
-import { type BaseRequest, ResponseType, type StreamSequence } from "./protocol.js";
+import type { StreamHandler } from "./handlers.js";
+import type { JobOutputMessage, JobResourceUtilMessage, JobStatusMessage } from "./messages.js";
+import { ResponseType, type StreamSequence } from "./protocol.js";
 
 /** A stream's side of the server: its signal, and its next message (numbered from 1). */
 export interface StreamOut {
@@ -18,8 +20,6 @@ export interface StreamOut {
   /** The `sequences` of a multi-stream message (status, resource util). */
   sequences(): StreamSequence[];
 }
-
-export type StreamHandler = (ctx: HandlerContext, request: BaseRequest, out: StreamOut) => Promise<void>;
 
 /** Splits output so that every message stays under the size limit (6 bytes per UTF-16 unit at worst). */
 export function splitOutput(output: string, maxSize: number): string[] {
@@ -40,9 +40,9 @@ export function splitOutput(output: string, maxSize: number): string[] {
   return pieces;
 }
 
-const statusStream: StreamHandler = async (ctx, request, out) => {
-  const caller = ctx.caller(request);
-  const jobId = requiredString(request, "jobId");
+export const statusStream: StreamHandler<typeof JobStatusMessage> = async (ctx, message, out) => {
+  const caller = ctx.caller(message);
+  const jobId = message.jobId;
   const { signal } = out;
   await forEachUntilAborted(ctx.deps.service.statusStream(caller, jobId, { signal }), signal, (item) => {
     if ("resync" in item) return; // a fresh snapshot follows; the Launcher only needs statuses
@@ -59,10 +59,10 @@ const statusStream: StreamHandler = async (ctx, request, out) => {
   });
 };
 
-const outputStream: StreamHandler = async (ctx, request, out) => {
-  const caller = ctx.caller(request);
-  const jobId = requiredString(request, "jobId");
-  const type = parseOutputType(request.outputType ?? undefined);
+export const outputStream: StreamHandler<typeof JobOutputMessage> = async (ctx, message, out) => {
+  const caller = ctx.caller(message);
+  const jobId = message.jobId;
+  const type = parseOutputType(message.outputType);
   const { signal, requestId } = out;
   const source = onOwner(
     await routeToOwner(ctx.deps.service, caller, jobId),
@@ -93,9 +93,9 @@ const outputStream: StreamHandler = async (ctx, request, out) => {
   }
 };
 
-const resourceStream: StreamHandler = async (ctx, request, out) => {
-  const caller = ctx.caller(request);
-  const jobId = requiredString(request, "jobId");
+export const resourceStream: StreamHandler<typeof JobResourceUtilMessage> = async (ctx, message, out) => {
+  const caller = ctx.caller(message);
+  const jobId = message.jobId;
   const { signal } = out;
   const source = onOwner(
     await routeToOwner(ctx.deps.service, caller, jobId),
@@ -124,5 +124,3 @@ const resourceStream: StreamHandler = async (ctx, request, out) => {
     }));
   }
 };
-
-export const streamHandlers = { statusStream, outputStream, resourceStream } as const;

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigReloadErrorType, type JobOutput, JobStatus } from "../../src/api/index.js";
 import type { Caller, JobLocation } from "../../src/launcher/port.js";
 import { encodeFrame, FrameDecoder, MessageTooLargeError } from "../../src/plugin/framing.js";
-import { LoadBalancerNodes } from "../../src/plugin/load-balancer.js";
+import { LauncherNodes } from "../../src/plugin/launcher-nodes.js";
 import {
   callerFromRequest,
   filterTime,
@@ -60,13 +60,13 @@ function setup(opts: { maxSize?: number; deps?: Partial<PluginDeps> } = {}) {
   const service = new FakeService("node-a");
   const forwards: ForwardCall[] = [];
   const writer = new CollectingWriter(opts.maxSize);
-  const loadBalancer = new LoadBalancerNodes();
+  const launcherNodes = new LauncherNodes();
   const server = new PluginServer({
     writer,
     logger: pino({ level: "silent" }),
     adminGroup: "launcher-admins",
     deps: { service, owners: fakeOwners(forwards), ...opts.deps },
-    loadBalancer,
+    launcherNodes,
   });
   let next = 0;
   const send = (message: Message) => {
@@ -84,7 +84,7 @@ function setup(opts: { maxSize?: number; deps?: Partial<PluginDeps> } = {}) {
     throw new Error(`no answer to ${requestId}`);
   };
   const ask = (message: Message) => answer(send(message));
-  return { service, forwards, writer, server, send, ask, loadBalancer };
+  return { service, forwards, writer, server, send, ask, launcherNodes };
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 30));
@@ -323,18 +323,18 @@ describe("PluginServer", () => {
   });
 
   it("records load balancer nodes for listeners", async () => {
-    const { ask, loadBalancer } = setup();
+    const { ask, launcherNodes } = setup();
     const seen: number[] = [];
-    loadBalancer.onChange((s) => seen.push(s.nodes.length));
+    launcherNodes.onChange((s) => seen.push(s.nodes.length));
     await ask({
       messageType: 201,
       username: "*",
       nodes: [{ host: "h", ipv4: "1.2.3.4", port: 5559, lastSeen: "", status: "Online" }],
     });
-    expect(loadBalancer.current.nodes).toEqual([
+    expect(launcherNodes.current.nodes).toEqual([
       { host: "h", ipv4: "1.2.3.4", port: "5559", lastSeen: "", status: "Online" },
     ]);
-    expect(loadBalancer.online()).toHaveLength(1);
+    expect(launcherNodes.online()).toHaveLength(1);
     expect(seen).toEqual([1]);
   });
 

@@ -145,14 +145,31 @@ export const ClusterInfoSchema = Type.Object(
   open,
 );
 
-export const ControlBodySchema = Type.Object(
-  {
-    operation: Type.Union([Type.String(), Type.Integer()], {
-      description: "suspend, resume, stop, kill, cancel, or 0–4",
-    }),
-  },
-  open,
-);
+/** A control operation, by name or number; `parseOperation` (src/api/) maps it and words refusals. */
+export const OperationSchema = Type.Union([Type.String(), Type.Integer()], {
+  description: "suspend, resume, stop, kill, cancel, or 0–4",
+});
+export const ControlBodySchema = Type.Object({ operation: OperationSchema }, open);
+
+/** Which output a stream sends; `parseOutputType` (src/api/) maps it and words refusals. */
+export const OutputTypeSchema = Type.Union([Type.String(), Type.Integer()], {
+  description: "stdout, stderr or both (or 0, 1, 2); default both",
+});
+
+/**
+ * A job listing's filter as a JSON message carries it (the plugin's JobState; HTTP has the same
+ * inputs as query lists). `message` is how a front door words a value of the wrong type.
+ */
+const stringList = (description: string) =>
+  opt(Type.Array(Type.String(), { description, message: "must be an array of strings" }));
+const bound = (description: string) => opt(Type.String({ description, message: "must be a string" }));
+export const jobFilterFields = {
+  fields: stringList("Field selection; `id` is always kept"),
+  tags: stringList("Jobs must carry all of these tags"),
+  statuses: stringList("Jobs must have one of these statuses"),
+  startTime: bound("Inclusive lower bound on submissionTime; empty is no bound"),
+  endTime: bound("Inclusive upper bound on submissionTime; empty is no bound"),
+};
 export const ControlResultSchema = Type.Object({
   statusMessage: Type.String(),
   operationComplete: Type.Boolean(),

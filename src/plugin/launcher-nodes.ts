@@ -1,23 +1,24 @@
-// The Launcher's view of its load-balanced cluster, from SetLoadBalancerNodes (type 201). It is
+// The Posit Launcher's own nodes (its load-balanced cluster), from SetLoadBalancerNodes (type 201);
+// `GET /nodes` shows them as `launcherNodes`. It is
 // purely advisory (launcher-plugin-api.md §4.2): the fleet's own registry in Redis decides where
 // jobs live. This keeps the latest list in memory, logs changes, and lets other parts of the
 // process (e.g. an HTTP route) read it or subscribe to it.
 import { type Node, nodeOnline } from "../api/index.js";
 
-export interface LoadBalancerSnapshot {
+export interface LauncherNodesSnapshot {
   /** The nodes as the Launcher last sent them (normalised to the Node JSON shape). */
   nodes: Node[];
   /** When the list was received (RFC 3339), or undefined before the first 201. */
   updatedAt?: string;
 }
 
-export type LoadBalancerListener = (snapshot: LoadBalancerSnapshot) => void;
+export type LauncherNodesListener = (snapshot: LauncherNodesSnapshot) => void;
 
-export class LoadBalancerNodes {
-  private snapshot: LoadBalancerSnapshot = { nodes: [] };
-  private readonly listeners = new Set<LoadBalancerListener>();
+export class LauncherNodes {
+  private snapshot: LauncherNodesSnapshot = { nodes: [] };
+  private readonly listeners = new Set<LauncherNodesListener>();
 
-  get current(): LoadBalancerSnapshot {
+  get current(): LauncherNodesSnapshot {
     return this.snapshot;
   }
 
@@ -26,7 +27,7 @@ export class LoadBalancerNodes {
     return this.snapshot.nodes.filter(nodeOnline);
   }
 
-  set(nodes: Node[], now = new Date()): LoadBalancerSnapshot {
+  set(nodes: Node[], now = new Date()): LauncherNodesSnapshot {
     this.snapshot = { nodes: nodes.map((n) => ({ ...n })), updatedAt: now.toISOString() };
     for (const listener of this.listeners) {
       try {
@@ -39,7 +40,7 @@ export class LoadBalancerNodes {
   }
 
   /** Calls `listener` on every change; returns the unsubscribe function. */
-  onChange(listener: LoadBalancerListener): () => void {
+  onChange(listener: LauncherNodesListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -63,4 +64,4 @@ export function normaliseNode(value: unknown): Node | undefined {
  * The process's Launcher node list: `launcher-fleet plugin` records every SetLoadBalancerNodes
  * here, so other parts of the process (an HTTP route, metrics) can read it or subscribe to it.
  */
-export const launcherNodes = new LoadBalancerNodes();
+export const launcherNodes = new LauncherNodes();
