@@ -53,16 +53,6 @@ export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = Ob
   Canceled: [],
 });
 
-/** Whether a job in status `from` may move to `to`. */
-export function canTransition(from: string, to: JobStatus): boolean {
-  return (TRANSITIONS[from as JobStatus] ?? []).includes(to);
-}
-
-/** The statuses a job may be in to move to `to` (what an update to `to` requires). */
-export function sourcesOf(to: JobStatus): JobStatus[] {
-  return ALL_STATUSES.filter((from) => TRANSITIONS[from].includes(to));
-}
-
 const BY_LOWER: ReadonlyMap<string, JobStatus> = new Map(ALL_STATUSES.map((s) => [s.toLowerCase(), s]));
 
 /**
