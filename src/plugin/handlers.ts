@@ -34,7 +34,6 @@ import {
   JobResourceUtilMessage,
   JobStateMessage,
   JobStatusMessage,
-  readMessage,
   SetLoadBalancerNodesMessage,
   SubmitJobMessage,
 } from "./messages.js";
@@ -275,6 +274,3 @@ export const HANDLERS: Partial<Record<RequestType, Route>> = {
   [RequestType.SetLoadBalancerNodes]: plain(SetLoadBalancerNodesMessage, setLoadBalancerNodes),
   [RequestType.ConfigReload]: plain(ConfigReloadMessage, configReload),
 };
-
-/** The message of a request as its route's schema types it (InvalidRequest otherwise). */
-export { readMessage };
