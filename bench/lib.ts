@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
+import { TERMINAL_STATUSES } from "../src/api/status.js";
 import type { LocalFleet } from "../src/topology/index.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -588,6 +589,34 @@ export class Http {
     })();
     return { status: res.statusCode, done };
   }
+}
+
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
+
+/**
+ * Follows the `*` status stream of the node at `url` until `stack` closes: the returned map gets
+ * each job's first terminal status's arrival time (monoMs), and `onEnd` sees that message.
+ */
+export async function watchTerminalStatuses(
+  stack: Stack,
+  url: string,
+  token: string,
+  onEnd: (msg: Record<string, unknown> & { id: string }) => void = () => {},
+): Promise<Map<string, number>> {
+  const ends = new Map<string, number>();
+  const abort = new AbortController();
+  stack.defer("close a status stream", () => abort.abort());
+  await new Http(url, token, stack, 1).stream(
+    "/jobs/*/status",
+    (msg, at) => {
+      if (typeof msg.id === "string" && TERMINAL.has(String(msg.status)) && !ends.has(msg.id)) {
+        ends.set(msg.id, at);
+        onEnd(msg as Record<string, unknown> & { id: string });
+      }
+    },
+    abort.signal,
+  );
+  return ends;
 }
 
 export interface SubmittedJob {

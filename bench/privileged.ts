@@ -11,7 +11,6 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TERMINAL_STATUSES } from "../src/api/status.js";
 import { signToken } from "../src/http/auth.js";
 import {
   type Ctx,
@@ -31,10 +30,10 @@ import {
   supervisorDaemonsCpuMs,
   until,
   verdict,
+  watchTerminalStatuses,
 } from "./lib.js";
 
 const MEASURE = "privileged";
-const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 const BENCH_USER = "lf-bench";
 
 /** The bench's job user (useradd when missing): ids for the spawn-paths script. */
@@ -108,23 +107,10 @@ export async function privileged(ctx: Ctx): Promise<void> {
     const token = await signToken(fleet.secret, { user: BENCH_USER, ttl: "4h" });
     const rootToken = await signToken(rootFleet.secret, { user: BENCH_USER, ttl: "4h" });
 
-    const watch = async (nodes: readonly { url: string }[], tok: string): Promise<Fleetish["ends"]> => {
-      const ends = new Map<string, number>();
-      const abort = new AbortController();
-      stack.defer("close a status stream", () => abort.abort());
-      await new Http(nodes[0]!.url, tok, stack, 1).stream(
-        "/jobs/*/status",
-        (msg, at) => {
-          if (typeof msg.id === "string" && TERMINAL.has(String(msg.status)) && !ends.has(msg.id)) {
-            ends.set(msg.id, at);
-            if (msg.status !== "Finished")
-              failures.push(`${msg.id}: ${msg.status} ${msg.statusMessage ?? ""}`);
-          }
-        },
-        abort.signal,
-      );
-      return ends;
-    };
+    const watch = (nodes: readonly { url: string }[], tok: string): Promise<Fleetish["ends"]> =>
+      watchTerminalStatuses(stack, nodes[0]!.url, tok, (msg) => {
+        if (msg.status !== "Finished") failures.push(`${msg.id}: ${msg.status} ${msg.statusMessage ?? ""}`);
+      });
     const fleets = {
       unprivileged: {
         entries: fleet.nodes.map((x) => new Http(x.url, token, stack, concurrency)),

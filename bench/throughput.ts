@@ -8,7 +8,6 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents } from "bullmq";
-import { TERMINAL_STATUSES } from "../src/api/status.js";
 import {
   type BenchRedis,
   type Ctx,
@@ -30,10 +29,10 @@ import {
   supervisorDaemonsCpuMs,
   until,
   verdict,
+  watchTerminalStatuses,
 } from "./lib.js";
 
 const MEASURE = "throughput";
-const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 interface RunResult {
   rate: number;
@@ -108,20 +107,9 @@ export async function throughput(ctx: Ctx): Promise<void> {
     );
 
     // Terminal statuses arrive on one status stream (node-1), which sees every job of the fleet.
-    const ends = new Map<string, number>();
     const finalStatus = new Map<string, string>();
-    const abort = new AbortController();
-    stack.defer("close the status stream", () => abort.abort());
-    const watcher = new Http(fleet.nodes[0]!.url, token, stack, 1);
-    await watcher.stream(
-      "/jobs/*/status",
-      (msg, at) => {
-        if (typeof msg.id === "string" && TERMINAL.has(String(msg.status)) && !ends.has(msg.id)) {
-          ends.set(msg.id, at);
-          finalStatus.set(msg.id, String(msg.status));
-        }
-      },
-      abort.signal,
+    const ends = await watchTerminalStatuses(stack, fleet.nodes[0]!.url, token, (msg) =>
+      finalStatus.set(msg.id, String(msg.status)),
     );
 
     const nodePids = fleet.nodes.map((x) => x.pid!);
