@@ -1,11 +1,10 @@
 // The command line: the API client against a real node, spec errors caught before any request, and
 // `node dist/cli.js node` configured by nothing but the essential environment variables.
-import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, runCli } from "../helpers/cli.js";
+import { type CliResult, runCli, startCliNode } from "../helpers/cli.js";
 import {
   api,
   readStream,
@@ -235,36 +234,17 @@ describe("client commands against a node", () => {
 describe("`node dist/cli.js node` from the environment alone", () => {
   it("serves the API with only the Redis URL, secret, port, scratch path, key prefix and mode set", async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ["dist/cli.js", "node"], {
-      env: {
-        PATH: process.env.PATH,
-        LAUNCHER_REDIS_URL: redisUrl(),
-        LAUNCHER_AUTH_SECRET: TEST_SECRET,
-        // The test's users (alice) are not host users: every job runs as the test's own user.
-        LAUNCHER_UNPRIVILEGED: "1",
-        LAUNCHER_PORT: String(port),
-        LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "cli-node-")),
-        LAUNCHER_KEY_PREFIX: uniquePrefix("cli-node"),
-      },
-      stdio: ["ignore", "ignore", "pipe"],
+    const node = await startCliNode(port, {
+      LAUNCHER_REDIS_URL: redisUrl(),
+      LAUNCHER_AUTH_SECRET: TEST_SECRET,
+      // The test's users (alice) are not host users: every job runs as the test's own user.
+      LAUNCHER_UNPRIVILEGED: "1",
+      LAUNCHER_PORT: String(port),
+      LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "cli-node-")),
+      LAUNCHER_KEY_PREFIX: uniquePrefix("cli-node"),
     });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const url = `http://127.0.0.1:${port}`;
+    const url = node.url;
     try {
-      await until(
-        async () => {
-          if (child.exitCode !== null) throw new Error(`node exited with ${child.exitCode}: ${stderr}`);
-          try {
-            return (await fetch(`${url}/readyz`)).status === 200;
-          } catch {
-            return false;
-          }
-        },
-        { timeoutMs: 20_000, everyMs: 100 },
-      );
       const created = await api<{ id: string; status: string }>(url, "POST", "/jobs", {
         token: alice,
         body: { command: "echo served" },
@@ -288,9 +268,7 @@ describe("`node dist/cli.js node` from the environment alone", () => {
       expect(out.messages.at(-1)).toMatchObject({ complete: true });
       expect((await api(url, "GET", "/jobs")).status).toBe(401);
     } finally {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGINT");
-      await exited;
+      await node.stop("SIGINT");
     }
   });
 });

@@ -1,7 +1,6 @@
 // Secrets and tokens on real nodes: the 32-byte minimum stops `node dist/cli.js node` (exit 2), the
 // _FILE form feeds both the node and `token`, `token --key` signs for a node that holds only a
 // public key, issuer/audience are checked, and a `sub: "*"` token lists nothing.
-import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,8 +8,8 @@ import { join } from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureBuilt } from "../helpers/build.js";
-import { runCli } from "../helpers/cli.js";
-import { api, startTestNode, TEST_SECRET, type TestNode, token, until } from "../helpers/nodes.js";
+import { runCli, startCliNode } from "../helpers/cli.js";
+import { api, startTestNode, TEST_SECRET, type TestNode, token } from "../helpers/nodes.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 import { freePort } from "../helpers/redis-server.js";
 import { endAll, listJobs, running } from "./helpers.js";
@@ -71,33 +70,18 @@ describe("LAUNCHER_AUTH_SECRET_FILE", () => {
   it("a node and `token` both read the secret from the file", async () => {
     const secretFile = file("secret", `${TEST_SECRET}-from-a-file\n`);
     const port = await freePort();
-    const child = spawn(process.execPath, ["dist/cli.js", "node"], {
-      env: {
-        PATH: process.env.PATH,
-        LAUNCHER_REDIS_URL: redisUrl(),
-        LAUNCHER_AUTH_SECRET_FILE: secretFile,
-        LAUNCHER_UNPRIVILEGED: "1",
-        LAUNCHER_HOST: "127.0.0.1",
-        LAUNCHER_PORT: String(port),
-        LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "secrets-file-")),
-        LAUNCHER_KEY_PREFIX: uniquePrefix("secrets-file"),
-        LAUNCHER_LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "ignore", "pipe"],
+    const node = await startCliNode(port, {
+      LAUNCHER_REDIS_URL: redisUrl(),
+      LAUNCHER_AUTH_SECRET_FILE: secretFile,
+      LAUNCHER_UNPRIVILEGED: "1",
+      LAUNCHER_HOST: "127.0.0.1",
+      LAUNCHER_PORT: String(port),
+      LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "secrets-file-")),
+      LAUNCHER_KEY_PREFIX: uniquePrefix("secrets-file"),
+      LAUNCHER_LOG_LEVEL: "warn",
     });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const url = `http://127.0.0.1:${port}`;
+    const url = node.url;
     try {
-      await until(
-        async () => {
-          if (child.exitCode !== null) throw new Error(`node exited with ${child.exitCode}: ${stderr}`);
-          return (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200;
-        },
-        { timeoutMs: 20_000, everyMs: 100 },
-      );
       const minted = await cli(["token", "--user", "alice"], { LAUNCHER_AUTH_SECRET_FILE: secretFile });
       expect({ code: minted.code, stderr: minted.stderr }).toEqual({ code: 0, stderr: "" });
       const jwt = minted.stdout.trim();
@@ -105,9 +89,7 @@ describe("LAUNCHER_AUTH_SECRET_FILE", () => {
       // A token signed with the test's usual secret is not one of this node's.
       expect((await api(url, "GET", "/jobs", { token: await token("alice") })).status).toBe(401);
     } finally {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
+      await node.stop("SIGTERM");
     }
   });
 });
