@@ -1,9 +1,11 @@
 // The plugin's requests, as thin adapters over the request layer (src/launcher/requests/): each
-// takes its message as its schema (./messages.ts) types it, calls the layer or the service, and
+// takes its message as its schema types it (the schema sits above the handler: the envelope fields
+// of ./messages.ts plus the request layer's shared ones), calls the layer or the service, and
 // returns the response message for the server to number and send. HANDLERS is the dispatch table
-// the server looks requests up in: adding a request type here is one handler plus its entry.
+// the server looks requests up in: adding a request type here is one schema, one handler and its
+// entry (a stream: the same in streams.ts, whose STREAM_ROUTES join the table).
 import type { Logger } from "pino";
-import type { Static, TObject } from "typebox";
+import { type Static, type TObject, Type } from "typebox";
 import {
   ApiError,
   type ClusterInfo,
@@ -20,26 +22,17 @@ import type { Caller, LauncherService } from "../launcher/port.js";
 import {
   checkSubmission,
   jobFilter,
+  jobFilterFields,
+  OperationSchema,
   onOwner,
   parseSubmission,
   routeToOwner,
 } from "../launcher/requests/index.js";
 import { type LauncherNodes, normaliseNode } from "./launcher-nodes.js";
-import {
-  ClusterInfoMessage,
-  ConfigReloadMessage,
-  ControlJobMessage,
-  JobNetworkMessage,
-  JobOutputMessage,
-  JobResourceUtilMessage,
-  JobStateMessage,
-  JobStatusMessage,
-  SetLoadBalancerNodesMessage,
-  SubmitJobMessage,
-} from "./messages.js";
+import { jobFields, plainRoute, type Route, userFields } from "./messages.js";
 import type { OwnerClient } from "./owner-client.js";
 import { type BaseRequest, RequestType, ResponseType } from "./protocol.js";
-import { outputStream, resourceStream, type StreamOut, statusStream } from "./streams.js";
+import { STREAM_ROUTES, type StreamOut } from "./streams.js";
 
 /** What a config reload (type 202) reports. */
 export interface ReloadResult {
@@ -89,6 +82,9 @@ export type StreamHandler<S extends TObject> = (
   out: StreamOut,
 ) => Promise<void>;
 
+/** Messages allow fields beyond their schema (the Launcher API grows). */
+const open = { additionalProperties: true } as const;
+
 export function invalid(message: string): ApiError {
   return new ApiError(ErrCode.InvalidRequest, message);
 }
@@ -105,6 +101,16 @@ export function callerFromRequest(request: UserFields, adminGroup: string): Call
   return { user: username, groups: [], admin: false };
 }
 
+export const SubmitJobMessage = Type.Object(
+  {
+    ...userFields,
+    job: Type.Object(
+      {},
+      { ...open, message: "must be a Job object", missing: "must be a Job object", description: "The job" },
+    ),
+  },
+  open,
+);
 const submit: Handler<typeof SubmitJobMessage> = async (ctx, message, request) => {
   const username = message.username ?? "";
   const raw = message.job;
@@ -126,6 +132,7 @@ const submit: Handler<typeof SubmitJobMessage> = async (ctx, message, request) =
   return { messageType: ResponseType.JobState, requestId: request.requestId, jobs: [created] };
 };
 
+export const JobStateMessage = Type.Object({ ...jobFields, ...jobFilterFields }, open);
 /** A list field with its empty entries dropped (an empty entry is no condition). */
 const nonEmpty = (list: readonly string[] | undefined) => (list ?? []).filter((v) => v !== "");
 
@@ -160,6 +167,7 @@ const jobState: Handler<typeof JobStateMessage> = async (ctx, message, request) 
   };
 };
 
+export const ControlJobMessage = Type.Object({ ...jobFields, operation: OperationSchema }, open);
 const control: Handler<typeof ControlJobMessage> = async (ctx, message, request) => {
   const caller = ctx.caller(request);
   const jobId = message.jobId;
@@ -184,6 +192,7 @@ const control: Handler<typeof ControlJobMessage> = async (ctx, message, request)
   };
 };
 
+export const JobNetworkMessage = Type.Object(jobFields, open);
 const network: Handler<typeof JobNetworkMessage> = async (ctx, message, request) => {
   const caller = ctx.caller(request);
   const jobId = message.jobId;
@@ -202,6 +211,7 @@ const network: Handler<typeof JobNetworkMessage> = async (ctx, message, request)
   };
 };
 
+export const ClusterInfoMessage = Type.Object(userFields, open);
 const clusterInfo: Handler<typeof ClusterInfoMessage> = (ctx, _message, request) => {
   const info = ctx.deps.clusterInfo?.() ?? ctx.deps.service.clusterInfo();
   return {
@@ -220,6 +230,13 @@ const clusterInfo: Handler<typeof ClusterInfoMessage> = (ctx, _message, request)
   };
 };
 
+export const SetLoadBalancerNodesMessage = Type.Object(
+  {
+    ...userFields,
+    nodes: Type.Optional(Type.Array(Type.Unknown(), { message: "must be an array of nodes" })),
+  },
+  open,
+);
 const setLoadBalancerNodes: Handler<typeof SetLoadBalancerNodesMessage> = (ctx, message, request) => {
   const nodes = (message.nodes ?? []).map(normaliseNode).filter((n): n is Node => n !== undefined);
   ctx.launcherNodes?.set(nodes);
@@ -233,6 +250,7 @@ const setLoadBalancerNodes: Handler<typeof SetLoadBalancerNodesMessage> = (ctx, 
   return { messageType: ResponseType.SetLoadBalancerNodes, requestId: request.requestId };
 };
 
+export const ConfigReloadMessage = Type.Object(userFields, open);
 const configReload: Handler<typeof ConfigReloadMessage> = async (ctx, _message, request) => {
   let result: ReloadResult;
   try {
@@ -249,28 +267,18 @@ const configReload: Handler<typeof ConfigReloadMessage> = async (ctx, _message, 
   };
 };
 
-/** How a request type is served: its message schema and a plain or a stream handler. */
-export type Route =
-  | { schema: TObject; run: Handler<TObject>; stream?: undefined }
-  | { schema: TObject; stream: StreamHandler<TObject>; run?: undefined };
-
-const plain = <S extends TObject>(schema: S, run: Handler<S>): Route => ({ schema, run }) as unknown as Route;
-const stream = <S extends TObject>(schema: S, handler: StreamHandler<S>): Route =>
-  ({ schema, stream: handler }) as unknown as Route;
-
 /**
  * The dispatch table: every request type but heartbeat and bootstrap (which the server answers
  * itself: they change its state). A type missing here is answered RequestNotSupported.
  */
 export const HANDLERS: Partial<Record<RequestType, Route>> = {
-  [RequestType.SubmitJob]: plain(SubmitJobMessage, submit),
-  [RequestType.JobState]: plain(JobStateMessage, jobState),
-  [RequestType.JobStatus]: stream(JobStatusMessage, statusStream),
-  [RequestType.ControlJob]: plain(ControlJobMessage, control),
-  [RequestType.JobOutput]: stream(JobOutputMessage, outputStream),
-  [RequestType.JobResourceUtil]: stream(JobResourceUtilMessage, resourceStream),
-  [RequestType.JobNetwork]: plain(JobNetworkMessage, network),
-  [RequestType.ClusterInfo]: plain(ClusterInfoMessage, clusterInfo),
-  [RequestType.SetLoadBalancerNodes]: plain(SetLoadBalancerNodesMessage, setLoadBalancerNodes),
-  [RequestType.ConfigReload]: plain(ConfigReloadMessage, configReload),
+  [RequestType.SubmitJob]: plainRoute(SubmitJobMessage, submit),
+  [RequestType.JobState]: plainRoute(JobStateMessage, jobState),
+  [RequestType.ControlJob]: plainRoute(ControlJobMessage, control),
+  [RequestType.JobNetwork]: plainRoute(JobNetworkMessage, network),
+  [RequestType.ClusterInfo]: plainRoute(ClusterInfoMessage, clusterInfo),
+  [RequestType.SetLoadBalancerNodes]: plainRoute(SetLoadBalancerNodesMessage, setLoadBalancerNodes),
+  [RequestType.ConfigReload]: plainRoute(ConfigReloadMessage, configReload),
+  // The streams (status, output, resource util), from streams.ts.
+  ...STREAM_ROUTES,
 };

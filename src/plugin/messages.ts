@@ -1,7 +1,7 @@
-// The plugin's request messages as TypeBox schemas: one per request type, checked with TypeBox's
-// compiled checker; handlers take `Static<>` of their schema. Fields shared with HTTP (operation,
-// output type, job filter) come from the request layer (src/launcher/requests/schemas.ts); the
-// plugin's own envelope fields (username, jobId, cancel, job, nodes) are here.
+// The plugin's envelope fields as TypeBox schemas (username, jobId, cancel), and readMessage, which
+// checks a request against its message schema with TypeBox's compiled checker. Each request type's
+// schema sits next to its handler (./handlers.ts): these envelope fields plus the fields shared
+// with HTTP from the request layer (operation, output type, job filter: src/launcher/requests/).
 //
 // Wording: a field of the wrong type is `<field> <message>` (the field schema's `message`, e.g.
 // `tags must be an array of strings`); a missing or empty required field is `<field> is required`
@@ -10,7 +10,7 @@
 import { type Static, type TObject, type TProperties, Type } from "typebox";
 import { Compile } from "typebox/compile";
 import { ApiError, ErrCode, parseOperation, parseOutputType, requireSingleJob } from "../api/index.js";
-import { jobFilterFields, OperationSchema, OutputTypeSchema } from "../launcher/requests/index.js";
+import type { Handler, StreamHandler } from "./handlers.js";
 import type { BaseRequest } from "./protocol.js";
 
 const opt = Type.Optional;
@@ -18,46 +18,21 @@ const open = { additionalProperties: true } as const;
 const aString = { message: "must be a string" } as const;
 
 /** Every request made on behalf of a user. */
-const userFields = {
+export const userFields = {
   username: opt(Type.String({ ...aString, description: "The effective user; `*` is all users" })),
   requestUsername: opt(Type.String({ ...aString, description: "Who made the request (audit only)" })),
 };
 /** A job request: a user (not empty), then a job id (`*` for every job where allowed). */
-const jobFields = {
+export const jobFields = {
   ...userFields,
   username: Type.String({ ...aString, minLength: 1, description: "The effective user; `*` is all users" }),
   jobId: Type.String({ ...aString, minLength: 1, description: "A job id, or `*`" }),
 };
-const streamFields = {
+export const streamFields = {
   ...jobFields,
   cancel: opt(Type.Boolean({ message: "must be a boolean", description: "Cancels the stream" })),
 };
 
-export const SubmitJobMessage = Type.Object(
-  {
-    ...userFields,
-    job: Type.Object(
-      {},
-      { ...open, message: "must be a Job object", missing: "must be a Job object", description: "The job" },
-    ),
-  },
-  open,
-);
-export const JobStateMessage = Type.Object({ ...jobFields, ...jobFilterFields }, open);
-export const JobStatusMessage = Type.Object(streamFields, open);
-export const ControlJobMessage = Type.Object({ ...jobFields, operation: OperationSchema }, open);
-export const JobOutputMessage = Type.Object({ ...streamFields, outputType: opt(OutputTypeSchema) }, open);
-export const JobResourceUtilMessage = Type.Object(streamFields, open);
-export const JobNetworkMessage = Type.Object(jobFields, open);
-export const ClusterInfoMessage = Type.Object(userFields, open);
-export const SetLoadBalancerNodesMessage = Type.Object(
-  {
-    ...userFields,
-    nodes: opt(Type.Array(Type.Unknown(), { message: "must be an array of nodes" })),
-  },
-  open,
-);
-export const ConfigReloadMessage = Type.Object(userFields, open);
 /** What the server reads of a stream request before its handler: is it a cancel? */
 export const StreamCancelMessage = Type.Object(
   { cancel: opt(Type.Boolean({ message: "must be a boolean" })) },
@@ -123,3 +98,15 @@ export function readMessage<T extends TObject<TProperties>>(schema: T, request: 
   const text = present ? (own.message ?? "is invalid") : (own.missing ?? "is required");
   throw new ApiError(ErrCode.InvalidRequest, `${field} ${text}`);
 }
+
+/** How a request type is served: its message schema and a plain or a stream handler. */
+export type Route =
+  | { schema: TObject; run: Handler<TObject>; stream?: undefined }
+  | { schema: TObject; stream: StreamHandler<TObject>; run?: undefined };
+
+/** A plain request's route: the handler takes its message as `schema` types it. */
+export const plainRoute = <S extends TObject>(schema: S, run: Handler<S>): Route =>
+  ({ schema, run }) as unknown as Route;
+/** A stream request's route. */
+export const streamRoute = <S extends TObject>(schema: S, handler: StreamHandler<S>): Route =>
+  ({ schema, stream: handler }) as unknown as Route;

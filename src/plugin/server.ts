@@ -27,14 +27,7 @@ import {
 } from "./handlers.js";
 import type { LauncherNodes } from "./launcher-nodes.js";
 import { readMessage, StreamCancelMessage } from "./messages.js";
-import {
-  type BaseRequest,
-  parseRequest,
-  type RequestType,
-  RequestType as RequestTypes,
-  ResponseType,
-  sniffRequestId,
-} from "./protocol.js";
+import { type BaseRequest, parseRequest, RequestType, ResponseType, sniffRequestId } from "./protocol.js";
 
 // Kept where tests and the node import them from.
 export { filterTime } from "../launcher/requests/index.js";
@@ -118,7 +111,7 @@ export class PluginServer {
       return;
     }
     const request = parsed.request;
-    if (request.messageType === RequestTypes.Heartbeat) {
+    if (request.messageType === RequestType.Heartbeat) {
       this.heartbeat();
       return;
     }
@@ -187,7 +180,7 @@ export class PluginServer {
     | { run: () => Promise<void>; stream?: undefined }
     | { stream: (s: OpenStream) => Promise<void> }
     | undefined {
-    if (request.messageType === RequestTypes.Bootstrap) return { run: async () => this.bootstrap(request) };
+    if (request.messageType === RequestType.Bootstrap) return { run: async () => this.bootstrap(request) };
     const route = HANDLERS[request.messageType as RequestType];
     if (!route) return undefined;
     if (route.stream) {

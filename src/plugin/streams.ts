@@ -2,12 +2,16 @@
 // layer: routing to the job's owner and driving the service's iterable come from
 // src/launcher/requests/; what is left here is the plugin's message shapes. The server keeps the
 // stream's state (request id, seqId, cancel) and hands each handler a StreamOut; the handlers are
-// in the dispatch table of ./handlers.ts.
+// in STREAM_ROUTES, part of the dispatch table (HANDLERS in ./handlers.ts).
+
+import { Type } from "typebox";
 import { parseOutputType } from "../api/index.js";
-import { forEachUntilAborted, onOwner, routeToOwner } from "../launcher/requests/index.js";
+import { forEachUntilAborted, OutputTypeSchema, onOwner, routeToOwner } from "../launcher/requests/index.js";
 import type { StreamHandler } from "./handlers.js";
-import type { JobOutputMessage, JobResourceUtilMessage, JobStatusMessage } from "./messages.js";
-import { ResponseType, type StreamSequence } from "./protocol.js";
+import { type Route, streamFields, streamRoute } from "./messages.js";
+import { RequestType, ResponseType, type StreamSequence } from "./protocol.js";
+
+const open = { additionalProperties: true } as const;
 
 /** A stream's side of the server: its signal, and its next message (numbered from 1). */
 export interface StreamOut {
@@ -40,7 +44,8 @@ export function splitOutput(output: string, maxSize: number): string[] {
   return pieces;
 }
 
-export const statusStream: StreamHandler<typeof JobStatusMessage> = async (ctx, message, out) => {
+export const JobStatusMessage = Type.Object(streamFields, open);
+const statusStream: StreamHandler<typeof JobStatusMessage> = async (ctx, message, out) => {
   const caller = ctx.caller(message);
   const jobId = message.jobId;
   const { signal } = out;
@@ -59,7 +64,11 @@ export const statusStream: StreamHandler<typeof JobStatusMessage> = async (ctx, 
   });
 };
 
-export const outputStream: StreamHandler<typeof JobOutputMessage> = async (ctx, message, out) => {
+export const JobOutputMessage = Type.Object(
+  { ...streamFields, outputType: Type.Optional(OutputTypeSchema) },
+  open,
+);
+const outputStream: StreamHandler<typeof JobOutputMessage> = async (ctx, message, out) => {
   const caller = ctx.caller(message);
   const jobId = message.jobId;
   const type = parseOutputType(message.outputType);
@@ -93,7 +102,8 @@ export const outputStream: StreamHandler<typeof JobOutputMessage> = async (ctx, 
   }
 };
 
-export const resourceStream: StreamHandler<typeof JobResourceUtilMessage> = async (ctx, message, out) => {
+export const JobResourceUtilMessage = Type.Object(streamFields, open);
+const resourceStream: StreamHandler<typeof JobResourceUtilMessage> = async (ctx, message, out) => {
   const caller = ctx.caller(message);
   const jobId = message.jobId;
   const { signal } = out;
@@ -123,4 +133,11 @@ export const resourceStream: StreamHandler<typeof JobResourceUtilMessage> = asyn
       complete: true,
     }));
   }
+};
+
+/** The stream requests' part of the dispatch table. */
+export const STREAM_ROUTES: Partial<Record<RequestType, Route>> = {
+  [RequestType.JobStatus]: streamRoute(JobStatusMessage, statusStream),
+  [RequestType.JobOutput]: streamRoute(JobOutputMessage, outputStream),
+  [RequestType.JobResourceUtil]: streamRoute(JobResourceUtilMessage, resourceStream),
 };
