@@ -12,15 +12,13 @@ import { api, FAST, startTestNode, type TestNode, testSettings, token, until } f
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 import {
   adminRedis,
-  closeAll,
-  killChild,
-  killGroup,
   nodesOf,
   type SpawnedNode,
   sleep,
   spawnNode,
   streamEvents,
   submit,
+  tearDown,
   track,
   waitAllOnline,
   waitStatus,
@@ -49,12 +47,7 @@ const nodes: TestNode[] = [];
 const pids: number[] = [];
 let redis: Redis | undefined;
 
-afterAll(async () => {
-  for (const c of children) await killChild(c);
-  for (const pid of pids) killGroup(pid);
-  await closeAll(nodes);
-  redis?.disconnect();
-});
+afterAll(() => tearDown({ children, pids, nodes: [nodes], redis }));
 
 /** The wall clock a child node believes in, from the `time` of its first log line. */
 function loggedClockOffset(output: string, loggedAround: number): number {

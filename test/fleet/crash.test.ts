@@ -19,16 +19,14 @@ import {
   adminRedis,
   alive,
   type Collector,
-  closeAll,
   collect,
-  killChild,
-  killGroup,
   nodeView,
   type StatusMsg,
   spawnNode,
   startFleet,
   streamEvents,
   submit,
+  tearDown,
   track,
   waitAllOnline,
   waitStatus,
@@ -43,18 +41,9 @@ beforeAll(() => {
   redis = adminRedis(redisUrl());
 });
 
-afterAll(async () => {
-  for (const c of children) await killChild(c);
-  for (const pid of pids) killGroup(pid);
-  for (const f of fleets) await closeAll(f);
-  redis.disconnect();
-});
-
 /** Measured figures, printed once at the end for the report. */
 const figures: Record<string, number> = {};
-afterAll(() => {
-  console.log("crash figures (ms):", JSON.stringify(figures));
-});
+afterAll(() => tearDown({ figures: ["crash", figures], children, pids, nodes: fleets, redis }));
 
 async function ownerOnlyFails(url: string, tok: string, id: string, nodeId: string): Promise<number> {
   const requests: [string, string, unknown?][] = [

@@ -20,14 +20,12 @@ import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 import {
   adminRedis,
   alive,
-  closeAll,
-  killChild,
-  killGroup,
   nodeView,
   type StatusMsg,
   spawnNode,
   streamEvents,
   submit,
+  tearDown,
   track,
   waitAllOnline,
   waitStatus,
@@ -42,13 +40,7 @@ const pids: number[] = [];
 let redis: Redis | undefined;
 const figures: Record<string, number> = {};
 
-afterAll(async () => {
-  console.log("drain figures (ms):", JSON.stringify(figures));
-  for (const c of children) await killChild(c);
-  for (const pid of pids) killGroup(pid);
-  await closeAll(nodes);
-  redis?.disconnect();
-});
+afterAll(() => tearDown({ figures: ["drain", figures], children, pids, nodes: [nodes], redis }));
 
 describe("drain on SIGTERM", () => {
   it("Draining, readiness off while serving, exit 0, the job runs on and is re-adopted", async () => {

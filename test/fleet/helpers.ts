@@ -2,6 +2,7 @@ import net from "node:net";
 import { Redis } from "ioredis";
 import type { Settings } from "../../src/config.js";
 import { api, type ChildNode, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
+import { killGroup } from "../helpers/procs.js";
 import * as nodeJobs from "../node/helpers.js";
 
 export type Json = Record<string, unknown>;
@@ -100,6 +101,8 @@ export function control(url: string, token: string, id: string, operation: strin
 }
 
 export { setTimeout as sleep } from "node:timers/promises";
+
+
 export { alive, killGroup, procState } from "../helpers/procs.js";
 
 /** A plain connection for inspecting Redis and dropping other clients. */
@@ -217,6 +220,24 @@ export async function killChild(child: ChildNode | undefined): Promise<void> {
 
 export async function closeAll(nodes: (TestNode | undefined)[] | undefined): Promise<void> {
   await Promise.allSettled((nodes ?? []).map((n) => n?.close()));
+}
+
+/**
+ * A fleet test's afterAll: prints its measured figures (for the report), then kills its child
+ * nodes and the process groups of its jobs, closes its in-process nodes and its admin Redis client.
+ */
+export async function tearDown(what: {
+  figures?: [title: string, figures: Record<string, number>];
+  children?: (ChildNode | undefined)[];
+  pids?: number[];
+  nodes?: (TestNode | undefined)[][];
+  redis?: Redis;
+}): Promise<void> {
+  if (what.figures) console.log(`${what.figures[0]} figures (ms):`, JSON.stringify(what.figures[1]));
+  for (const c of what.children ?? []) await killChild(c);
+  for (const pid of what.pids ?? []) killGroup(pid);
+  for (const nodes of what.nodes ?? []) await closeAll(nodes);
+  what.redis?.disconnect();
 }
 
 /** A status (or any NDJSON) stream read in the background until stop(). */

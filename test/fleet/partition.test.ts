@@ -11,13 +11,12 @@ import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 import {
   adminRedis,
   alive,
-  closeAll,
-  killGroup,
   nodeView,
   startFleet,
   streamEvents,
   submit,
   TcpProxy,
+  tearDown,
   track,
   waitAllOnline,
   waitStatus,
@@ -30,11 +29,8 @@ let redis: Redis | undefined;
 const figures: Record<string, number> = {};
 
 afterAll(async () => {
-  console.log("partition figures (ms):", JSON.stringify(figures));
-  for (const pid of pids) killGroup(pid);
-  await closeAll(nodes);
+  await tearDown({ figures: ["partition", figures], pids, nodes: [nodes], redis });
   await proxy?.close();
-  redis?.disconnect();
 });
 
 describe("a partitioned node that comes back after being declared lost", () => {

@@ -13,11 +13,9 @@ import { type RedisServer, removeRedisDir, startRedis } from "../helpers/redis-s
 import {
   adminRedis,
   alive,
-  closeAll,
   collect,
   control,
   getJob,
-  killGroup,
   nodesOf,
   type StatusMsg,
   sleep,
@@ -25,6 +23,7 @@ import {
   streamEvents,
   submit,
   TcpProxy,
+  tearDown,
   track,
   waitAllOnline,
   waitStatus,
@@ -41,10 +40,7 @@ const pids: number[] = [];
 const figures: Record<string, number> = {};
 
 afterAll(async () => {
-  console.log("redis restart figures (ms):", JSON.stringify(figures));
-  for (const pid of pids) killGroup(pid);
-  await closeAll(fleet);
-  redis?.disconnect();
+  await tearDown({ figures: ["redis restart", figures], pids, nodes: [fleet], redis });
   await proxy?.close();
   if (server) {
     await server.stop();
