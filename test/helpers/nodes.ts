@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { loadSettings, type Settings } from "../../src/config.js";
 import { signToken } from "../../src/http/auth.js";
 import { type LauncherNode, startNode } from "../../src/node.js";
+import { ndjsonLines } from "./ndjson.js";
 import { redisUrl } from "./redis.js";
 import { freePort } from "./redis-server.js";
 
@@ -135,24 +136,13 @@ export async function readStream<T = Record<string, unknown>>(
       } catch {}
       return { status, messages, ended: true };
     }
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buf = "";
-    outer: for (;;) {
-      const { value, done } = await reader.read();
-      if (done) {
-        ended = true;
+    ended = true;
+    for await (const line of ndjsonLines(res.body)) {
+      const msg = JSON.parse(line) as T;
+      messages.push(msg);
+      if (opts.until?.(msg, messages)) {
+        ended = false;
         break;
-      }
-      buf += value;
-      let nl = buf.indexOf("\n");
-      while (nl >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf("\n");
-        if (!line) continue;
-        const msg = JSON.parse(line) as T;
-        messages.push(msg);
-        if (opts.until?.(msg, messages)) break outer;
       }
     }
   } catch (err) {

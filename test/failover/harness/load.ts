@@ -2,6 +2,7 @@
 // eventId. Everything a client sees is recorded with its time: acknowledged submissions, errors,
 // latencies, and every status event each stream received.
 import { TERMINAL_STATUSES } from "../../../src/api/status.js";
+import { ndjsonLines } from "../../helpers/ndjson.js";
 
 export const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
@@ -285,41 +286,29 @@ export class StatusStreamClient {
         } catch {}
         return `HTTP ${res.status} ${name}`.trim();
       }
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return "ended";
-        arm();
-        buf += value;
-        let nl = buf.indexOf("\n");
-        while (nl >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          nl = buf.indexOf("\n");
-          if (!line) continue;
-          const msg = JSON.parse(line) as {
-            eventId?: string;
-            id?: string;
-            status?: string;
-            resync?: boolean;
-            error?: { name?: string; message?: string };
-          };
-          if (msg.error) return `error line: ${msg.error.name ?? ""} ${msg.error.message ?? ""}`.trim();
-          if (msg.resync) {
-            this.resyncs++;
-            continue;
-          }
-          if (!msg.eventId || !msg.id || !msg.status) continue;
-          if (this.basePosition === undefined) this.basePosition = msg.eventId;
-          // The first connection starts with a snapshot: every job at the same position.
-          if (msg.eventId !== this.basePosition) {
-            this.events.push({ eventId: msg.eventId, id: msg.id, status: msg.status, conn });
-          }
-          this.lastEventId = msg.eventId;
-          opened();
+      for await (const line of ndjsonLines(res.body, arm)) {
+        const msg = JSON.parse(line) as {
+          eventId?: string;
+          id?: string;
+          status?: string;
+          resync?: boolean;
+          error?: { name?: string; message?: string };
+        };
+        if (msg.error) return `error line: ${msg.error.name ?? ""} ${msg.error.message ?? ""}`.trim();
+        if (msg.resync) {
+          this.resyncs++;
+          continue;
         }
+        if (!msg.eventId || !msg.id || !msg.status) continue;
+        if (this.basePosition === undefined) this.basePosition = msg.eventId;
+        // The first connection starts with a snapshot: every job at the same position.
+        if (msg.eventId !== this.basePosition) {
+          this.events.push({ eventId: msg.eventId, id: msg.id, status: msg.status, conn });
+        }
+        this.lastEventId = msg.eventId;
+        opened();
       }
+      return "ended";
     } catch (err) {
       if (idleFired) return `idle for ${this.idleMs} ms`;
       if (!this.running) return "stopped";
