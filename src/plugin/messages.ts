@@ -22,7 +22,10 @@ export const userFields = {
   username: opt(Type.String({ ...aString, description: "The effective user; `*` is all users" })),
   requestUsername: opt(Type.String({ ...aString, description: "Who made the request (audit only)" })),
 };
-/** A job request: a user (not empty), then a job id (`*` for every job where allowed). */
+/**
+ * A job request: a user (not empty), then a job id (`*` for every job where allowed). The Launcher's
+ * `encodedJobId` (metadata about the id) is accepted and ignored, as any field beyond the schema.
+ */
 export const jobFields = {
   ...userFields,
   username: Type.String({ ...aString, minLength: 1, description: "The effective user; `*` is all users" }),

@@ -1,7 +1,8 @@
-// The Launcher Plugin API 3.5 messages (launcher-plugin-api.md §5.2–5.6, §4.2): type numbers,
-// request and response shapes with their exact JSON names, and the parsing of a frame's payload
-// into a request envelope. Field-level checks of each request are its schema in messages.ts.
-import type { ClusterInfo, ConfigReloadErrorType, ErrCode, Job, Node, Version } from "../api/index.js";
+// The Launcher Plugin API 3.5 messages (launcher-plugin-api.md §5.2–5.6, §4.2): type numbers, the
+// request envelope, response shapes with their exact JSON names, and the parsing of a frame's
+// payload into a request envelope. Each request's fields are its TypeBox schema, next to its
+// handler (handlers.ts, streams.ts).
+import type { ClusterInfo, ConfigReloadErrorType, ErrCode, Job, Version } from "../api/index.js";
 
 /** Request `messageType`s (Launcher → plugin). */
 export const RequestType = {
@@ -40,63 +41,14 @@ export const ResponseType = {
 export type ResponseType = (typeof ResponseType)[keyof typeof ResponseType];
 
 // ---------------------------------------------------------------------------------------------
-// Requests. Everything beyond the envelope is checked by its schema in messages.ts.
+// Requests. Everything beyond the envelope is typed and checked by the request type's TypeBox
+// schema, next to its handler (handlers.ts, streams.ts; envelope fields in messages.ts).
 
 /** Every request: `messageType` and `requestId` (uint64) are required. */
 export interface BaseRequest {
   messageType: number;
   requestId: number;
   [field: string]: unknown;
-}
-
-/** Requests made on behalf of a user (every type but heartbeat and bootstrap). */
-export interface UserRequest extends BaseRequest {
-  /** The effective user; `*` means all users (an admin, or Launcher authorization disabled). */
-  username?: string;
-  /** The user who actually made the request (informational, for audit logs). */
-  requestUsername?: string;
-}
-
-export interface JobRequest extends UserRequest {
-  /** A job id, or `*` for every job (job state and status stream only). */
-  jobId?: string;
-  /** Launcher metadata about the job id; accepted and ignored. */
-  encodedJobId?: string;
-}
-
-export interface StreamRequest extends JobRequest {
-  /** Re-sent with the stream's `requestId` to cancel it; never answered. */
-  cancel?: boolean;
-}
-
-export interface BootstrapRequest extends BaseRequest {
-  version: Version;
-}
-
-export interface SubmitJobRequest extends UserRequest {
-  job: Job;
-}
-
-export interface JobStateRequest extends JobRequest {
-  tags?: string[];
-  startTime?: string;
-  endTime?: string;
-  statuses?: string[];
-  fields?: string[];
-}
-
-export interface ControlJobRequest extends JobRequest {
-  /** 0 suspend, 1 resume, 2 stop, 3 kill, 4 cancel. */
-  operation: number;
-}
-
-export interface JobOutputRequest extends StreamRequest {
-  /** 0 stdout, 1 stderr, 2 both (default). An int here, a string in responses. */
-  outputType?: number;
-}
-
-export interface SetLoadBalancerNodesRequest extends UserRequest {
-  nodes: Node[];
 }
 
 // ---------------------------------------------------------------------------------------------
