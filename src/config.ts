@@ -54,7 +54,7 @@ export interface Settings {
   tlsCaFile?: string;
 }
 
-/** Shortest HS256 secret accepted: 256 bits, the hash's own size (RFC 7518 §3.2). */
+/** Shortest HS256 secret accepted: 256 bits, the hash's own size (RFC 7518 §3.2). Exported only for test/config.test.ts (its only user outside this file). */
 export const MIN_SECRET_BYTES = 32;
 
 export class SettingsError extends Error {}
@@ -408,6 +408,7 @@ export const SETTINGS = {
   },
 } satisfies SettingsTable;
 
+// Exported only for test/config.test.ts (its only user outside this file).
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 const SPECS: readonly SettingSpec<unknown>[] = Object.values(SETTINGS);
 /** The `_FILE` forms, as env/flag pairs. */
@@ -557,7 +558,7 @@ export function readSettingFile(name: string, path: string): string {
 /** One row of the README's settings table: name, flag, default, meaning (markdown cells). */
 export type SettingDocRow = readonly [string, string, string, string];
 
-/** The table's rows, each `_FILE` form right after its setting. */
+/** The table's rows, each `_FILE` form right after its setting. Exported only for test/config.test.ts (its only user outside this file). */
 export function settingDocRows(): SettingDocRow[] {
   return SPECS.flatMap((s): SettingDocRow[] => {
     const row: SettingDocRow = [`\`${s.env}\``, `\`--${s.flag}\``, shownDefault(s), s.doc];

@@ -162,7 +162,7 @@ export function errorIs(err: unknown, target: ApiError): boolean {
   return false;
 }
 
-/** Go `errors.As(err, &apiErr)`: the first ApiError in the chain, if any. */
+/** Go `errors.As(err, &apiErr)`: the first ApiError in the chain, if any. Exported only for test/api/errors.test.ts (its only user outside this file). */
 export function findApiError(err: unknown): ApiError | undefined {
   for (const e of errorChain(err)) {
     if (e instanceof ApiError) return e;

@@ -4,10 +4,10 @@
  * whitespace or control characters, or of absurd length is refused rather than interpreted.
  */
 
-/** Longest user name accepted, in characters (Unicode code points). */
+/** Longest user name accepted, in characters (Unicode code points). Exported only for test/api/user-name.test.ts (its only user outside this file). */
 export const MAX_USER_NAME_CHARS = 256;
 
-/** Characters a user name may not contain besides whitespace and control characters. */
+/** Characters a user name may not contain besides whitespace and control characters. Exported only for test/api/user-name.test.ts (its only user outside this file). */
 export const USER_NAME_FORBIDDEN = ["*", "/", ":"] as const;
 
 /** Any whitespace (Unicode White_Space, as `\s`) or control character (general category Cc). */

@@ -101,7 +101,7 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
   };
 }
 
-/** Jobs read per pipeline by `readBatches`: bounds both the reply and the decoded jobs held at once. */
+/** Jobs read per pipeline by `readBatches`: bounds both the reply and the decoded jobs held at once. Exported only for test/node/listing-many.test.ts (its only user outside this file). */
 export const READ_BATCH = 500;
 
 /** Job fields a summary holds exactly as a full read would (the mutable ones; not `name`, see below). */

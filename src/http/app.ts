@@ -43,6 +43,7 @@ export interface AppOptions {
  * How often Node looks for requests that overran the body timeout (its default, 30 s, would let a
  * request run up to twice the timeout): a quarter of the timeout, between 50 ms and 1 s. The check
  * walks only the connections whose request is still arriving.
+ * Exported only for test/http/limits.test.ts (its only user outside this file).
  */
 export function requestCheckIntervalMs(bodyTimeoutMs: number): number {
   return Math.min(1_000, Math.max(50, Math.floor(bodyTimeoutMs / 4)));

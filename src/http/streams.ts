@@ -32,7 +32,7 @@ export type { StreamKind } from "./metrics.js";
  */
 export const FIRST_MESSAGE_GRACE_MS = 250;
 export const SSE_KEEPALIVE_MS = 15_000;
-/** How long an ended stream's last bytes wait for a client that does not read them. */
+/** How long an ended stream's last bytes wait for a client that does not read them. Exported only for test/http/limits.test.ts (its only user outside this file). */
 export const ENDED_STREAM_GRACE_MS = 10_000;
 
 export const NDJSON = "application/x-ndjson";

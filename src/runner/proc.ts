@@ -61,6 +61,7 @@ export function pageSize(): number {
 /**
  * Parses a stat line. The command name (field 2) may contain spaces and parentheses, so the
  * numeric fields are taken from after the LAST ')'.
+ * Exported only for test/runner/misc.test.ts (its only user outside this file).
  */
 export function parseProcStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(")");

@@ -84,11 +84,12 @@ const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 /** Unix socket paths are limited to 108 bytes (sun_path) on Linux, NUL included. */
 const MAX_SOCKET_PATH = 107;
 
-/** Job ids become directory names: everything but [A-Za-z0-9_-] is %-encoded (so no "..", no "/"). */
+/** Job ids become directory names: everything but [A-Za-z0-9_-] is %-encoded (so no "..", no "/"). Exported only for test/runner/misc.test.ts (its only user outside this file). */
 export function encodeJobId(id: string): string {
   return id.replace(/[^A-Za-z0-9_-]/gu, (c) => Buffer.from(c, "utf8").toString("hex").replace(/../g, "%$&"));
 }
 
+// Exported only for test/runner/misc.test.ts (its only user outside this file).
 export function decodeJobId(name: string): string {
   return decodeURIComponent(name);
 }
