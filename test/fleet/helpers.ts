@@ -102,7 +102,6 @@ export function control(url: string, token: string, id: string, operation: strin
 
 export { setTimeout as sleep } from "node:timers/promises";
 
-
 export { alive, killGroup, procState } from "../helpers/procs.js";
 
 /** A plain connection for inspecting Redis and dropping other clients. */

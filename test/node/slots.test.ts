@@ -34,7 +34,10 @@ it("runs at most 2 of 10 jobs at once with 2 slots", async () => {
     .sort((a, b) => (a.at === b.at ? a.delta - b.delta : a.at < b.at ? -1 : 1));
   let running = 0;
   let most = 0;
-  for (const e of events) most = Math.max(most, (running += e.delta));
+  for (const e of events) {
+    running += e.delta;
+    most = Math.max(most, running);
+  }
   expect(events.length).toBe(20);
   expect(most).toBe(2);
 }, 60_000);
