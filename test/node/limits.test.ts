@@ -344,14 +344,18 @@ describe("LAUNCHER_STREAM_BUFFER_BYTES on a node", () => {
       const ids = lines.slice(0, -1).map((l) => Number(String(l.id).replace("flood-", "")));
       expect(ids).toEqual(ids.map((_, i) => i + 1));
 
-      // Resuming where it said: the very next event, and every one after it.
+      // Resuming where it said: the very next event, and every one after it. First the node's bus
+      // catches up with the flood (on a loaded machine it may still be delivering it, and a resumed
+      // stream queues live events while it replays: 64 KiB of them would end it).
       await flood.emit(10);
+      await until(async () => (await eventsDelivered(slow.url)) >= flood.emitted, { timeoutMs: 30_000 });
       const seen = Number(before.id.replace("flood-", ""));
       const resumed = await readStream<{ id?: string }>(slow.url, `/jobs/*/status?since=${before.eventId}`, {
         token: admin,
         until: (m) => m.id === `flood-${flood.emitted}`,
         timeoutMs: 30_000,
       });
+      expect(resumed.status, JSON.stringify(resumed.messages[0])).toBe(200);
       const next = resumed.messages.map((m) => Number(String(m.id).replace("flood-", "")));
       expect(next[0]).toBe(seen + 1);
       expect(next).toEqual(next.map((_, i) => seen + 1 + i));
@@ -363,3 +367,9 @@ describe("LAUNCHER_STREAM_BUFFER_BYTES on a node", () => {
     }
   }, 120_000);
 });
+
+/** Status events a node has taken from the fleet's bus (its /metrics gauge). */
+async function eventsDelivered(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^launcher_status_events_delivered (\d+)/m.exec(text)?.[1] ?? 0);
+}
