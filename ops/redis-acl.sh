@@ -73,8 +73,11 @@ allow +hset +hdel +hincrby    # scripts: job fields, node records, `ver` and `ep
 allow +zadd +zrem             # scripts: the job, user, expiry and node-heartbeat sorted sets
 allow +zscore +zrange +zrangebyscore # node heartbeats, job listings by submission time, expiry
 allow +sadd +srem +smembers   # a node's unfinished jobs (scripts; re-adoption at start)
+allow +scard +hlen +zcard     # scripts and GET /nodes: slots in use, whether jobs are queued, queue depth
+allow +hsetnx +incr           # scripts: the fleet queue's classes and its sequence counter
+allow +rpush +lrange          # scripts: a node's inbox (jobs peers placed on it)
 allow +xadd +xrange           # the status event stream: scripts append, the status bus reads gaps and history
-allow +publish +subscribe     # status events and node notices (<prefix>:events:ch, <prefix>:nodes:ch)
+allow +publish +subscribe +unsubscribe # status events, node and queue notices (<prefix>:events:ch, :nodes:ch, :queue:ch)
 allow +info                   # ioredis's ready check on connect (and, with Sentinel, that it reached the primary)
 allow +client\|setname        # ioredis names each connection (<node id>:cmd, :sub) for CLIENT LIST
 allow +select                 # ioredis, when the URL names a database (redis://...:6379/2)

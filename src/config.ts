@@ -30,8 +30,14 @@ export interface Settings {
   logLevel: string;
   /** Status events kept in the fleet-wide stream for `since` resume (XADD MAXLEN ~). */
   eventRetention: number;
-  /** Jobs allowed to run at once on this node; more wait as Pending (0 = no limit). */
+  /** Jobs allowed to run at once on this node: its slots (0 = no limit). */
   maxRunningJobs: number;
+  /** Fleet-wide: a user's jobs placed at once; more wait in the fleet queue (0 = no limit). */
+  maxRunningJobsPerUser: number;
+  /** What placement constraints match on this node (label name → value). */
+  nodeLabels: Record<string, string>;
+  /** The queues whose jobs this node runs. */
+  queues: string[];
   /** JSON file with queues, limits, profiles and config for `GET /cluster-info`. */
   clusterConfigFile?: string;
   /** Time allowed for a forwarded request to reach the owner before 503. */
@@ -139,6 +145,35 @@ const positive: Parser<number> = (name, raw) => {
 };
 
 const text: Parser<string> = (_name, raw) => raw;
+
+/** `gpu=a100,zone=b`: label names and values (a bare `gpu` has the value ""). */
+const labels: Parser<Record<string, string>> = (name, raw) => {
+  const out: Record<string, string> = {};
+  for (const entry of raw
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const eq = entry.indexOf("=");
+    const key = (eq < 0 ? entry : entry.slice(0, eq)).trim();
+    if (!key) throw new SettingsError(`${name}: "${entry}" has no label name (expected name=value)`);
+    out[key] = eq < 0 ? "" : entry.slice(eq + 1).trim();
+  }
+  return out;
+};
+
+/** A comma list of names, at least one. */
+const names: Parser<string[]> = (name, raw) => {
+  const list = [
+    ...new Set(
+      raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (list.length === 0) throw new SettingsError(`${name} must name at least one queue`);
+  return list;
+};
 
 /** A directory the node works in: absolute, so a later chdir cannot move it. */
 const path: Parser<string> = (_name, raw) => resolve(raw);
@@ -323,7 +358,30 @@ export const SETTINGS = {
     default: "0",
     parse: int(0),
     shownDefault: "`0` (no limit)",
-    doc: "jobs run at once on a node; the rest wait as `Pending` (and can be canceled)",
+    doc: "the node's slots: jobs it runs at once; when no node has a free slot, jobs wait as `Pending` in the fleet queue",
+  },
+  maxRunningJobsPerUser: {
+    env: "LAUNCHER_MAX_RUNNING_JOBS_PER_USER",
+    flag: "max-running-jobs-per-user",
+    default: "0",
+    parse: int(0),
+    shownDefault: "`0` (no limit)",
+    doc: "fleet-wide: a user's jobs placed at once; the rest wait in the fleet queue while other users' jobs start (set it alike on every node)",
+  },
+  nodeLabels: {
+    env: "LAUNCHER_NODE_LABELS",
+    flag: "node-labels",
+    default: "",
+    parse: labels,
+    shownDefault: "none",
+    doc: "labels that jobs' `placementConstraints` match (`name=value,…`, e.g. `gpu=a100,zone=b`)",
+  },
+  queues: {
+    env: "LAUNCHER_QUEUES",
+    flag: "queues",
+    default: "default",
+    parse: names,
+    doc: "the queues whose jobs this node runs (comma list); a job names its queues in `queues`",
   },
   clusterConfigFile: {
     env: "LAUNCHER_CLUSTER_CONFIG_FILE",

@@ -5,10 +5,11 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import { Gauge, Registry as MetricsRegistry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry as MetricsRegistry } from "prom-client";
 import { type Node, NodeStatus } from "./api/index.js";
 import { JobStore } from "./cluster/job-store.js";
 import { fleetKeys } from "./cluster/keys.js";
+import { QueueNotices } from "./cluster/queue-notices.js";
 import { connectRedis, waitConnected } from "./cluster/redis.js";
 import { Registry } from "./cluster/registry.js";
 import { defineScripts } from "./cluster/scripts.js";
@@ -16,6 +17,7 @@ import { StatusBus } from "./cluster/status-bus.js";
 import type { Settings } from "./config.js";
 import { buildApp } from "./http/app.js";
 import { fleetScheme } from "./http/tls.js";
+import { Dispatcher } from "./launcher/dispatcher.js";
 import { JobManager } from "./launcher/job-manager.js";
 import type { LauncherService } from "./launcher/port.js";
 import { NodeService } from "./launcher/service.js";
@@ -77,6 +79,9 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       host: hostname(),
       ipv4: settings.advertiseIp,
       port: String(settings.port),
+      slots: settings.maxRunningJobs,
+      labels: settings.nodeLabels,
+      queues: settings.queues,
     };
     const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
     mkdirSync(stateDir, { recursive: true });
@@ -112,6 +117,9 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
         jobExpiryHours: settings.jobExpiryHours,
         unprivileged: settings.unprivileged,
         allowRootJobs: settings.allowRootJobs,
+        maxRunningJobsPerUser: settings.maxRunningJobsPerUser,
+        offlineAfterMs: settings.offlineAfterMs,
+        defaultQueue: () => service.defaultQueue(),
       },
       logger,
     );
@@ -133,6 +141,23 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     const metrics = new MetricsRegistry();
     const app = await buildApp({ service, settings, logger, registry: metrics });
     addNodeMetrics(metrics, registry, bus, store);
+    const queueMetrics = addQueueMetrics(metrics, store, settings.nodeId);
+    jobs.onStart = (_id, via) => queueMetrics.placed.inc({ node: settings.nodeId, via });
+    const dispatcher = new Dispatcher(
+      store,
+      registry,
+      new QueueNotices(sub, keys),
+      jobs,
+      {
+        nodeId: settings.nodeId,
+        perUserCap: settings.maxRunningJobsPerUser,
+        offlineAfterMs: settings.offlineAfterMs,
+        sweepMs: settings.heartbeatMs,
+      },
+      logger,
+      (seconds) => queueMetrics.wait.observe(seconds),
+    );
+    jobs.onSlotFreed = () => dispatcher.wake();
     cleanups.push(() => closeApp(app, APP_CLOSE_GRACE_MS));
     await app.listen({ host: settings.host, port: settings.port });
     const address = app.server.address();
@@ -146,6 +171,8 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     cleanups.push(() => runner.close());
     cleanups.push(() => jobs.close());
     await jobs.adoptAll();
+    await dispatcher.start();
+    cleanups.push(() => dispatcher.close());
     jobs.startExpiry(opts.expiryIntervalMs);
     const url = `${fleetScheme(settings)}://${settings.advertiseIp}:${port}`;
     logger.info({ url, epoch: registry.epoch }, "node started");
@@ -168,6 +195,10 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
         draining = true;
         logger.info({ drainMs: settings.drainMs }, "draining: failing readiness before closing");
         await registry.setStatus(NodeStatus.Draining).catch(() => undefined);
+        // Jobs peers placed here that never started go back to the fleet queue, to start elsewhere.
+        await dispatcher
+          .release()
+          .catch((err: Error) => logger.warn({ err: err.message }, "could not release jobs"));
         await new Promise((r) => setTimeout(r, settings.drainMs));
         await close();
       },
@@ -216,6 +247,36 @@ async function closeApp(app: FastifyInstance, graceMs: number): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The fleet queue's metrics: its depth (read from Redis at each scrape), waits and placements. */
+function addQueueMetrics(metrics: MetricsRegistry, store: JobStore, nodeId: string) {
+  new Gauge({
+    name: "launcher_queue_depth",
+    help: "Jobs waiting in the fleet queue, by queue",
+    labelNames: ["queue"],
+    registers: [metrics],
+    async collect() {
+      const depth = await store.queueDepth().catch(() => undefined);
+      if (!depth) return;
+      this.reset();
+      for (const [queue, n] of depth) this.set({ queue }, n);
+    },
+  });
+  const placed = new Counter({
+    name: "launcher_jobs_placed_total",
+    help: "Jobs this node started: placed on it at submission (direct) or claimed from the fleet queue (queue)",
+    labelNames: ["node", "via"],
+    registers: [metrics],
+  });
+  for (const via of ["direct", "queue"]) placed.inc({ node: nodeId, via }, 0);
+  const wait = new Histogram({
+    name: "launcher_queue_wait_seconds",
+    help: "How long jobs this node claimed waited in the fleet queue",
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+    registers: [metrics],
+  });
+  return { placed, wait };
 }
 
 function addNodeMetrics(metrics: MetricsRegistry, registry: Registry, bus: StatusBus, store: JobStore): void {

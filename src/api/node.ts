@@ -25,7 +25,14 @@ export interface NodeView extends Node {
   id: string;
   /** The fleet's liveness verdict (see {@link onlineAt}). */
   online: boolean;
+  /** Jobs placed on the node and not yet finished (each holds one of its slots). */
   runningJobs: number;
+  /** LAUNCHER_MAX_RUNNING_JOBS: the jobs it runs at once (0: no limit). */
+  slots: number;
+  /** LAUNCHER_NODE_LABELS: what placement constraints match (label name → value). */
+  labels: Record<string, string>;
+  /** LAUNCHER_QUEUES: the queues whose jobs it runs. */
+  queues: string[];
 }
 
 /** Go `Node.Online()`: true only for the exact string `Online` (`online` is false). */

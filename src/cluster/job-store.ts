@@ -3,11 +3,26 @@
 import { type Job, MAX_STATUS_MESSAGE_LENGTH, truncateChars } from "../api/index.js";
 import type { Keys } from "./keys.js";
 import { isUnavailable, redisUnavailable, whileAvailable } from "./redis.js";
-import { JobScripts, type ScriptedRedis, scriptError, type Writer } from "./scripts.js";
+import {
+  type ClaimArgs,
+  type Claimed,
+  type Created,
+  JobScripts,
+  type Placement,
+  type ScriptedRedis,
+  type Settlement,
+  scriptError,
+  type Writer,
+} from "./scripts.js";
 
 /** Fields that change after submission; everything else lives in the immutable `spec`. */
 export interface MutableFields {
   status?: string;
+  /** Set when the job is placed on a node (a queued job has none). */
+  host?: string;
+  /** Set by the node that starts the job when the submission named none (its own output dir). */
+  stdoutFile?: string;
+  stderrFile?: string;
   statusMessage?: string;
   statusCode?: string;
   pid?: number;
@@ -17,6 +32,9 @@ export interface MutableFields {
 
 const MUTABLE: readonly (keyof MutableFields)[] = [
   "status",
+  "host",
+  "stdoutFile",
+  "stderrFile",
   "statusMessage",
   "statusCode",
   "pid",
@@ -33,12 +51,14 @@ export interface StoredJob {
   ver: number;
   /** Output files this node created for the job (removed on expiry). */
   files: string[];
+  /** Its owner may have started it (false: placed or queued, provably never started). */
+  launching: boolean;
 }
 
 /** Why the store refused a write. */
 export class StoreConflict extends Error {
   constructor(
-    readonly kind: "NOTFOUND" | "NOTOWNER" | "FENCED" | "TERMINAL" | "STATE" | "EXISTS",
+    readonly kind: "NOTFOUND" | "NOTOWNER" | "FENCED" | "TERMINAL" | "STATE" | "EXISTS" | "OWNED",
     readonly arg: string,
   ) {
     super(`${kind}${arg ? ` ${arg}` : ""}`);
@@ -51,7 +71,7 @@ export type Owner = Writer;
 
 function rethrow(err: unknown): never {
   const e = scriptError(err);
-  if (e && ["NOTFOUND", "NOTOWNER", "FENCED", "TERMINAL", "STATE", "EXISTS"].includes(e.kind)) {
+  if (e && ["NOTFOUND", "NOTOWNER", "FENCED", "TERMINAL", "STATE", "EXISTS", "OWNED"].includes(e.kind)) {
     throw new StoreConflict(e.kind as StoreConflict["kind"], e.arg);
   }
   throw isUnavailable(err) ? redisUnavailable(err) : err;
@@ -98,6 +118,7 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
     user: h.user ?? "",
     ver: Number(h.ver ?? 0),
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
+    launching: h.launching === "1",
   };
 }
 
@@ -108,7 +129,7 @@ export const READ_BATCH = 500;
 export const SUMMARY_EXACT_FIELDS: ReadonlySet<string> = new Set<string>(MUTABLE);
 
 /** What `decodeSummary` reads: the short fields, never `spec` or `files`. */
-const SUMMARY_FIELDS = ["ver", "owner", "user", "name", ...MUTABLE] as const;
+const SUMMARY_FIELDS = ["ver", "owner", "user", "name", "launching", ...MUTABLE] as const;
 
 /**
  * A job without its spec, from an HMGET of SUMMARY_FIELDS: `id`, `name` (when not empty) and the
@@ -127,7 +148,14 @@ export function decodeSummary(id: string, values: readonly (string | null)[]): S
   const job: Job = { id };
   if (h.name) job.name = h.name;
   setMutable(job, h);
-  return { job, owner: h.owner ?? "", user: h.user ?? "", ver: Number(h.ver), files: [] };
+  return {
+    job,
+    owner: h.owner ?? "",
+    user: h.user ?? "",
+    ver: Number(h.ver),
+    files: [],
+    launching: h.launching === "1",
+  };
 }
 
 export interface ListQuery {
@@ -149,22 +177,26 @@ export class JobStore {
     this.scripts = new JobScripts(redis, keys, eventRetention);
   }
 
-  /** Records a new job (status and times already set) owned by `owner`; returns its first event id. */
-  async create(job: Job, owner: Owner, files: string[]): Promise<string> {
+  /**
+   * Records a new job (status and times already set), received by `receiver`, and places it (see
+   * create_job.lua): on a node, or in the fleet queue (`nodeId` ''). Without `placement` it is
+   * placed on the receiving node whatever its slots (the store's own tests).
+   */
+  async create(job: Job, receiver: Writer, files: string[], placement?: Placement): Promise<Created> {
     const { id, user = "" } = job;
     const spec: Record<string, unknown> = { ...job };
     for (const k of [...MUTABLE, "id"]) delete spec[k];
     const submittedMs = Date.parse(job.submissionTime ?? "") || 0;
     const fields = {
       spec: JSON.stringify(spec),
-      owner: owner.nodeId,
       user,
       name: job.name ?? "",
       files: JSON.stringify(files),
-      ...storedFields(job),
+      ...storedFields({ ...job, host: undefined }),
     };
+    const nowIso = job.submissionTime ?? new Date().toISOString();
     try {
-      return await this.scripts.createJob({ id, user, owner, submittedMs, fields });
+      return await this.scripts.createJob({ id, user, receiver, submittedMs, nowIso, placement, fields });
     } catch (err) {
       rethrow(err);
     }
@@ -175,9 +207,16 @@ export class JobStore {
    * one (TRANSITIONS, src/api/status.ts; the script holds the same table). Throws StoreConflict
    * when refused: STATE with the current status, TERMINAL, FENCED, NOTOWNER, NOTFOUND.
    */
-  async update(id: string, owner: Owner, fields: MutableFields): Promise<{ ver: number; eventId: string }> {
+  async update(
+    id: string,
+    owner: Owner,
+    fields: MutableFields,
+    /** The output files the owner created for the job (removed on expiry), when it names them. */
+    files?: string[],
+  ): Promise<{ ver: number; eventId: string }> {
     // Every field named is written; one set to undefined is cleared ('' deletes it).
     const set: Record<string, string> = {};
+    if (files) set.files = JSON.stringify(files);
     for (const key of MUTABLE) {
       const value = fields[key];
       if (key in fields) set[key] = value === undefined ? "" : stored(key, value);
@@ -250,10 +289,79 @@ export class JobStore {
     return whileAvailable(this.redis.smembers(this.keys.nodeJobs(nodeId)));
   }
 
-  /** Settles a lost node's unfinished jobs as Failed; -1 not lost yet, -2 already settled. */
-  async settleLost(nodeId: string, lostAfterMs: number, message: string, nowIso: string): Promise<number> {
+  /** Settles a lost node's unfinished jobs: Failed, or back to the queue when never started. */
+  async settleLost(
+    nodeId: string,
+    lostAfterMs: number,
+    message: string,
+    nowIso: string,
+  ): Promise<Settlement> {
     const statusMessage = truncateChars(message, MAX_STATUS_MESSAGE_LENGTH);
-    return this.scripts.settleLost({ nodeId, lostAfterMs, statusMessage, nowIso });
+    const requeueMessage = truncateChars(
+      `Queued again: ${message.charAt(0).toLowerCase()}${message.slice(1)} before it started the job`,
+      MAX_STATUS_MESSAGE_LENGTH,
+    );
+    return this.scripts.settleLost({ nodeId, lostAfterMs, statusMessage, requeueMessage, nowIso });
+  }
+
+  /** Takes queued jobs for `node` (up to its free slots and `max`); they are its to start now. */
+  async claim(a: ClaimArgs): Promise<Claimed[]> {
+    try {
+      return await this.scripts.claimJobs(a);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** The jobs peers placed on `node`, now its to start. */
+  async takeInbox(node: Writer): Promise<string[]> {
+    try {
+      return await this.scripts.takeInbox(node);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Gives the jobs peers placed on `node` (draining) back to the fleet queue. */
+  async releaseInbox(node: Writer, message: string, nowIso: string): Promise<number> {
+    try {
+      return await this.scripts.releaseInbox(node, message, nowIso);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Cancels a job waiting in the fleet queue; StoreConflict OWNED <node> when a node took it first. */
+  async cancelQueued(id: string, message: string, nowIso: string): Promise<void> {
+    try {
+      await this.scripts.cancelQueued(id, message, nowIso);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  /** Jobs waiting in the fleet queue, by queue (a job naming several counts under `a,b`). */
+  async queueDepth(): Promise<Map<string, number>> {
+    const classes = await whileAvailable(this.redis.hgetall(this.keys.queueClasses));
+    const ids = Object.keys(classes);
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.zcard(this.keys.queueClass(id));
+    const res = ids.length ? ((await whileAvailable(pipe.exec())) ?? []) : [];
+    const depth = new Map<string, number>();
+    ids.forEach((id, i) => {
+      const queue = (JSON.parse(classes[id]!) as { q: string[] }).q.join(",");
+      depth.set(queue, (depth.get(queue) ?? 0) + Number(res[i]?.[1] ?? 0));
+    });
+    return depth;
+  }
+
+  /** Jobs placed on each node and not finished (each holds one of its slots). */
+  async placedCounts(nodeIds: readonly string[]): Promise<number[]> {
+    if (nodeIds.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of nodeIds) pipe.scard(this.keys.nodeJobs(id));
+    const res = (await whileAvailable(pipe.exec())) ?? [];
+    return res.map(([, n]) => Number(n ?? 0));
   }
 
   /** Removes terminal jobs last updated before `cutoffMs`; returns the files to delete locally. */

@@ -25,24 +25,51 @@ export interface Keys {
   readonly nodes: string;
   /** Pub/sub channel: a node id whose record changed (join, leave, status). */
   readonly nodesChannel: string;
+  /** List of job ids placed on a node by a peer, for the node to take and start. */
+  nodeInbox(nodeId: string): string;
+  /** Set of one user's placed, unfinished jobs (fleet-wide, for LAUNCHER_MAX_RUNNING_JOBS_PER_USER). */
+  userActive(user: string): string;
+  /** Hash: queue class id → its descriptor JSON (`{"q":[queues],"c":[[label,value]…],"u":user}`). */
+  readonly queueClasses: string;
+  /** Sorted set of the queued job ids of one class, scored by their queue sequence number. */
+  queueClass(classId: string): string;
+  /** String: the fleet queue's sequence counter (submission order across classes). */
+  readonly queueSeq: string;
+  /** Pub/sub channel: `*` when jobs were queued fleet-wide, or the id of a node whose inbox got a job. */
+  readonly queueChannel: string;
   /**
    * Key prefixes for the scripts that reach keys they only find inside Redis (the job hashes of
    * the ids in a set): `scriptPrefixes.job + id` is `job(id)`, and so on. TypeScript passes them in
    * as ARGV, so this file stays the one place that spells a key.
    */
-  readonly scriptPrefixes: { readonly job: string; readonly node: string; readonly jobsByUser: string };
+  readonly scriptPrefixes: {
+    readonly job: string;
+    readonly node: string;
+    readonly jobsByUser: string;
+    readonly userActive: string;
+    readonly queueClass: string;
+  };
+  /** `scriptPrefixes.node + id + scriptSuffixes.nodeJobs` is `nodeJobs(id)`; likewise the inbox. */
+  readonly scriptSuffixes: { readonly nodeJobs: string; readonly nodeInbox: string };
 }
 
 export function fleetKeys(prefix: string): Keys {
   const p = prefix;
   // The keys named by an id are a prefix and the id, so scripts can build them the same way.
-  const scriptPrefixes = { job: `${p}:job:`, node: `${p}:node:`, jobsByUser: `${p}:jobs:user:` };
+  const scriptPrefixes = {
+    job: `${p}:job:`,
+    node: `${p}:node:`,
+    jobsByUser: `${p}:jobs:user:`,
+    userActive: `${p}:active:user:`,
+    queueClass: `${p}:queue:class:`,
+  };
+  const scriptSuffixes = { nodeJobs: ":jobs", nodeInbox: ":inbox" };
   return {
     prefix: p,
     job: (id) => scriptPrefixes.job + id,
     jobsAll: `${p}:jobs`,
     jobsByUser: (user) => scriptPrefixes.jobsByUser + user,
-    nodeJobs: (nodeId) => `${p}:node:${nodeId}:jobs`,
+    nodeJobs: (nodeId) => scriptPrefixes.node + nodeId + scriptSuffixes.nodeJobs,
     expiry: `${p}:jobs:expiry`,
     events: `${p}:events`,
     eventsLast: `${p}:events:last`,
@@ -50,6 +77,13 @@ export function fleetKeys(prefix: string): Keys {
     node: (nodeId) => scriptPrefixes.node + nodeId,
     nodes: `${p}:nodes`,
     nodesChannel: `${p}:nodes:ch`,
+    nodeInbox: (nodeId) => scriptPrefixes.node + nodeId + scriptSuffixes.nodeInbox,
+    userActive: (user) => scriptPrefixes.userActive + user,
+    queueClasses: `${p}:queue:classes`,
+    queueClass: (classId) => scriptPrefixes.queueClass + classId,
+    queueSeq: `${p}:queue:seq`,
+    queueChannel: `${p}:queue:ch`,
     scriptPrefixes,
+    scriptSuffixes,
   };
 }

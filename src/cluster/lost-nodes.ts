@@ -64,8 +64,13 @@ export class LostNodeSettlement {
     if (!r || r.epoch === r.settledEpoch) return;
     if (now - r.lastSeenMs < this.d.lostAfterMs) return;
     const message = `Node ${id} was lost: no heartbeat for ${Math.round((now - r.lastSeenMs) / 1000)} s`;
-    const n = await this.d.store.settleLost(id, this.d.lostAfterMs, message, new Date(now).toISOString());
-    if (n >= 0) this.d.logger.warn({ lostNode: id, settledJobs: n }, "settled a lost node's jobs");
+    const done = await this.d.store.settleLost(id, this.d.lostAfterMs, message, new Date(now).toISOString());
+    if (typeof done === "object") {
+      this.d.logger.warn(
+        { lostNode: id, failedJobs: done.failed, requeuedJobs: done.requeued },
+        "settled a lost node's jobs: running ones failed, never-started ones back in the fleet queue",
+      );
+    }
     await table.refreshNode(id);
   }
 }

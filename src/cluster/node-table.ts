@@ -25,6 +25,9 @@ export interface NodeRecord {
   port: string;
   status: string;
   runningJobs: number;
+  slots: number;
+  labels: Record<string, string>;
+  queues: string[];
   epoch: string;
   settledEpoch: string;
   lastSeenMs: number;
@@ -101,6 +104,9 @@ export class NodeTable {
       status: r.status,
       online: onlineAt({ status: r.status, lastSeen }, this.clock.nowMs(), this.opts.offlineAfterMs),
       runningJobs: r.runningJobs,
+      slots: r.slots,
+      labels: r.labels,
+      queues: r.queues,
     };
   }
 
@@ -160,10 +166,23 @@ export class NodeTable {
       port: h.port ?? "",
       status: h.status ?? NodeStatus.Offline,
       runningJobs: Number(h.runningJobs ?? 0),
+      slots: Number(h.slots ?? 0),
+      labels: parseJson(h.labels, {}),
+      queues: parseJson(h.queues, []),
       epoch: h.epoch ?? "0",
       settledEpoch: h.settledEpoch ?? "",
       lastSeenMs: Number(score ?? h.lastSeenMs ?? 0),
       readAt: this.clock.local(),
     });
+  }
+}
+
+/** A JSON field of a node record; `fallback` when missing (records of older nodes) or unreadable. */
+function parseJson<T>(text: string | undefined, fallback: T): T {
+  if (!text) return fallback;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
   }
 }

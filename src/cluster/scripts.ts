@@ -14,7 +14,18 @@ import type { Keys } from "./keys.js";
 export const SCRIPTS = {
   createJob: {
     file: "create_job.lua",
-    keys: ["job", "jobsAll", "jobsByUser", "ownerJobs", "ownerNode", "events", "eventsLast"],
+    keys: [
+      "job",
+      "jobsAll",
+      "jobsByUser",
+      "receiverNode",
+      "events",
+      "eventsLast",
+      "nodes",
+      "queueClasses",
+      "queueClass",
+      "queueSeq",
+    ],
   },
   updateJob: {
     file: "update_job.lua",
@@ -22,7 +33,20 @@ export const SCRIPTS = {
   },
   settleLost: {
     file: "settle_lost.lua",
-    keys: ["node", "nodeJobs", "nodes", "events", "eventsLast", "expiry"],
+    keys: ["node", "nodeJobs", "nodes", "events", "eventsLast", "expiry", "inbox", "queueClasses"],
+  },
+  claimJobs: {
+    file: "claim_jobs.lua",
+    keys: ["node", "nodeJobs", "nodes", "queueClasses", "events", "eventsLast"],
+  },
+  takeInbox: { file: "take_inbox.lua", keys: ["node", "inbox"] },
+  releaseInbox: {
+    file: "release_inbox.lua",
+    keys: ["node", "inbox", "nodeJobs", "queueClasses", "events", "eventsLast"],
+  },
+  cancelQueued: {
+    file: "cancel_queued.lua",
+    keys: ["job", "queueClasses", "events", "eventsLast", "expiry"],
   },
   registerNode: { file: "register_node.lua", keys: ["node", "nodes"] },
   heartbeat: { file: "heartbeat.lua", keys: ["node", "nodes"] },
@@ -82,13 +106,68 @@ function flatPairs(fields: Readonly<Record<string, Arg>>): Arg[] {
   return Object.entries(fields).flat();
 }
 
+/** How a new job is placed (see create_job.lua). */
+export interface Placement {
+  /** Nodes that may run it, as the receiving node last saw them; the receiving node first if eligible. */
+  candidates: readonly string[];
+  /** Its queue class (see src/launcher/placement.ts): the id and the descriptor JSON. */
+  classId: string;
+  classDescriptor: string;
+  /** The status message of the job when it waits: for a free slot, or for its user's cap. */
+  queuedMessage: string;
+  userCapMessage: string;
+  offlineAfterMs: number;
+  /** LAUNCHER_MAX_RUNNING_JOBS_PER_USER (0: no limit). */
+  perUserCap: number;
+}
+
+/** The placement of a job pinned to its receiving node (no candidates, no queue). */
+const PINNED: Placement = {
+  candidates: [],
+  classId: "pinned",
+  classDescriptor: '{"q":[],"c":[],"u":""}',
+  queuedMessage: "",
+  userCapMessage: "",
+  offlineAfterMs: 0,
+  perUserCap: 0,
+};
+
 export interface CreateJobArgs {
   id: string;
   user: string;
-  owner: Writer;
+  /** The receiving node: its epoch fences the write, and it wins ties. */
+  receiver: Writer;
   submittedMs: number;
-  /** Every field of the new hash (spec, owner, user, name, files and the mutable ones), stored as given. */
+  nowIso: string;
+  /** Undefined: the job is placed on the receiving node whatever its slots (store unit tests). */
+  placement: Placement | undefined;
+  /** Every field of the new hash (spec, user, name, files and the mutable ones), stored as given. */
   fields: Readonly<Record<string, Arg>>;
+}
+
+/** Where a new job went: the node it was placed on ('' when it waits in the fleet queue). */
+export interface Created {
+  eventId: string;
+  nodeId: string;
+  host: string;
+  /** What a queued job waits for ('' when placed). */
+  statusMessage: string;
+}
+
+export interface ClaimArgs {
+  node: Writer;
+  /** The most jobs to take (the script also stops at the node's free slots). */
+  max: number;
+  perUserCap: number;
+  offlineAfterMs: number;
+  nowIso: string;
+  statusMessage: string;
+}
+
+/** A job taken from the fleet queue, and when it was queued (Redis time, ms). */
+export interface Claimed {
+  id: string;
+  queuedMs: number;
 }
 
 export interface UpdateJobArgs {
@@ -102,9 +181,14 @@ export interface SettleLostArgs {
   nodeId: string;
   lostAfterMs: number;
   statusMessage: string;
-  /** lastUpdateTime of the jobs it fails (RFC 3339). */
+  /** The status message of a job that goes back to the queue. */
+  requeueMessage: string;
+  /** lastUpdateTime of the jobs it settles (RFC 3339). */
   nowIso: string;
 }
+
+/** What settling a lost node did, or why it did nothing. */
+export type Settlement = { failed: number; requeued: number } | "not-lost" | "already-settled";
 
 /** A job `expire_jobs` removed, with its `files` field as stored ('' unless this node owned it). */
 export interface ExpiredJob {
@@ -121,24 +205,52 @@ export class JobScripts {
     private readonly eventRetention: number,
   ) {}
 
-  /** Returns the id of the job's first event; errors FENCED <epoch> or EXISTS (see scriptError). */
-  async createJob(a: CreateJobArgs): Promise<string> {
+  /** Records and places a new job; errors FENCED <epoch> or EXISTS (see scriptError). */
+  async createJob(a: CreateJobArgs): Promise<Created> {
     const k = this.keys;
-    const reply = await run(
+    const p = a.placement ?? PINNED;
+    const reply = (await run(
       this.redis,
       "createJob",
       {
         job: k.job(a.id),
         jobsAll: k.jobsAll,
         jobsByUser: k.jobsByUser(a.user),
-        ownerJobs: k.nodeJobs(a.owner.nodeId),
-        ownerNode: k.node(a.owner.nodeId),
+        receiverNode: k.node(a.receiver.nodeId),
         events: k.events,
         eventsLast: k.eventsLast,
+        nodes: k.nodes,
+        queueClasses: k.queueClasses,
+        queueClass: k.queueClass(p.classId),
+        queueSeq: k.queueSeq,
       },
-      [a.owner.epoch, this.eventRetention, k.eventsChannel, a.id, a.submittedMs, ...flatPairs(a.fields)],
-    );
-    return String(reply);
+      [
+        a.receiver.epoch,
+        this.eventRetention,
+        k.eventsChannel,
+        a.id,
+        a.submittedMs,
+        a.receiver.nodeId,
+        k.scriptPrefixes.node,
+        k.scriptSuffixes.nodeJobs,
+        k.scriptSuffixes.nodeInbox,
+        k.scriptPrefixes.userActive,
+        p.offlineAfterMs,
+        p.perUserCap,
+        k.queueChannel,
+        p.classId,
+        p.classDescriptor,
+        p.queuedMessage,
+        p.userCapMessage,
+        a.nowIso,
+        k.scriptPrefixes.queueClass,
+        a.placement ? p.candidates.length : -1,
+        ...p.candidates,
+        ...flatPairs(a.fields),
+      ],
+    )) as [string, string, string, string];
+    const [eventId, nodeId, host, statusMessage] = reply.map(String) as [string, string, string, string];
+    return { eventId, nodeId, host, statusMessage };
   }
 
   /** Errors NOTFOUND, NOTOWNER, FENCED <epoch>, TERMINAL <status>, STATE <status> (see scriptError). */
@@ -155,15 +267,23 @@ export class JobScripts {
         eventsLast: k.eventsLast,
         expiry: k.expiry,
       },
-      [a.owner.nodeId, a.owner.epoch, this.eventRetention, k.eventsChannel, a.id, ...flatPairs(a.fields)],
+      [
+        a.owner.nodeId,
+        a.owner.epoch,
+        this.eventRetention,
+        k.eventsChannel,
+        a.id,
+        k.scriptPrefixes.userActive,
+        ...flatPairs(a.fields),
+      ],
     )) as [number, string];
     return { ver: Number(ver), eventId: String(eventId) };
   }
 
-  /** The number of jobs settled, or -1 (not lost yet on Redis time) / -2 (this epoch already settled). */
-  async settleLost(a: SettleLostArgs): Promise<number> {
+  /** Fails (or sends back to the queue) a lost node's jobs, unless it is not lost or already settled. */
+  async settleLost(a: SettleLostArgs): Promise<Settlement> {
     const k = this.keys;
-    const reply = await run(
+    const reply = (await run(
       this.redis,
       "settleLost",
       {
@@ -173,6 +293,8 @@ export class JobScripts {
         events: k.events,
         eventsLast: k.eventsLast,
         expiry: k.expiry,
+        inbox: k.nodeInbox(a.nodeId),
+        queueClasses: k.queueClasses,
       },
       [
         a.nodeId,
@@ -182,9 +304,113 @@ export class JobScripts {
         k.scriptPrefixes.job,
         a.statusMessage,
         a.nowIso,
+        k.scriptPrefixes.queueClass,
+        k.scriptPrefixes.userActive,
+        k.queueChannel,
+        a.requeueMessage,
+      ],
+    )) as number | [number, number];
+    if (reply === -1) return "not-lost";
+    if (!Array.isArray(reply)) return "already-settled";
+    return { failed: Number(reply[0]), requeued: Number(reply[1]) };
+  }
+
+  /** Takes the oldest queued jobs `node` may run, up to its free slots; errors FENCED <epoch>. */
+  async claimJobs(a: ClaimArgs): Promise<Claimed[]> {
+    const k = this.keys;
+    const flat = (await run(
+      this.redis,
+      "claimJobs",
+      {
+        node: k.node(a.node.nodeId),
+        nodeJobs: k.nodeJobs(a.node.nodeId),
+        nodes: k.nodes,
+        queueClasses: k.queueClasses,
+        events: k.events,
+        eventsLast: k.eventsLast,
+      },
+      [
+        a.node.nodeId,
+        a.node.epoch,
+        this.eventRetention,
+        k.eventsChannel,
+        k.scriptPrefixes.job,
+        k.scriptPrefixes.queueClass,
+        k.scriptPrefixes.userActive,
+        a.perUserCap,
+        a.max,
+        a.offlineAfterMs,
+        a.nowIso,
+        a.statusMessage,
+      ],
+    )) as string[];
+    const out: Claimed[] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, queuedMs: Number(flat[i + 1]) });
+    return out;
+  }
+
+  /** The jobs peers placed on `node`, now marked launching; errors FENCED <epoch>. */
+  async takeInbox(node: Writer): Promise<string[]> {
+    const k = this.keys;
+    const ids = await run(
+      this.redis,
+      "takeInbox",
+      { node: k.node(node.nodeId), inbox: k.nodeInbox(node.nodeId) },
+      [node.nodeId, node.epoch, k.scriptPrefixes.job],
+    );
+    return (ids as string[]).map(String);
+  }
+
+  /** A draining node gives the jobs placed on it back to the queue; returns how many. */
+  async releaseInbox(node: Writer, statusMessage: string, nowIso: string): Promise<number> {
+    const k = this.keys;
+    const n = await run(
+      this.redis,
+      "releaseInbox",
+      {
+        node: k.node(node.nodeId),
+        inbox: k.nodeInbox(node.nodeId),
+        nodeJobs: k.nodeJobs(node.nodeId),
+        queueClasses: k.queueClasses,
+        events: k.events,
+        eventsLast: k.eventsLast,
+      },
+      [
+        node.nodeId,
+        node.epoch,
+        this.eventRetention,
+        k.eventsChannel,
+        k.scriptPrefixes.job,
+        k.scriptPrefixes.queueClass,
+        k.scriptPrefixes.userActive,
+        k.queueChannel,
+        statusMessage,
+        nowIso,
       ],
     );
-    return Number(reply);
+    return Number(n);
+  }
+
+  /** Cancels a queued job; errors NOTFOUND, OWNED <node>, TERMINAL <status> (see scriptError). */
+  async cancelQueued(
+    id: string,
+    statusMessage: string,
+    nowIso: string,
+  ): Promise<{ ver: number; eventId: string }> {
+    const k = this.keys;
+    const [ver, eventId] = (await run(
+      this.redis,
+      "cancelQueued",
+      {
+        job: k.job(id),
+        queueClasses: k.queueClasses,
+        events: k.events,
+        eventsLast: k.eventsLast,
+        expiry: k.expiry,
+      },
+      [id, k.scriptPrefixes.queueClass, this.eventRetention, k.eventsChannel, statusMessage, nowIso],
+    )) as [number, string];
+    return { ver: Number(ver), eventId: String(eventId) };
   }
 
   /** Removes up to `max` terminal jobs older than `cutoffMs` that `nodeId` (or no live record) owns. */

@@ -10,6 +10,10 @@ export interface SelfInfo {
   host: string;
   ipv4: string;
   port: string;
+  /** What placement reads from the record: slots (0: no limit), labels and queues. */
+  slots: number;
+  labels: Record<string, string>;
+  queues: string[];
 }
 
 export interface SelfHeartbeatOptions {
@@ -72,6 +76,10 @@ export class SelfHeartbeat {
       port: this.self.port,
       status: this.statusValue,
       runningJobs: this.opts.runningJobs(),
+      slots: this.self.slots,
+      // JSON, as claim_jobs.lua decodes them.
+      labels: JSON.stringify(this.self.labels),
+      queues: JSON.stringify(this.self.queues),
     });
     this.epochValue = epoch;
     this.clock.note(nowMs, this.clock.local());

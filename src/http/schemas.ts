@@ -19,14 +19,19 @@ export const NodeViewSchema = Type.Object(
     lastSeen: str("RFC 3339"),
     status: str("Online, Draining or Offline"),
     online: Type.Boolean(),
-    runningJobs: Type.Integer(),
+    runningJobs: Type.Integer({ description: "Jobs placed on the node and not yet finished" }),
+    slots: Type.Integer({ description: "LAUNCHER_MAX_RUNNING_JOBS (0: no limit)" }),
+    labels: Type.Record(Type.String(), Type.String(), { description: "LAUNCHER_NODE_LABELS" }),
+    queues: Type.Array(Type.String(), { description: "LAUNCHER_QUEUES" }),
   },
   open,
 );
 export const NodeListSchema = Type.Object({
   nodes: Type.Array(NodeViewSchema),
   /** Only when running as a Posit Launcher plugin: the Launcher's nodes from message 201 (advisory). */
-  launcherNodes: opt(Type.Array(Type.Omit(NodeViewSchema, ["id", "online", "runningJobs"]))),
+  launcherNodes: opt(
+    Type.Array(Type.Omit(NodeViewSchema, ["id", "online", "runningJobs", "slots", "labels", "queues"])),
+  ),
 });
 
 export const JobIdParams = Type.Object({ id: Type.String({ minLength: 1, description: "Job id" }) });

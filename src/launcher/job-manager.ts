@@ -27,6 +27,7 @@ import {
   UserDirectory,
 } from "../runner/index.js";
 import { JobExpiry } from "./expiry.js";
+import { eligible, jobQueues, queueClass, waitingFor, waitingForUser } from "./placement.js";
 import { sleep } from "./queue.js";
 import { SlotQueue } from "./slot-queue.js";
 
@@ -41,7 +42,16 @@ export interface JobManagerOptions {
   unprivileged: boolean;
   /** Jobs of uid-0 users are allowed (LAUNCHER_ALLOW_ROOT_JOBS). */
   allowRootJobs: boolean;
+  /** LAUNCHER_MAX_RUNNING_JOBS_PER_USER (fleet-wide, 0: no limit). */
+  maxRunningJobsPerUser: number;
+  /** OFFLINE_AFTER: a node silent longer is given no job. */
+  offlineAfterMs: number;
+  /** The queue of jobs that name none (the cluster info's defaultQueue). */
+  defaultQueue: () => string;
 }
+
+/** How a job came to start on this node: placed at submission, or claimed from the fleet queue. */
+export type Via = "direct" | "queue";
 
 /** Sortable, unique job ids: time first (base 36), then randomness. */
 export function newJobId(nowMs: number): string {
@@ -110,9 +120,9 @@ export class JobManager {
    * Records a change of the job's fields; a status change only as a move of the job lifecycle (the
    * store refuses any other, e.g. Suspended when the job is no longer Running). False when refused.
    */
-  private async write(id: string, fields: MutableFields): Promise<boolean> {
+  private async write(id: string, fields: MutableFields, files?: string[]): Promise<boolean> {
     try {
-      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields });
+      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, files);
       return true;
     } catch (err) {
       if (err instanceof StoreConflict) {
@@ -149,52 +159,96 @@ export class JobManager {
     return join(this.opts.scratchPath, "output", safeName(user));
   }
 
-  /** Records the job (the 201 promise: it is in Redis) and starts it, or queues it. */
+  /**
+   * Records the job (the 201 promise: it is in Redis) and places it: on the eligible node with the
+   * most free slots (this one on a tie; it starts here at once), or in the fleet queue.
+   */
   async submit(input: Job, user: string): Promise<Job> {
     await this.accountFor(user); // an unknown user is a 400, before any job exists
     const nowMs = this.registry.nowMs();
     const id = newJobId(nowMs);
     const now = new Date(nowMs).toISOString();
-    const outDir = this.outputDirOf(user);
-    const files: string[] = [];
     // Relative output paths are relative to where the job runs (as the runner opens them); stored
-    // absolute, so the output stream reads the same file the job wrote.
+    // absolute, so the output stream reads the same file the job wrote. Unnamed ones are chosen by
+    // the node that starts the job, in its own output dir.
     const base = input.workingDirectory || process.cwd();
-    const stdoutFile = input.stdoutFile ? resolve(base, input.stdoutFile) : join(outDir, `${id}.stdout`);
-    const stderrFile = input.stderrFile ? resolve(base, input.stderrFile) : join(outDir, `${id}.stderr`);
-    if (!input.stdoutFile) files.push(stdoutFile);
-    if (!input.stderrFile) files.push(stderrFile);
     const job: Job = {
       ...input,
       id,
       user,
       cluster: input.cluster || this.opts.clusterName,
-      host: this.opts.host,
-      stdoutFile,
-      stderrFile,
+      ...(input.stdoutFile ? { stdoutFile: resolve(base, input.stdoutFile) } : {}),
+      ...(input.stderrFile ? { stderrFile: resolve(base, input.stderrFile) } : {}),
       status: JobStatus.Pending,
       submissionTime: now,
       lastUpdateTime: now,
     };
-    delete job.pid;
-    delete job.exitCode;
-    delete job.statusMessage;
-    delete job.statusCode;
+    for (const k of ["host", "pid", "exitCode", "statusMessage", "statusCode"] as const) delete job[k];
+    let placed: Awaited<ReturnType<JobStore["create"]>>;
     try {
-      await this.store.create(job, this.owner(), files);
+      placed = await this.store.create(job, this.owner(), [], this.placementOf(job, user));
     } catch (err) {
       if (err instanceof StoreConflict && err.kind === "FENCED") {
         throw new ApiError(ErrCode.PluginRestarted, `Node ${this.opts.nodeId} is rejoining the fleet; retry`);
       }
       throw err;
     }
-    this.enqueue(job);
-    return job;
+    if (placed.nodeId === "") return { ...job, statusMessage: placed.statusMessage };
+    const shown: Job = { ...job, host: placed.host };
+    if (placed.nodeId === this.opts.nodeId) {
+      this.startJobs([id], "direct", new Map([[id, job]]));
+      Object.assign(shown, this.outputFilesOf(job));
+    }
+    return shown;
   }
 
-  private enqueue(job: Job): void {
-    this.queue.push(job.id);
-    this.pumpQueue(new Map([[job.id, job]]));
+  /** The candidates and queue class create_job.lua places a new job with. */
+  private placementOf(job: Job, user: string) {
+    const queues = jobQueues(job, this.opts.defaultQueue());
+    const constraints = job.placementConstraints;
+    // As last seen: the script checks each candidate's status, heartbeat and free slots itself.
+    const candidates = this.registry
+      .nodes()
+      .filter((n) => n.status === "Online" && eligible(n, queues, constraints))
+      .map((n) => n.id)
+      .sort((a, b) => (a === this.opts.nodeId ? -1 : b === this.opts.nodeId ? 1 : 0));
+    const cls = queueClass(queues, constraints, user);
+    return {
+      candidates,
+      classId: cls.id,
+      classDescriptor: cls.descriptor,
+      queuedMessage: waitingFor(queues, constraints),
+      userCapMessage: waitingForUser(user, this.opts.maxRunningJobsPerUser),
+      offlineAfterMs: this.opts.offlineAfterMs,
+      perUserCap: this.opts.maxRunningJobsPerUser,
+    };
+  }
+
+  /** Its output files: those it names, else files in its user's output dir on this node. */
+  private outputFilesOf(job: Job): { stdoutFile: string; stderrFile: string } {
+    const dir = this.outputDirOf(job.user ?? "");
+    return {
+      stdoutFile: job.stdoutFile || join(dir, `${job.id}.stdout`),
+      stderrFile: job.stderrFile || join(dir, `${job.id}.stderr`),
+    };
+  }
+
+  /** Jobs this node may start now (placed here, taken from its inbox or claimed from the queue). */
+  startJobs(ids: readonly string[], via: Via, known = new Map<string, Job>()): void {
+    this.queue.push(...ids);
+    for (const id of ids) this.onStart?.(id, via);
+    this.pumpQueue(known);
+  }
+
+  /** Told of every job this node starts (placement metrics). */
+  onStart: ((id: string, via: Via) => void) | undefined;
+  /** Told when a slot frees (a job ended or failed to start): the node claims queued jobs then. */
+  onSlotFreed: (() => void) | undefined;
+
+  /** Slots free on this node now (Infinity without a limit). */
+  freeSlots(): number {
+    if (this.opts.maxRunningJobs === 0) return Number.POSITIVE_INFINITY;
+    return this.opts.maxRunningJobs - this.runner.running().length - this.launching.size - this.queue.size;
   }
 
   /** Starts queued jobs while there are free slots. */
@@ -216,7 +270,13 @@ export class JobManager {
     try {
       const user = await this.accountFor(job.user ?? "");
       const outputDir = this.outputDirOf(job.user ?? "");
-      const usesOutputDir = [job.stdoutFile, job.stderrFile].some((f) => dirname(f ?? "") === outputDir);
+      const files = this.outputFilesOf(job);
+      // The files this node chose (none named): recorded with Running, and removed on expiry.
+      const created = [
+        ...(job.stdoutFile ? [] : [files.stdoutFile]),
+        ...(job.stderrFile ? [] : [files.stderrFile]),
+      ];
+      const usesOutputDir = [files.stdoutFile, files.stderrFile].some((f) => dirname(f) === outputDir);
       const { pid } = await this.runner.launch({
         id,
         ...(job.command ? { command: job.command } : {}),
@@ -225,8 +285,7 @@ export class JobManager {
         environment: job.environment ?? [],
         ...(job.workingDirectory ? { workingDirectory: job.workingDirectory } : {}),
         ...(job.stdin ? { stdin: job.stdin } : {}),
-        stdoutFile: job.stdoutFile!,
-        stderrFile: job.stderrFile!,
+        ...files,
         user,
         switchUser: !this.opts.unprivileged,
         ...(usesOutputDir ? { outputDir } : {}),
@@ -235,7 +294,8 @@ export class JobManager {
         this.runner.signal(id, "SIGKILL");
         return;
       }
-      await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid }));
+      const chosen = created.length > 0 ? files : {};
+      await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid, ...chosen }, created));
     } catch (err) {
       const message =
         err instanceof LaunchError || err instanceof ApiError
@@ -244,6 +304,7 @@ export class JobManager {
       if (!flag.canceled) {
         await this.chain(id, () => this.write(id, { status: JobStatus.Failed, statusMessage: message }));
       }
+      this.onSlotFreed?.();
     }
   }
 
@@ -257,7 +318,10 @@ export class JobManager {
       this.runner.forget(id);
     })
       .catch((err) => this.logger.error({ jobId: id, err }, "could not record exit"))
-      .finally(() => this.pumpQueue());
+      .finally(() => {
+        this.pumpQueue();
+        this.onSlotFreed?.();
+      });
   }
 
   /** Runs a control operation on a job this node owns. */
@@ -294,6 +358,28 @@ export class JobManager {
       [JobOperation.Kill]: "killed",
     }[op];
     return { statusMessage: `Job ${id} ${verb}`, operationComplete: true };
+  }
+
+  /**
+   * A control operation on a job waiting in the fleet queue, from any node: cancel takes it out of
+   * the queue; the others answer as for any Pending job. A job a node claimed meanwhile is that
+   * node's to control: the caller is asked to retry (it is then forwarded there).
+   */
+  async controlQueued(job: Job, op: JobOperation): Promise<ControlResult> {
+    // Only cancel is valid for Pending, so every other operation is a 409 as for any Pending job.
+    if (op !== JobOperation.Cancel || job.status !== validForStatus(op)) {
+      throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(op));
+    }
+    try {
+      await this.store.cancelQueued(job.id, "Canceled by user", this.now());
+    } catch (err) {
+      if (!(err instanceof StoreConflict)) throw err;
+      if (err.kind === "OWNED") {
+        throw new ApiError(ErrCode.PluginRestarted, `Job ${job.id} just started on node ${err.arg}; retry`);
+      }
+      throw new ApiError(ErrCode.InvalidJobState, invalidStateMessage(JobOperation.Cancel));
+    }
+    return { statusMessage: `Job ${job.id} canceled`, operationComplete: true };
   }
 
   /** Whether the job's recorded status leaves `status` within `timeoutMs` (pending writes included). */
@@ -334,7 +420,9 @@ export class JobManager {
           await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) });
         }
       } else if (state === "lost") {
-        // Queued when the node died: never launched, so launch it now. Otherwise it is gone.
+        // Placed here by a peer and not yet taken: the inbox still holds it (taken after this).
+        if (job.status === JobStatus.Pending && !stored.launching) continue;
+        // Waiting for a slot when the node died: never launched, so launch it now. Otherwise it is gone.
         if (job.status === JobStatus.Pending) pending.push(job.id);
         else
           await this.write(job.id, {

@@ -110,7 +110,11 @@ export interface LauncherService {
   ): AsyncIterable<Omit<ResourceSample, "seqId">>;
   /** Owner-only. */
   network(caller: Caller, id: string): Promise<NetworkInfo>;
-  clusterInfo(): ClusterInfo;
+  /**
+   * The fleet's cluster info: `configured` (default: this node's LAUNCHER_CLUSTER_CONFIG_FILE) with
+   * the queues and labels every registered node advertises added.
+   */
+  clusterInfo(configured?: ClusterInfo): ClusterInfo;
   nodes(): Promise<NodeView[]>;
   /** Advisory: the Posit Launcher's own nodes (plugin message 201) when running as its plugin. */
   launcherNodes?(): Node[];

@@ -35,6 +35,7 @@ import {
 } from "../runner/index.js";
 import type { JobManager } from "./job-manager.js";
 import { JobOwners } from "./job-owners.js";
+import { checkPlaceable, DEFAULT_QUEUE, fleetClusterInfo, jobQueues } from "./placement.js";
 import type {
   Caller,
   HealthReport,
@@ -123,6 +124,8 @@ export class NodeService implements LauncherService {
     }
     const user = job.user && caller.admin ? job.user : caller.user;
     if (user === "*") throw new ApiError(ErrCode.InvalidRequest, "user: a job needs a real user, not *");
+    // A job no registered node could ever run is refused here, before it exists.
+    checkPlaceable(this.registry.nodes(), jobQueues(job, this.defaultQueue()), job.placementConstraints);
     // The Launcher's default profile, whichever front door the job came through.
     return this.manager.submit({ ...job, resourceProfile: job.resourceProfile || "custom" }, user);
   }
@@ -170,8 +173,15 @@ export class NodeService implements LauncherService {
     return this.locationOf(owner);
   }
 
+  /** The queue of jobs that name none: the cluster info's. */
+  defaultQueue(): string {
+    return this.clusterInfo().defaultQueue || DEFAULT_QUEUE;
+  }
+
   private async locationOf(owner: string): Promise<JobLocation> {
-    if (owner === this.opts.nodeId) return { owner, local: true, online: true, draining: false };
+    // A queued job has no owner yet: whichever node is asked answers for it.
+    if (owner === this.opts.nodeId || owner === "")
+      return { owner, local: true, online: true, draining: false };
     const node = await this.registry.lookup(owner);
     return {
       owner,
@@ -182,10 +192,13 @@ export class NodeService implements LauncherService {
     };
   }
 
-  /** Owner-only calls that arrive here for a job owned elsewhere (forwarding is HTTP's job). */
+  /**
+   * Owner-only calls that arrive here for a job owned elsewhere (forwarding is HTTP's job). A job
+   * waiting in the fleet queue (no owner) is answered by whichever node is asked.
+   */
   private async ownJob(caller: Caller, id: string): Promise<StoredJob> {
     const stored = await this.visibleJob(caller, id);
-    if (stored.owner !== this.opts.nodeId) {
+    if (stored.owner !== this.opts.nodeId && stored.owner !== "") {
       throw new ApiError(
         ErrCode.PluginRestarted,
         `Job ${id} is owned by node ${stored.owner}, not ${this.opts.nodeId}`,
@@ -196,22 +209,29 @@ export class NodeService implements LauncherService {
 
   async control(caller: Caller, id: string, operation: JobOperation): Promise<ControlResult> {
     requireSingleJob(id, "control");
-    const { job } = await this.ownJob(caller, id);
+    const { job, owner } = await this.ownJob(caller, id);
+    if (owner === "") return this.manager.controlQueued(job, operation);
     return this.manager.control(job, operation);
   }
 
   async network(caller: Caller, id: string): Promise<NetworkInfo> {
     requireSingleJob(id, "network");
-    await this.ownJob(caller, id);
+    const { owner } = await this.ownJob(caller, id);
+    if (owner === "") {
+      throw new ApiError(ErrCode.JobNotRunning, `Job ${id} is queued: it has no host yet`);
+    }
     return networkInfo();
   }
 
-  clusterInfo(): ClusterInfo {
-    return this.cluster;
+  clusterInfo(configured: ClusterInfo = this.cluster): ClusterInfo {
+    return fleetClusterInfo(configured, this.registry.nodes());
   }
 
+  /** Every node, with `runningJobs` read fresh: the jobs placed on it that hold its slots. */
   async nodes(): Promise<NodeView[]> {
-    return this.registry.listNodes();
+    const nodes = await this.registry.listNodes();
+    const placed = await this.store.placedCounts(nodes.map((n) => n.id));
+    return nodes.map((n, i) => ({ ...n, runningJobs: placed[i] ?? n.runningJobs }));
   }
 
   launcherNodes?: () => Node[];
@@ -238,13 +258,38 @@ export class NodeService implements LauncherService {
     }
   }
 
+  /** Waits until a queued job is placed on a node or ends (canceled), and returns it then. */
+  private async untilPlaced(id: string, signal: AbortSignal): Promise<StoredJob> {
+    const q = new AsyncQueue<string>(signal);
+    const stop = this.bus.listen({ jobId: id }, (ev) => q.push(ev.status));
+    const events = q[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const stored = await this.store.get(id);
+        if (!stored) throw new ApiError(ErrCode.JobNotFound, `Job ${id} could not be found`);
+        if (stored.owner !== "" || terminalStatus(stored.job.status ?? "") || signal.aborted) return stored;
+        const next = await events.next();
+        if (next.done) return stored;
+      }
+    } finally {
+      stop();
+    }
+  }
+
   async *outputStream(
     caller: Caller,
     id: string,
     type: JobOutput,
     signal: AbortSignal,
   ): AsyncIterable<Omit<OutputChunk, "seqId">> {
-    const { job } = await this.ownJob(caller, id);
+    let { job, owner } = await this.ownJob(caller, id);
+    if (owner === "") ({ job, owner } = await this.untilPlaced(id, signal));
+    if (owner !== this.opts.nodeId && !terminalStatus(job.status ?? "")) {
+      throw new ApiError(
+        ErrCode.PluginRestarted,
+        `Job ${id} left the fleet queue for node ${owner} while its output was asked for here; ask again`,
+      );
+    }
     let finished = terminalStatus(job.status ?? "");
     const stop = this.bus.listen({ jobId: id }, (ev) => {
       if (terminalStatus(ev.status)) finished = true;
@@ -253,6 +298,8 @@ export class NodeService implements LauncherService {
       if (job.status === JobStatus.Pending) {
         const status = await this.waitForStatus(id, (s) => s !== JobStatus.Pending, signal);
         if (terminalStatus(status)) finished = true;
+        // Its output files are recorded when it starts (chosen by this node unless it named them).
+        job = (await this.store.get(id))?.job ?? job;
       }
       if (signal.aborted) return;
       const files = this.streamableFiles(job, type);
@@ -329,6 +376,9 @@ export class NodeService implements LauncherService {
       status: this.registry.status,
       online: false,
       runningJobs: this.manager.runningCount(),
+      slots: 0,
+      labels: {},
+      queues: [],
     };
     const self = {
       ...node,

@@ -1,4 +1,7 @@
-// The jobs a node holds back while it runs as many as LAUNCHER_MAX_RUNNING_JOBS allows.
+// The jobs a node holds back while it runs as many as LAUNCHER_MAX_RUNNING_JOBS allows. The fleet
+// gives a node no more jobs than it has slots (create_job.lua, claim_jobs.lua count them in Redis),
+// so this only holds a job for the moment between a slot freeing in Redis and the exited process
+// being forgotten here, and re-launches after a restart.
 
 /** Pending jobs waiting for a free slot on this node, oldest first. */
 export class SlotQueue {
@@ -12,6 +15,10 @@ export class SlotQueue {
     private readonly limit: number,
     private readonly busy: () => number,
   ) {}
+
+  get size(): number {
+    return this.waiting.length;
+  }
 
   push(...ids: string[]): void {
     this.waiting.push(...ids);

@@ -429,12 +429,16 @@ export async function runPlugin(argv: string[]): Promise<number> {
   });
   const deps: Promise<PluginDeps> = nodeStarted.then((node) => {
     owners = new OwnerClient(settings, logger);
-    const cluster = clusterInfoReloader(settings.clusterConfigFile, node.service.clusterInfo());
+    const cluster = clusterInfoReloader(
+      settings.clusterConfigFile,
+      loadClusterInfo(settings.clusterConfigFile),
+    );
     logger.info(
       { url: node.url, nodeId: settings.nodeId },
       "plugin node ready; serving the Launcher on stdin/stdout",
     );
-    return { service: node.service, owners, clusterInfo: cluster.current, reloadConfig: cluster.reload };
+    const clusterInfo = () => node.service.clusterInfo(cluster.current());
+    return { service: node.service, owners, clusterInfo, reloadConfig: cluster.reload };
   });
   const server = new PluginServer({
     writer,

@@ -54,7 +54,7 @@ describe("onlineAt", () => {
 });
 
 describe("Node JSON", () => {
-  it("has the seed's keys; NodeView adds id, online and runningJobs", () => {
+  it("has the seed's keys; NodeView adds id, online, runningJobs, slots, labels and queues", () => {
     const view: NodeView = {
       host: "a",
       ipv4: "10.0.0.1",
@@ -64,9 +64,24 @@ describe("Node JSON", () => {
       id: "a-5559",
       online: true,
       runningJobs: 2,
+      slots: 4,
+      labels: { gpu: "a100" },
+      queues: ["default"],
     };
     expect(Object.keys(JSON.parse(JSON.stringify(view))).sort()).toEqual(
-      ["host", "ipv4", "port", "lastSeen", "status", "id", "online", "runningJobs"].sort(),
+      [
+        "host",
+        "ipv4",
+        "port",
+        "lastSeen",
+        "status",
+        "id",
+        "online",
+        "runningJobs",
+        "slots",
+        "labels",
+        "queues",
+      ].sort(),
     );
     expect(typeof view.port).toBe("string");
   });

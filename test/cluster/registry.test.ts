@@ -24,7 +24,15 @@ function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void
   const store = new JobStore(redis, keys, 1000);
   const registry = new Registry(
     { redis, sub, keys, store, logger },
-    { nodeId: id, host: `host-${id}`, ipv4: "127.0.0.1", port: "1" },
+    {
+      nodeId: id,
+      host: `host-${id}`,
+      ipv4: "127.0.0.1",
+      port: "1",
+      slots: 0,
+      labels: {},
+      queues: ["default"],
+    },
     {
       heartbeatMs: 100,
       offlineAfterMs: 400,

@@ -49,7 +49,9 @@ describe("status bus", () => {
     const ids: string[] = [];
     for (let i = 0; i < 40; i++) {
       const id = `job-${i}`;
-      ids.push(await store.create({ id, user: "u", status: "Pending", command: "true" }, owner, []));
+      ids.push(
+        (await store.create({ id, user: "u", status: "Pending", command: "true" }, owner, [])).eventId,
+      );
       if (i % 10 === 5) await admin.client("KILL", "TYPE", "pubsub"); // drop subscriptions mid-run
       ids.push((await store.update(id, owner, { status: "Running" })).eventId);
     }
@@ -78,7 +80,7 @@ describe("status bus", () => {
   it("moves past events nobody listens to, and delivers the next ones once someone does", async () => {
     const bus = new StatusBus(conn("bus-cmd3"), conn("bus-sub3"), keys, logger);
     await bus.start();
-    const unheard = await store.create(
+    const { eventId: unheard } = await store.create(
       { id: "q-1", user: "u", status: "Pending", command: "true" },
       owner,
       [],
@@ -98,7 +100,7 @@ describe("status bus", () => {
     const k2 = fleetKeys(uniquePrefix("trim"));
     const s2 = new JobStore(writer, k2, 10);
     const { epoch } = await new NodeScripts(writer, k2).registerNode("w", {});
-    const first = await s2.create(
+    const { eventId: first } = await s2.create(
       { id: "t0", user: "u", status: "Pending", command: "true" },
       { nodeId: "w", epoch },
       [],

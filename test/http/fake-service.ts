@@ -89,6 +89,9 @@ export class FakeService implements LauncherService {
       status: "Online",
       online: true,
       runningJobs: 0,
+      slots: 0,
+      labels: {},
+      queues: ["default"],
     };
   }
 

@@ -17,7 +17,7 @@ const bob: Caller = { user: "bob", groups: [], admin: false };
 const root: Caller = { user: "root", groups: ["admins"], admin: true };
 
 function stored(id: string, owner: string, user = "alice"): StoredJob {
-  return { job: { id, user, command: "sleep 1" }, owner, user, ver: 1, files: [] };
+  return { job: { id, user, command: "sleep 1" }, owner, user, ver: 1, files: [], launching: true };
 }
 
 function peer(id: string, over: Partial<NodeView> = {}): NodeView {
@@ -30,6 +30,9 @@ function peer(id: string, over: Partial<NodeView> = {}): NodeView {
     status: "Online",
     online: true,
     runningJobs: 0,
+    slots: 0,
+    labels: {},
+    queues: ["default"],
     ...over,
   };
 }

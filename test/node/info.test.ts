@@ -157,7 +157,7 @@ describe("cluster-info", () => {
     ]);
   });
 
-  it("a cluster config file's queues and profiles are shown; missing or null arrays are []", async () => {
+  it("a cluster config file's queues and profiles are shown, with the nodes' queues and labels; missing or null arrays are []", async () => {
     const file = join(tmp, "cluster.json");
     writeFileSync(
       file,
@@ -172,19 +172,25 @@ describe("cluster-info", () => {
         placementConstraints: null,
       }),
     );
-    const c = await startTestNode(uniquePrefix("info-cluster"), { clusterConfigFile: file });
+    const c = await startTestNode(uniquePrefix("info-cluster"), {
+      clusterConfigFile: file,
+      queues: ["long", "gpu"],
+      nodeLabels: { gpu: "a100" },
+    });
     try {
       const res = await api<Record<string, unknown>>(c.url, "GET", "/cluster-info", { token: alice });
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
         supportsContainers: false,
-        queues: ["short", "long"],
+        // The configured queues, then those only the fleet's nodes serve.
+        queues: ["short", "long", "gpu"],
         defaultQueue: "short",
         resourceProfiles: [
           { name: "small", displayName: "Small", limits: [{ type: "cpuCount", value: "1" }], queue: "short" },
         ],
         resourceLimits: [{ type: "memory", defaultValue: "512", maxValue: "4096" }],
-        placementConstraints: [],
+        // None configured (null); the node's label is one.
+        placementConstraints: [{ name: "gpu", value: "a100" }],
       });
       expect(Array.isArray(res.body.config)).toBe(true);
     } finally {

@@ -46,3 +46,47 @@ local function check_epoch(nodeKey, epoch)
   end
   return nil
 end
+
+-- The fleet queue (see docs/architecture.md, "The fleet queue"). A job waits in the sorted set of
+-- its class (its queues, constraints and user), scored by its queue sequence number, so the head of
+-- every class is its oldest job and a claim compares one head per class, never the whole queue.
+
+-- Puts a job in its class's queue: unowned, no host, with a message saying what it waits for.
+-- The class descriptor travels in the job hash (qdesc), so a requeue can re-create the class.
+local function enqueue_job(jobKey, id, classesKey, classPrefix, message, nowIso, now)
+  local f = redis.call('HMGET', jobKey, 'qclass', 'qseq', 'qdesc')
+  redis.call('HSET', jobKey, 'owner', '', 'statusMessage', message, 'lastUpdateTime', nowIso, 'queuedMs', now)
+  redis.call('HDEL', jobKey, 'host', 'launching')
+  redis.call('HSETNX', classesKey, f[1], f[3])
+  redis.call('ZADD', classPrefix .. f[1], tonumber(f[2]), id)
+end
+
+-- Gives a job to a node: it holds one of the node's slots (the node's jobs set) and one of its
+-- user's (the user's active set) until it ends. `launching` marks a job its node may have started:
+-- only jobs without it can provably go back to the queue when their node is lost.
+local function place_job(jobKey, id, nodeId, host, nodeJobsKey, userActivePrefix, launching, message, nowIso)
+  local user = redis.call('HGET', jobKey, 'user') or ''
+  redis.call('HSET', jobKey, 'owner', nodeId, 'host', host, 'lastUpdateTime', nowIso)
+  if message ~= '' then redis.call('HSET', jobKey, 'statusMessage', message) else redis.call('HDEL', jobKey, 'statusMessage') end
+  if launching then redis.call('HSET', jobKey, 'launching', '1') end
+  redis.call('SADD', nodeJobsKey, id)
+  redis.call('SADD', userActivePrefix .. user, id)
+end
+
+-- Whether a node record (HMGET status, slots, …) is Online and heard from within offlineAfter,
+-- and how many more jobs it may take (math.huge for no limit).
+local function free_slots(nodeKey, nodesKey, nodeId, nodeJobsKey, now, offlineAfter)
+  local f = redis.call('HMGET', nodeKey, 'status', 'slots', 'host')
+  if f[1] ~= 'Online' then return 0, f[3] end
+  local seen = tonumber(redis.call('ZSCORE', nodesKey, nodeId) or '0')
+  if now - seen >= offlineAfter then return 0, f[3] end
+  local slots = tonumber(f[2] or '0') or 0
+  if slots == 0 then return math.huge, f[3] end
+  return slots - redis.call('SCARD', nodeJobsKey), f[3]
+end
+
+-- Whether a user may have one more job placed (cap 0: no limit).
+local function user_room(userActivePrefix, user, cap, extra)
+  if cap == 0 then return true end
+  return redis.call('SCARD', userActivePrefix .. user) + (extra or 0) < cap
+end

@@ -1,0 +1,123 @@
+// Where a job may run: the Launcher's placement vocabulary (a job's `queues` and
+// `placementConstraints`, a node's queues and labels) as the fleet queue's classes and checks.
+// Pure functions; the atomic choice among nodes is made in Redis (create_job.lua, claim_jobs.lua).
+import { createHash } from "node:crypto";
+import {
+  ApiError,
+  type ClusterInfo,
+  ErrCode,
+  type Job,
+  type NodeView,
+  type PlacementConstraint,
+} from "../api/index.js";
+
+/** The queue of jobs that name none, unless the cluster configuration names another. */
+export const DEFAULT_QUEUE = "default";
+
+/** What placement needs of a node. */
+export type PlacementNode = Pick<NodeView, "id" | "queues" | "labels">;
+
+/** The queues a job may run in: those it names (any one will do), else the default queue. */
+export function jobQueues(job: Pick<Job, "queues">, defaultQueue: string): string[] {
+  const named = [...new Set((job.queues ?? []).filter((q) => q !== ""))].sort();
+  return named.length > 0 ? named : [defaultQueue];
+}
+
+/** Constraints as [label, value] pairs, sorted; value "" means "has the label, any value". */
+function constraintPairs(constraints: readonly PlacementConstraint[] | undefined): [string, string][] {
+  const pairs = (constraints ?? []).map((c): [string, string] => [c.name, c.value ?? ""]);
+  const unique = new Map(pairs.map((p) => [JSON.stringify(p), p]));
+  return [...unique.values()].sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : 1) : a < b ? -1 : 1));
+}
+
+/** Whether a node runs jobs of one of `queues` and has every label the constraints ask for. */
+export function eligible(
+  node: Pick<PlacementNode, "queues" | "labels">,
+  queues: readonly string[],
+  constraints: readonly PlacementConstraint[] | undefined,
+): boolean {
+  if (!queues.some((q) => node.queues.includes(q))) return false;
+  return constraintPairs(constraints).every(([name, value]) => {
+    const have = node.labels[name];
+    return have !== undefined && (value === "" || have === value);
+  });
+}
+
+/**
+ * A job's queue class: jobs with the same queues, constraints and user wait in one sorted set, so
+ * a claim looks at one head per class. The descriptor is what claim_jobs.lua reads.
+ */
+export function queueClass(
+  queues: readonly string[],
+  constraints: readonly PlacementConstraint[] | undefined,
+  user: string,
+): { id: string; descriptor: string } {
+  const descriptor = JSON.stringify({ q: queues, c: constraintPairs(constraints), u: user });
+  return { id: createHash("sha1").update(descriptor).digest("hex").slice(0, 16), descriptor };
+}
+
+/** Describes what a queued job waits for, for its status message. */
+export function waitingFor(queues: readonly string[], constraints?: readonly PlacementConstraint[]): string {
+  const labels = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
+  const where = `a node serving queue ${queues.map((q) => JSON.stringify(q)).join(" or ")}`;
+  return `Queued: waiting for a free slot on ${where}${labels.length ? ` with ${labels.join(", ")}` : ""}`;
+}
+
+export function waitingForUser(user: string, cap: number): string {
+  return `Queued: user ${JSON.stringify(user)} already has ${cap} jobs placed in the fleet (LAUNCHER_MAX_RUNNING_JOBS_PER_USER=${cap})`;
+}
+
+/**
+ * 400 unless some registered node (online or not) could ever run the job: one that serves one of
+ * its queues and has every label it asks for. No job is created for a job nobody can run.
+ */
+export function checkPlaceable(
+  nodes: readonly Pick<PlacementNode, "queues" | "labels">[],
+  queues: readonly string[],
+  constraints: readonly PlacementConstraint[] | undefined,
+): void {
+  const serving = nodes.filter((n) => queues.some((q) => n.queues.includes(q)));
+  if (serving.length === 0) {
+    const known = [...new Set(nodes.flatMap((n) => n.queues))].sort();
+    throw new ApiError(
+      ErrCode.InvalidRequest,
+      `queues: no node of the fleet serves ${queues.map((q) => JSON.stringify(q)).join(" or ")} (queues served: ${known.join(", ") || "none"})`,
+    );
+  }
+  if (!serving.some((n) => eligible(n, queues, constraints))) {
+    const wanted = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
+    throw new ApiError(
+      ErrCode.InvalidRequest,
+      `placementConstraints: no node serving the job's queue has the labels ${wanted.join(", ")}`,
+    );
+  }
+}
+
+/**
+ * The cluster info a client sees: the configured one, with the queues and label constraints of
+ * every registered node added, and a default queue (the configured one, else `default` when a node
+ * serves it, else the first queue).
+ */
+export function fleetClusterInfo(configured: ClusterInfo, nodes: readonly PlacementNode[]): ClusterInfo {
+  const advertised = [...new Set(nodes.flatMap((n) => n.queues))].sort();
+  const queues = [...new Set([...configured.queues, ...advertised])];
+  const seen = new Set(configured.placementConstraints.map((c) => JSON.stringify([c.name, c.value ?? ""])));
+  const constraints = [...configured.placementConstraints];
+  for (const n of nodes) {
+    for (const [name, value] of Object.entries(n.labels).sort()) {
+      const key = JSON.stringify([name, value]);
+      if (!seen.has(key)) {
+        seen.add(key);
+        constraints.push({ name, value });
+      }
+    }
+  }
+  const defaultQueue =
+    configured.defaultQueue || (queues.includes(DEFAULT_QUEUE) ? DEFAULT_QUEUE : queues[0]);
+  return {
+    ...configured,
+    queues,
+    ...(defaultQueue ? { defaultQueue } : {}),
+    placementConstraints: constraints,
+  };
+}
