@@ -36,7 +36,7 @@ export interface Settings {
   maxRunningJobsPerUser: number;
   /** What placement constraints match on this node (label name → value). */
   nodeLabels: Record<string, string>;
-  /** The queues whose jobs this node runs. */
+  /** The queues whose jobs this node runs; empty: those of the cluster config, else `default`. */
   queues: string[];
   /** JSON file with queues, limits, profiles and config for `GET /cluster-info`. */
   clusterConfigFile?: string;
@@ -161,19 +161,15 @@ const labels: Parser<Record<string, string>> = (name, raw) => {
   return out;
 };
 
-/** A comma list of names, at least one. */
-const names: Parser<string[]> = (name, raw) => {
-  const list = [
-    ...new Set(
-      raw
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
-  ];
-  if (list.length === 0) throw new SettingsError(`${name} must name at least one queue`);
-  return list;
-};
+/** A comma list of names (empty: none given). */
+const names: Parser<string[]> = (_name, raw) => [
+  ...new Set(
+    raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ),
+];
 
 /** A directory the node works in: absolute, so a later chdir cannot move it. */
 const path: Parser<string> = (_name, raw) => resolve(raw);
@@ -379,8 +375,9 @@ export const SETTINGS = {
   queues: {
     env: "LAUNCHER_QUEUES",
     flag: "queues",
-    default: "default",
+    default: "",
     parse: names,
+    shownDefault: "the cluster config's `queues`, else `default`",
     doc: "the queues whose jobs this node runs (comma list); a job names its queues in `queues`",
   },
   clusterConfigFile: {

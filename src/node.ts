@@ -19,8 +19,9 @@ import { buildApp } from "./http/app.js";
 import { fleetScheme } from "./http/tls.js";
 import { Dispatcher } from "./launcher/dispatcher.js";
 import { JobManager } from "./launcher/job-manager.js";
+import { DEFAULT_QUEUE } from "./launcher/placement.js";
 import type { LauncherService } from "./launcher/port.js";
-import { NodeService } from "./launcher/service.js";
+import { loadClusterInfo, NodeService } from "./launcher/service.js";
 import { createLogger } from "./logger.js";
 import { LocalRunner } from "./runner/index.js";
 
@@ -81,7 +82,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       port: String(settings.port),
       slots: settings.maxRunningJobs,
       labels: settings.nodeLabels,
-      queues: settings.queues,
+      queues: servedQueues(settings),
     };
     const stateDir = join(settings.scratchPath, "runner", settings.nodeId);
     mkdirSync(stateDir, { recursive: true });
@@ -229,6 +230,13 @@ function logPrivilegeMode(logger: Logger, settings: Settings, runner: LocalRunne
       "no launch helper: jobs of other users start by forking the supervisor (slower)",
     );
   }
+}
+
+/** LAUNCHER_QUEUES, else the queues of the cluster config (LAUNCHER_CLUSTER_CONFIG_FILE), else `default`. */
+function servedQueues(settings: Settings): string[] {
+  if (settings.queues.length > 0) return settings.queues;
+  const configured = loadClusterInfo(settings.clusterConfigFile).queues;
+  return configured.length > 0 ? configured : [DEFAULT_QUEUE];
 }
 
 /** How long app.close() may wait for connections to finish before they are cut. */

@@ -34,7 +34,7 @@ export function testSettings(overrides: Partial<Settings> = {}): Settings {
     maxRunningJobs: 0,
     maxRunningJobsPerUser: 0,
     nodeLabels: {},
-    queues: ["default"],
+    queues: [],
     peerTimeoutMs: 500,
     unprivileged: true,
     allowRootJobs: false,

@@ -143,7 +143,8 @@ describe("bootstrap, heartbeat and the envelope", () => {
       "encryptedPassword",
       "initializationVector",
     ]);
-    expect(r).not.toHaveProperty("queues");
+    // No queues configured: the fleet's nodes serve the default queue, and cluster info says so.
+    expect(r).toMatchObject({ queues: ["default"], defaultQueue: "default" });
   });
 
   it("records SetLoadBalancerNodes and answers with the bare envelope", async () => {
