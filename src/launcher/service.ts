@@ -169,7 +169,8 @@ export class NodeService implements LauncherService {
       if (location.local || (location.online && !location.draining && location.baseUrl)) return location;
     }
     const { owner, user } = await this.visibleJob(caller, id);
-    this.owners.remember(id, { owner, user });
+    // A queued job (no owner yet) is not remembered: its owner is whoever claims it.
+    if (owner !== "") this.owners.remember(id, { owner, user });
     return this.locationOf(owner);
   }
 
