@@ -25,7 +25,10 @@ export interface NodeView extends Node {
   id: string;
   /** The fleet's liveness verdict (see {@link onlineAt}). */
   online: boolean;
-  /** Jobs placed on the node and not yet finished (each holds one of its slots). */
+  /**
+   * `GET /nodes`: jobs placed on the node and not yet finished (each holds one of its slots), read
+   * fresh from Redis. A node's own `/status`: the job processes it runs.
+   */
   runningJobs: number;
   /** LAUNCHER_MAX_RUNNING_JOBS: the jobs it runs at once (0: no limit). */
   slots: number;

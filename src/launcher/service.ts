@@ -168,9 +168,10 @@ export class NodeService implements LauncherService {
       const location = await this.locationOf(known.owner);
       if (location.local || (location.online && !location.draining && location.baseUrl)) return location;
     }
-    const { owner, user } = await this.visibleJob(caller, id);
-    // A queued job (no owner yet) is not remembered: its owner is whoever claims it.
-    if (owner !== "") this.owners.remember(id, { owner, user });
+    const { owner, user, launching } = await this.visibleJob(caller, id);
+    // Only a job its owner may have started keeps that owner for good (./job-owners.ts): a queued
+    // one, or one still in a node's inbox, may yet go to another node.
+    if (owner !== "" && launching) this.owners.remember(id, { owner, user });
     return this.locationOf(owner);
   }
 
