@@ -1,8 +1,9 @@
+import { readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { Redis } from "ioredis";
 import type { Settings } from "../../src/config.js";
 import { api, type ChildNode, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
-import { killGroup } from "../helpers/procs.js";
+import { alive, killGroup } from "../helpers/procs.js";
 import * as nodeJobs from "../node/helpers.js";
 
 export type Json = Record<string, unknown>;
@@ -293,4 +294,26 @@ export function track<T>(p: Promise<T>, into: T[]): Promise<T> {
     into.push(v);
     return v;
   });
+}
+
+/**
+ * The live processes whose command line contains `marker` (a job's `/bin/sh -c "…; : <marker>"`),
+ * without a marked process's marked children (a shell's fork has its command line until it execs).
+ * Every pid counted was still alive after the whole /proc scan, so they were all alive at once: a
+ * process that ended while the scan went on (and one that started after it) is not counted.
+ */
+export function markedProcesses(marker: string): number[] {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/cmdline`, "utf8").includes(marker)) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] !== "Z" && fields[0] !== "X") parents.set(Number(name), Number(fields[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return [...parents].filter(([pid, ppid]) => !parents.has(ppid) && alive(pid)).map(([pid]) => pid);
 }
