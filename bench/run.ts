@@ -22,6 +22,7 @@ import {
   withTimeout,
 } from "./lib.js";
 import { memory } from "./memory.js";
+import { placementBalance, queueLatency, queueScale } from "./placement.js";
 import { privileged } from "./privileged.js";
 import { routing } from "./routing.js";
 import { throughput } from "./throughput.js";
@@ -34,6 +35,9 @@ const MEASURES: { name: string; run: (ctx: Ctx) => Promise<void>; quickMs: numbe
   { name: "privileged", run: privileged, quickMs: 120_000, fullMs: 600_000 },
   { name: "failure", run: failure, quickMs: 60_000, fullMs: 300_000 },
   { name: "memory", run: memory, quickMs: 90_000, fullMs: 400_000 },
+  { name: "balance", run: placementBalance, quickMs: 60_000, fullMs: 180_000 },
+  { name: "queue-latency", run: queueLatency, quickMs: 60_000, fullMs: 180_000 },
+  { name: "queue-scale", run: queueScale, quickMs: 60_000, fullMs: 300_000 },
 ];
 
 function parseArgs(argv: string[]) {
