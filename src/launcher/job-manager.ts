@@ -88,8 +88,19 @@ export class JobManager {
     private readonly opts: JobManagerOptions,
     private readonly logger: Logger,
   ) {
-    this.queue = new SlotQueue(opts.maxRunningJobs, () => runner.running().length + this.launching.size);
+    this.queue = new SlotQueue(opts.maxRunningJobs, () => this.busySlots());
     this.expiry = new JobExpiry(store, registry, runner, opts, logger);
+  }
+
+  /**
+   * Slots in use here: running processes and launches under way, each counted once (a launched job
+   * is both running and launching until its Running is recorded).
+   */
+  private busySlots(): number {
+    const running = this.runner.running();
+    let launchingOnly = 0;
+    for (const id of this.launching.keys()) if (!running.includes(id)) launchingOnly++;
+    return running.length + launchingOnly;
   }
 
   runningCount(): number {
@@ -248,7 +259,7 @@ export class JobManager {
   /** Slots free on this node now (Infinity without a limit). */
   freeSlots(): number {
     if (this.opts.maxRunningJobs === 0) return Number.POSITIVE_INFINITY;
-    return this.opts.maxRunningJobs - this.runner.running().length - this.launching.size - this.queue.size;
+    return this.opts.maxRunningJobs - this.busySlots() - this.queue.size;
   }
 
   /** Starts queued jobs while there are free slots. */
@@ -260,7 +271,11 @@ export class JobManager {
       const jobId = id;
       void this.start(jobId, flag, known.get(jobId))
         .catch((err) => this.logger.error({ jobId, err }, "job start failed"))
-        .finally(() => this.launching.delete(jobId));
+        .finally(() => {
+          this.launching.delete(jobId);
+          // A launch that failed frees its slot; one that succeeded is counted as running now.
+          this.pumpQueue();
+        });
     }
   }
 
