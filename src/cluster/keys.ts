@@ -33,6 +33,8 @@ export interface Keys {
   readonly queueClasses: string;
   /** Sorted set of the queued job ids of one class, scored by their queue sequence number. */
   queueClass(classId: string): string;
+  /** Sorted set of the non-empty classes, scored by their head's sequence number (oldest first). */
+  readonly queueHeads: string;
   /** String: the fleet queue's sequence counter (submission order across classes). */
   readonly queueSeq: string;
   /** Pub/sub channel: `*` when jobs were queued fleet-wide, or the id of a node whose inbox got a job. */
@@ -81,6 +83,7 @@ export function fleetKeys(prefix: string): Keys {
     userActive: (user) => scriptPrefixes.userActive + user,
     queueClasses: `${p}:queue:classes`,
     queueClass: (classId) => scriptPrefixes.queueClass + classId,
+    queueHeads: `${p}:queue:heads`,
     queueSeq: `${p}:queue:seq`,
     queueChannel: `${p}:queue:ch`,
     scriptPrefixes,

@@ -25,6 +25,7 @@ export const SCRIPTS = {
       "queueClasses",
       "queueClass",
       "queueSeq",
+      "queueHeads",
     ],
   },
   updateJob: {
@@ -33,20 +34,30 @@ export const SCRIPTS = {
   },
   settleLost: {
     file: "settle_lost.lua",
-    keys: ["node", "nodeJobs", "nodes", "events", "eventsLast", "expiry", "inbox", "queueClasses"],
+    keys: [
+      "node",
+      "nodeJobs",
+      "nodes",
+      "events",
+      "eventsLast",
+      "expiry",
+      "inbox",
+      "queueClasses",
+      "queueHeads",
+    ],
   },
   claimJobs: {
     file: "claim_jobs.lua",
-    keys: ["node", "nodeJobs", "nodes", "queueClasses", "events", "eventsLast"],
+    keys: ["node", "nodeJobs", "nodes", "queueClasses", "events", "eventsLast", "queueHeads"],
   },
   takeInbox: { file: "take_inbox.lua", keys: ["node", "inbox"] },
   releaseInbox: {
     file: "release_inbox.lua",
-    keys: ["node", "inbox", "nodeJobs", "queueClasses", "events", "eventsLast"],
+    keys: ["node", "inbox", "nodeJobs", "queueClasses", "events", "eventsLast", "queueHeads"],
   },
   cancelQueued: {
     file: "cancel_queued.lua",
-    keys: ["job", "queueClasses", "events", "eventsLast", "expiry"],
+    keys: ["job", "queueClasses", "events", "eventsLast", "expiry", "queueHeads"],
   },
   registerNode: { file: "register_node.lua", keys: ["node", "nodes"] },
   heartbeat: { file: "heartbeat.lua", keys: ["node", "nodes"] },
@@ -223,6 +234,7 @@ export class JobScripts {
         queueClasses: k.queueClasses,
         queueClass: k.queueClass(p.classId),
         queueSeq: k.queueSeq,
+        queueHeads: k.queueHeads,
       },
       [
         a.receiver.epoch,
@@ -295,6 +307,7 @@ export class JobScripts {
         expiry: k.expiry,
         inbox: k.nodeInbox(a.nodeId),
         queueClasses: k.queueClasses,
+        queueHeads: k.queueHeads,
       },
       [
         a.nodeId,
@@ -328,6 +341,7 @@ export class JobScripts {
         queueClasses: k.queueClasses,
         events: k.events,
         eventsLast: k.eventsLast,
+        queueHeads: k.queueHeads,
       },
       [
         a.node.nodeId,
@@ -374,6 +388,7 @@ export class JobScripts {
         queueClasses: k.queueClasses,
         events: k.events,
         eventsLast: k.eventsLast,
+        queueHeads: k.queueHeads,
       },
       [
         node.nodeId,
@@ -407,6 +422,7 @@ export class JobScripts {
         events: k.events,
         eventsLast: k.eventsLast,
         expiry: k.expiry,
+        queueHeads: k.queueHeads,
       },
       [id, k.scriptPrefixes.queueClass, this.eventRetention, k.eventsChannel, statusMessage, nowIso],
     )) as [number, string];

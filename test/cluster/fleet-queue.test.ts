@@ -182,6 +182,7 @@ describe("placement at submission", () => {
     expect((await f.claim("a")).map((c) => c.id)).toEqual(order.map((o) => o.id));
     // Emptied classes are forgotten: the claim script looks at no stale class.
     expect(await redis.hlen(f.keys.queueClasses)).toBe(0);
+    expect(await redis.zcard(f.keys.queueHeads)).toBe(0);
   });
 
   it("the per-user cap holds fleet-wide, while other users' jobs still start", async () => {

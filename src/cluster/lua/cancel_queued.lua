@@ -5,6 +5,7 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[3] events       events stream
   KEYS[4] eventsLast   id of the newest event (string)
   KEYS[5] expiry       terminal jobs by when they ended (zset)
+  KEYS[6] queueHeads   the non-empty classes by their head's sequence number (zset)
 ARGV[1] job id   ARGV[2] queue class key prefix   ARGV[3] events max length   ARGV[4] events channel
 ARGV[5] status message   ARGV[6] now (RFC 3339)
 Returns { ver, eventId }; errors NOTFOUND, OWNED <node> (a node claimed it meanwhile: ask that
@@ -15,7 +16,7 @@ if TERMINAL[f[1]] then return redis.error_reply('TERMINAL ' .. f[1]) end
 if f[2] and f[2] ~= '' then return redis.error_reply('OWNED ' .. f[2]) end
 local classKey = ARGV[2] .. f[3]
 redis.call('ZREM', classKey, ARGV[1])
-if redis.call('EXISTS', classKey) == 0 then redis.call('HDEL', KEYS[2], f[3]) end
+refresh_head(KEYS[6], KEYS[2], classKey, f[3])
 redis.call('HSET', KEYS[1], 'status', 'Canceled', 'statusMessage', ARGV[5], 'lastUpdateTime', ARGV[6])
 local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
 local eventId = emit_event(KEYS[3], KEYS[4], ARGV[4], ARGV[3], job_event(KEYS[1], ARGV[1]))

@@ -1,7 +1,9 @@
 --[[ claim_jobs: a node with free slots takes the oldest queued jobs it may run, atomically, and
-marks them launching (it starts them at once). Eligible classes: one of whose queues the node
-serves (its record's `queues`), whose constraints its `labels` satisfy, and whose user is under the
-per-user cap. Each claim compares the head of every eligible class: O(classes · log n), not O(n).
+marks them launching (it starts them at once). It walks the classes from the oldest head and takes
+the first one it may serve: one of whose queues the node serves (its record's `queues`), whose
+constraints its `labels` satisfy, and whose user is under the per-user cap. The cost of a claim is
+the classes it passes over (those it may not serve, older than the first it may), not the queue's
+length or its number of classes.
 KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[1] node         the claiming node's hash (its epoch fences the claim)
   KEYS[2] nodeJobs     its unfinished jobs (set)
@@ -9,6 +11,7 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[4] queueClasses queue class id → descriptor (hash)
   KEYS[5] events       events stream
   KEYS[6] eventsLast   id of the newest event (string)
+  KEYS[7] queueHeads   the non-empty classes by their head's sequence number (zset)
 ARGV[1] node id   ARGV[2] epoch   ARGV[3] events max length   ARGV[4] events channel
 ARGV[5] job key prefix   ARGV[6] queue class key prefix   ARGV[7] user active prefix
 ARGV[8] per-user cap     ARGV[9] most jobs to claim        ARGV[10] offline after (ms)
@@ -16,7 +19,7 @@ ARGV[11] now (RFC 3339)  ARGV[12] status message of a claimed job
 Returns a flat list: id, queuedMs, … of the claimed jobs; errors FENCED <epoch>. ]]
 local fenced = check_epoch(KEYS[1], ARGV[2])
 if fenced then return fenced end
-if redis.call('HLEN', KEYS[4]) == 0 then return {} end
+if redis.call('ZCARD', KEYS[7]) == 0 then return {} end
 local nodeId, jobPrefix, classPrefix, activePrefix = ARGV[1], ARGV[5], ARGV[6], ARGV[7]
 local cap = tonumber(ARGV[8])
 local free, host = free_slots(KEYS[1], KEYS[3], nodeId, KEYS[2], now_ms(), tonumber(ARGV[10]))
@@ -28,47 +31,55 @@ local served = {}
 for _, q in ipairs(cjson.decode(rec[1] or '[]')) do served[q] = true end
 local labels = cjson.decode(rec[2] or '{}')
 
--- The classes this node may serve, with their current heads.
-local eligible = {}
-local classes = redis.call('HGETALL', KEYS[4])
-for i = 1, #classes, 2 do
-  local d = cjson.decode(classes[i + 1])
-  local ok = false
-  for _, q in ipairs(d.q) do if served[q] then ok = true end end
-  for _, c in ipairs(d.c) do
-    local have = labels[c[1]]
-    if have == nil or (c[2] ~= '' and have ~= c[2]) then ok = false end
+-- Whether this node may serve a class (and whose it is), judged once per class and call.
+local verdicts = {}
+local function judge(classId)
+  local v = verdicts[classId]
+  if v then return v end
+  v = { ok = false }
+  local desc = redis.call('HGET', KEYS[4], classId)
+  if desc then
+    local d = cjson.decode(desc)
+    for _, q in ipairs(d.q) do if served[q] then v.ok = true end end
+    for _, c in ipairs(d.c) do
+      local have = labels[c[1]]
+      if have == nil or (c[2] ~= '' and have ~= c[2]) then v.ok = false end
+    end
+    v.user = d.u
   end
-  if ok then eligible[#eligible + 1] = { id = classes[i], key = classPrefix .. classes[i], user = d.u } end
+  verdicts[classId] = v
+  return v
 end
 
-local function head(c)
-  local h = redis.call('ZRANGE', c.key, 0, 0, 'WITHSCORES')
-  if #h == 0 then
-    c.empty = true
-    redis.call('HDEL', KEYS[4], c.id)
-  else
-    c.job, c.seq = h[1], tonumber(h[2])
+-- The oldest class this node may take a job of now, walking the heads a page at a time.
+local PAGE = 64
+local function next_class()
+  local offset = 0
+  while true do
+    local page = redis.call('ZRANGE', KEYS[7], offset, offset + PAGE - 1)
+    if #page == 0 then return nil end
+    for _, classId in ipairs(page) do
+      local v = judge(classId)
+      if v.ok and user_room(activePrefix, v.user, cap) then return classId end
+    end
+    offset = offset + PAGE
   end
 end
-for _, c in ipairs(eligible) do head(c) end
 
 local claimed = {}
 while #claimed / 2 < free do
-  local best = nil
-  for _, c in ipairs(eligible) do
-    if not c.empty and (best == nil or c.seq < best.seq) and user_room(activePrefix, c.user, cap) then best = c end
-  end
-  if best == nil then break end
-  local id = best.job
+  local classId = next_class()
+  if classId == nil then break end
+  local classKey = classPrefix .. classId
+  local id = redis.call('ZRANGE', classKey, 0, 0)[1]
+  redis.call('ZREM', classKey, id)
+  refresh_head(KEYS[7], KEYS[4], classKey, classId)
   local jobKey = jobPrefix .. id
-  redis.call('ZREM', best.key, id)
   local queuedMs = redis.call('HGET', jobKey, 'queuedMs') or '0'
   place_job(jobKey, id, nodeId, host or '', KEYS[2], activePrefix, true, ARGV[12], ARGV[11])
   redis.call('HINCRBY', jobKey, 'ver', 1)
   emit_event(KEYS[5], KEYS[6], ARGV[4], ARGV[3], job_event(jobKey, id))
   claimed[#claimed + 1] = id
   claimed[#claimed + 1] = queuedMs
-  head(best)
 end
 return claimed

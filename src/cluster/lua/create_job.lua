@@ -14,6 +14,7 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[8] queueClasses queue class id → descriptor (hash)
   KEYS[9] queueClass   this job's class (zset)
   KEYS[10] queueSeq    the queue's sequence counter (string)
+  KEYS[11] queueHeads  the non-empty classes by their head's sequence number (zset)
 ARGV[1] receiver epoch      ARGV[2] events max length   ARGV[3] events channel   ARGV[4] job id
 ARGV[5] submission (ms)     ARGV[6] receiver node id    ARGV[7] node key prefix  ARGV[8] node jobs suffix
 ARGV[9] node inbox suffix   ARGV[10] user active prefix ARGV[11] offline after (ms)
@@ -58,7 +59,7 @@ if best then
     redis.call('PUBLISH', ARGV[13], best)
   end
 else
-  enqueue_job(KEYS[1], id, KEYS[8], ARGV[19], userOk and ARGV[16] or ARGV[17], ARGV[18], now)
+  enqueue_job(KEYS[1], id, KEYS[8], KEYS[11], ARGV[19], userOk and ARGV[16] or ARGV[17], ARGV[18], now)
   redis.call('PUBLISH', ARGV[13], '*')
 end
 local eventId = emit_event(KEYS[5], KEYS[6], ARGV[3], ARGV[2], job_event(KEYS[1], id))

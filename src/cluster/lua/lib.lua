@@ -49,16 +49,32 @@ end
 
 -- The fleet queue (see docs/architecture.md, "The fleet queue"). A job waits in the sorted set of
 -- its class (its queues, constraints and user), scored by its queue sequence number, so the head of
--- every class is its oldest job and a claim compares one head per class, never the whole queue.
+-- every class is its oldest job. The heads set orders the classes by their heads: a claim walks it
+-- from the oldest and stops at the first class the node may serve, never reading the whole queue.
+-- The classes hash gives each class's descriptor (`{"q":[queues],"c":[[label,value]…],"u":user}`).
+
+-- Records a class's head in the heads set after its queue changed (or forgets an emptied class).
+local function refresh_head(headsKey, classesKey, classKey, classId)
+  local h = redis.call('ZRANGE', classKey, 0, 0, 'WITHSCORES')
+  if #h == 0 then
+    redis.call('ZREM', headsKey, classId)
+    redis.call('HDEL', classesKey, classId)
+  else
+    redis.call('ZADD', headsKey, tonumber(h[2]), classId)
+  end
+end
 
 -- Puts a job in its class's queue: unowned, no host, with a message saying what it waits for.
--- The class descriptor travels in the job hash (qdesc), so a requeue can re-create the class.
-local function enqueue_job(jobKey, id, classesKey, classPrefix, message, nowIso, now)
+-- The class descriptor travels in the job hash (qdesc), so a requeue can re-create the class; a
+-- requeued job keeps its sequence number, so it goes back to its place in line.
+local function enqueue_job(jobKey, id, classesKey, headsKey, classPrefix, message, nowIso, now)
   local f = redis.call('HMGET', jobKey, 'qclass', 'qseq', 'qdesc')
   redis.call('HSET', jobKey, 'owner', '', 'statusMessage', message, 'lastUpdateTime', nowIso, 'queuedMs', now)
   redis.call('HDEL', jobKey, 'host', 'launching')
   redis.call('HSETNX', classesKey, f[1], f[3])
   redis.call('ZADD', classPrefix .. f[1], tonumber(f[2]), id)
+  -- LT: a class's head only ever moves to an older job here (a new class is added).
+  redis.call('ZADD', headsKey, 'LT', tonumber(f[2]), f[1])
 end
 
 -- Gives a job to a node: it holds one of the node's slots (the node's jobs set) and one of its

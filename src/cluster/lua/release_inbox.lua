@@ -7,6 +7,7 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[4] queueClasses queue class id → descriptor (hash)
   KEYS[5] events       events stream
   KEYS[6] eventsLast   id of the newest event (string)
+  KEYS[7] queueHeads   the non-empty classes by their head's sequence number (zset)
 ARGV[1] node id   ARGV[2] epoch   ARGV[3] events max length   ARGV[4] events channel
 ARGV[5] job key prefix   ARGV[6] queue class key prefix   ARGV[7] user active prefix
 ARGV[8] queue channel    ARGV[9] status message           ARGV[10] now (RFC 3339)
@@ -23,7 +24,7 @@ for _, id in ipairs(ids) do
   if f[1] == 'Pending' and f[2] == ARGV[1] and not f[3] then
     redis.call('SREM', KEYS[3], id)
     redis.call('SREM', ARGV[7] .. (f[4] or ''), id)
-    enqueue_job(jobKey, id, KEYS[4], ARGV[6], ARGV[9], ARGV[10], now)
+    enqueue_job(jobKey, id, KEYS[4], KEYS[7], ARGV[6], ARGV[9], ARGV[10], now)
     redis.call('HINCRBY', jobKey, 'ver', 1)
     emit_event(KEYS[5], KEYS[6], ARGV[4], ARGV[3], job_event(jobKey, id))
     released = released + 1

@@ -12,6 +12,7 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[6] expiry       terminal jobs by when they ended (zset)
   KEYS[7] inbox        jobs peers placed on it (list)
   KEYS[8] queueClasses queue class id → descriptor (hash)
+  KEYS[9] queueHeads   the non-empty classes by their head's sequence number (zset)
 The job hashes of the ids in KEYS[2] are only known here: their keys are ARGV[5] .. id, the prefix
 coming from keys.ts (scriptPrefixes.job) so that file still names every key. (Keys built in a
 script are not declared to Redis: fine on the one primary the fleet uses, not on Redis Cluster.)
@@ -35,7 +36,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if f[1] and not TERMINAL[f[1]] then
     redis.call('SREM', ARGV[9] .. (f[3] or ''), id)
     if f[1] == 'Pending' and not f[2] then
-      enqueue_job(jobKey, id, KEYS[8], ARGV[8], ARGV[11], ARGV[7], now)
+      enqueue_job(jobKey, id, KEYS[8], KEYS[9], ARGV[8], ARGV[11], ARGV[7], now)
       requeued = requeued + 1
     else
       redis.call('HSET', jobKey, 'status', 'Failed', 'statusMessage', ARGV[6], 'lastUpdateTime', ARGV[7])
