@@ -2,7 +2,7 @@
 // free slots, waits in the fleet queue (Pending, no host, "Queued: …") when none has room, and
 // starts where a slot frees. Queues and placement constraints reach only matching nodes; the
 // per-user cap holds fleet-wide; a queued job can be canceled anywhere and never runs; the queue
-// survives a Redis restart.
+// survives a Redis restart; a draining node is given nothing.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -506,5 +506,42 @@ describe("placement across the fleet", () => {
     figures.queueDrainedAfterRestart = Date.now() - upAt;
     await sleep(300);
     expect(readFileSync(ledger, "utf8").trim().split("\n")).toEqual(tokens);
+  }, 60_000);
+
+  it("a draining node is given no job, and jobs queued while it drains start elsewhere", async () => {
+    const prefix = uniquePrefix("place-drain");
+    const [a, d] = (await startNodes(prefix, [
+      { maxRunningJobs: 1 },
+      { maxRunningJobs: 5, drainMs: 60_000 },
+    ])) as [TestNode, TestNode];
+    const tok = await token("dana");
+    const dir = mkdtempSync(join(tmpdir(), "place-drain-"));
+    const gate = newGate(dir, "go");
+    // d drains (it keeps serving HTTP for drainMs); every node must see it Draining.
+    void d.node.drain();
+    await eventually("d Draining in a's view", async () => {
+      const view = (await nodesOf(a.url)).find((v) => v.id === d.settings.nodeId);
+      return [view?.status === "Draining" ? true : undefined, view];
+    });
+    // Submitted through the draining node, which has 5 free slots: none may go there.
+    const jobs = [];
+    for (let i = 0; i < 3; i++) jobs.push(await submit(d, tok, { command: `${gate.wait}; echo ${i}` }));
+    const placed = await owners(
+      prefix,
+      redisUrl(),
+      jobs.map((j) => j.id),
+    );
+    expect(placed.filter((o) => o === d.settings.nodeId)).toEqual([]);
+    expect(placed.filter((o) => o === a.settings.nodeId)).toHaveLength(1);
+    expect(jobs.filter(isQueued)).toHaveLength(2);
+    gate.open();
+    for (const j of jobs) expect(await waitStatus(a, tok, j.id, "Finished")).toMatchObject({ exitCode: 0 });
+    expect(
+      await owners(
+        prefix,
+        redisUrl(),
+        jobs.map((j) => j.id),
+      ),
+    ).toEqual(jobs.map(() => a.settings.nodeId));
   }, 60_000);
 });
