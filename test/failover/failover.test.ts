@@ -3,9 +3,12 @@
 // steady client load through HAProxy (20 requests/s: short-job submissions, GET /jobs/{id},
 // GET /jobs, and three `GET /jobs/*/status` streams that resume with ?since=<last eventId>). Each
 // scenario injects one failure and reports what clients saw; the test fails when an acknowledged
-// job, a status event or a running job was lost, or a job was left in a wrong state.
+// job, a status event or a running job was lost, or a job was left in a wrong state. The local
+// nodes have LOCAL_SLOTS slots each, so the fleet queue is in play; one scenario SIGKILLs a node
+// while jobs are queued (harness/queue-scenarios.ts).
 // FAILOVER_TARGET=compose runs the same scenarios against a running docker-compose.yml deployment.
 import { describe, expect, it } from "vitest";
+import { killNodeWhileQueued, type QueueOutcome } from "./harness/queue-scenarios.js";
 import {
   composeSkipReason,
   expectNoAclRefusals,
@@ -95,6 +98,21 @@ describe.skipIf(skip !== undefined)(
       });
       expectNoLoss(f);
     });
+
+    // The fleet queue (issue 13): the local nodes have LOCAL_SLOTS slots each, the ledger is a local
+    // file, so the compose target skips it.
+    it.skipIf(kind === "compose")(
+      "SIGKILL a node while jobs are queued: none lost, none Failed unstarted, none run twice",
+      async () => {
+        let out: QueueOutcome = { problems: [] };
+        const f = await suite.run.scenario(`SIGKILL ${name(1)} with jobs queued`, async (ctx) => {
+          out = await killNodeWhileQueued(suite, ctx, 1);
+        });
+        expectNoLoss(f);
+        expect(out.problems).toEqual([]);
+      },
+      240_000,
+    );
 
     it("Redis's ACL refused the fleet nothing throughout (nodes, replica, sentinels)", async ({ skip }) => {
       await expectNoAclRefusals(suite, skip);

@@ -2,8 +2,10 @@
 // sentinels (as docker-compose.sentinel.yml), nodes finding the primary through the sentinels
 // (LAUNCHER_REDIS_SENTINELS, LAUNCHER_REDIS_MASTER_NAME), under the same client load as
 // failover.test.ts. First a planned switch (writes paused on the primary, then SENTINEL FAILOVER),
-// then a crash (the primary SIGKILLed); each time the sentinels promote the replica.
-import { describe, it } from "vitest";
+// then the same switch while jobs wait in the fleet queue (harness/queue-scenarios.ts), then a crash
+// (the primary SIGKILLed); each time the sentinels promote the replica.
+import { describe, expect, it } from "vitest";
+import { type QueueOutcome, sentinelFailoverWhileQueued } from "./harness/queue-scenarios.js";
 import {
   composeSkipReason,
   expectNoAclRefusals,
@@ -35,6 +37,20 @@ describe.skipIf(skip !== undefined)(
       );
       expectNoLoss(f);
     });
+
+    // Before the kill below, which leaves no replica. Local target only (slots, ledger file).
+    it.skipIf(kind === "compose")(
+      "switch the primary over while jobs are queued: the queue survives, each job runs once",
+      async () => {
+        let out: QueueOutcome = { problems: [] };
+        const f = await suite.run.scenario("Sentinel: manual switch with jobs queued", async (ctx) => {
+          out = await sentinelFailoverWhileQueued(suite, ctx);
+        });
+        expectNoLoss(f);
+        expect(out.problems).toEqual([]);
+      },
+      240_000,
+    );
 
     it("kill the Sentinel primary: the replica is promoted and the nodes follow", async () => {
       const f = await suite.run.scenario("Sentinel: primary SIGKILLed, replica promoted", async () => {

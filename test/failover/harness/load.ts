@@ -106,10 +106,16 @@ export class LoadGenerator {
     await Promise.allSettled([...this.inFlight]);
   }
 
+  /**
+   * While set, the mix sends no submissions (its reads go on): for a scenario that needs the fleet
+   * queue to drain for a moment (harness/queue-scenarios.ts).
+   */
+  submissionsPaused = false;
+
   /** The mix: 15 % short-job submissions, 55 % GET /jobs/{id}, 30 % GET /jobs (recent, small). */
   private pick(): Op {
     const r = Math.random();
-    if (r < 0.15 || this.acked.size === 0) return "submit";
+    if ((r < 0.15 && !this.submissionsPaused) || this.acked.size === 0) return "submit";
     return r < 0.7 ? "get" : "list";
   }
 

@@ -33,6 +33,14 @@ export const LOCAL_TIMINGS = {
   LAUNCHER_DRAIN_MS: "1000",
 } as const;
 
+/**
+ * LAUNCHER_MAX_RUNNING_JOBS of every local node: few slots, so the fleet queue is in play in every
+ * scenario, and the queue scenarios (harness/queue-scenarios.ts) can fill the fleet with a handful
+ * of jobs. 2 per node leaves the steady load (about one `sleep 0.3` job at a time) and the rolling
+ * restart's six `sleep 8` jobs room enough.
+ */
+export const LOCAL_SLOTS = Number(process.env.FAILOVER_SLOTS ?? 2);
+
 /** LAUNCHER_LOST_AFTER_MS of the target (compose: ops/fleet.env, or FAILOVER_LOST_AFTER_MS). */
 export function lostAfterMs(kind: TargetKind): number {
   if (kind === "local") return Number(LOCAL_TIMINGS.LAUNCHER_LOST_AFTER_MS);
@@ -85,6 +93,7 @@ export function useFailoverSuite(
         dir: scratch,
         env: {
           ...LOCAL_TIMINGS,
+          LAUNCHER_MAX_RUNNING_JOBS: String(LOCAL_SLOTS),
           LAUNCHER_KEY_PREFIX: "failover",
           LAUNCHER_LOG_LEVEL: process.env.FAILOVER_LOG_LEVEL ?? "info",
         },

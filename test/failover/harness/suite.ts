@@ -30,17 +30,35 @@ export interface Figures {
   wrongState: number;
   /** Must be 0: `sleep 8` jobs started before a rolling restart that did not end Finished, exit 0. */
   rollingKilled: number;
+  /**
+   * Must be 0 (the queue scenarios, harness/queue-scenarios.ts): their jobs that did not end in the
+   * one terminal status expected of them (a queued or never-started job Failed, stuck or gone).
+   */
+  queueLost: number;
+  /** Must be 0 (the queue scenarios): their jobs that started more than once (ledger lines). */
+  ranTwice: number;
   errorKinds: string;
   details: string[];
 }
 
-export const MUST_BE_ZERO = ["ackedLost", "eventsLost", "eventsDup", "wrongState", "rollingKilled"] as const;
+export const MUST_BE_ZERO = [
+  "ackedLost",
+  "eventsLost",
+  "eventsDup",
+  "wrongState",
+  "rollingKilled",
+  "queueLost",
+  "ranTwice",
+] as const;
+
+/** The figures a scenario reports itself (the others are measured by the run). */
+export type ScenarioFigure = "rollingKilled" | "queueLost" | "ranTwice";
 
 export interface ScenarioContext {
   /** The failure hits node i now: HAProxy's reaction is measured from here. */
   hit(i: number): void;
   note(text: string): void;
-  set(figure: "rollingKilled", value: number): void;
+  set(figure: ScenarioFigure, value: number): void;
   /** Submits a job through the load balancer outside the steady mix (acknowledged ones are checked too). */
   submit(job: Record<string, unknown>): Promise<string>;
   /** Waits until HAProxy marks node i DOWN. */
@@ -241,6 +259,8 @@ export class FailoverRun {
       streamBreaks: this.streams.reduce((n, s) => n + inWindow(s.breaks).length, 0),
       ...checks,
       rollingKilled: set.rollingKilled ?? 0,
+      queueLost: set.queueLost ?? 0,
+      ranTwice: set.ranTwice ?? 0,
       errorKinds: [...kinds].map(([k, n]) => `${k} ×${n}`).join("; "),
       details,
     };
@@ -411,6 +431,8 @@ export function formatTable(results: Figures[], title: string): string {
     "events dup*",
     "wrong state*",
     "rolling killed*",
+    "queue lost*",
+    "ran twice*",
   ];
   const rows = results.map((f) => [
     f.scenario,
@@ -427,6 +449,8 @@ export function formatTable(results: Figures[], title: string): string {
     String(f.eventsDup),
     String(f.wrongState),
     String(f.rollingKilled),
+    String(f.queueLost),
+    String(f.ranTwice),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
