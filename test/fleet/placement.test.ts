@@ -2,7 +2,7 @@
 // free slots, waits in the fleet queue (Pending, no host, "Queued: …") when none has room, and
 // starts where a slot frees. Queues and placement constraints reach only matching nodes; the
 // per-user cap holds fleet-wide; a queued job can be canceled anywhere and never runs; the queue
-// survives a Redis restart; a draining node is given nothing.
+// survives a Redis restart; a draining node is given nothing; /metrics shows the queue.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -543,5 +543,28 @@ describe("placement across the fleet", () => {
         jobs.map((j) => j.id),
       ),
     ).toEqual(jobs.map(() => a.settings.nodeId));
+  }, 60_000);
+
+  it("/metrics: queue depth per queue, queue wait and placements per node", async () => {
+    const prefix = uniquePrefix("place-metrics");
+    const [n] = (await startNodes(prefix, [{ maxRunningJobs: 1 }])) as [TestNode];
+    const tok = await token("mona");
+    const gate = newGate(mkdtempSync(join(tmpdir(), "place-metrics-")), "go");
+    const metric = async (name: string) => {
+      const text = String((await api(n.url, "GET", "/metrics")).body);
+      const line = text.split("\n").find((l) => l.startsWith(name));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    const jobs = [];
+    for (let i = 0; i < 3; i++) jobs.push(await submit(n, tok, { command: gate.wait }));
+    expect(jobs.filter(isQueued)).toHaveLength(2);
+    expect(await metric('launcher_queue_depth{queue="default"}')).toBe(2);
+    gate.open();
+    for (const j of jobs) await waitStatus(n, tok, j.id, "Finished");
+    const node = n.settings.nodeId;
+    expect(await metric(`launcher_jobs_placed_total{node="${node}",via="direct"}`)).toBe(1);
+    expect(await metric(`launcher_jobs_placed_total{node="${node}",via="queue"}`)).toBe(2);
+    expect(await metric("launcher_queue_wait_seconds_count")).toBe(2);
+    expect(await metric('launcher_queue_depth{queue="default"}')).toBeUndefined();
   }, 60_000);
 });
