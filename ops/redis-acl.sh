@@ -76,6 +76,7 @@ allow +sadd +srem +smembers   # a node's unfinished jobs (scripts; re-adoption a
 allow +scard +hlen +zcard     # scripts and GET /nodes: slots in use, whether jobs are queued, queue depth
 allow +hsetnx +incr           # scripts: the fleet queue's classes and its sequence counter
 allow +rpush +lrange          # scripts: a node's inbox (jobs peers placed on it)
+allow +pexpire                # scripts: an Idempotency-Key is kept for LAUNCHER_JOB_EXPIRY_HOURS
 allow +xadd +xrange           # the status event stream: scripts append, the status bus reads gaps and history
 allow +publish +subscribe +unsubscribe # status events, node and queue notices (<prefix>:events:ch, :nodes:ch, :queue:ch)
 allow +info                   # ioredis's ready check on connect (and, with Sentinel, that it reached the primary)

@@ -115,6 +115,18 @@ export class ApiError extends Error {
 }
 
 /**
+ * An InvalidRequest that HTTP answers 409 Conflict rather than 400: the request is well formed but
+ * conflicts with what an earlier one did (an Idempotency-Key used again with another request).
+ */
+export class ConflictError extends ApiError {
+  readonly httpStatus = 409;
+
+  constructor(msg: string) {
+    super(ErrCode.InvalidRequest, msg);
+  }
+}
+
+/**
  * Go's `%v` for a JSON-decoded request value, as the Go runtime shows a rejected field:
  * nil is `<nil>`, arrays are `[a b]`, objects their JSON, anything else its text.
  */

@@ -1,5 +1,6 @@
 // The API client commands: every one prints JSON on stdout, and exits non-zero with the API's
 // error message on stderr. Spec flags (--env, --mount, --port) are checked before any request.
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isSpecError, type Job, parseEnvSpec, parseMountSpec, parsePortSpec } from "../api/index.js";
@@ -38,7 +39,31 @@ function fetchFor(url: URL): Promise<typeof fetch> {
   return httpsFetch;
 }
 
-async function call(conn: Conn, method: string, path: string, body?: unknown): Promise<Response> {
+/** An answer that says "try again": the request may not have been served (a 503, or no connection). */
+class RetryableError extends Error {}
+
+/** Connection failures worth another try (a certificate problem, say, is not). */
+const TRANSIENT_NETWORK_ERRORS = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_CLOSED",
+]);
+
+async function call(
+  conn: Conn,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const url = new URL(path, conn.url);
   const send = await fetchFor(url);
   let res: Response;
@@ -48,6 +73,7 @@ async function call(conn: Conn, method: string, path: string, body?: unknown): P
       headers: {
         ...(conn.token ? { authorization: `Bearer ${conn.token}` } : {}),
         ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
@@ -55,9 +81,11 @@ async function call(conn: Conn, method: string, path: string, body?: unknown): P
     // fetch says only "fetch failed"; the cause names the refusal or the certificate problem.
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     if (!cause) throw err;
-    throw new Error(`cannot reach ${url.origin}: ${cause.code ?? cause.message ?? "fetch failed"}`, {
-      cause: err,
-    });
+    const transient = cause.code !== undefined && TRANSIENT_NETWORK_ERRORS.has(cause.code);
+    throw new (transient ? RetryableError : Error)(
+      `cannot reach ${url.origin}: ${cause.code ?? cause.message ?? "fetch failed"}`,
+      { cause: err },
+    );
   }
   if (!res.ok) {
     const text = await res.text();
@@ -65,9 +93,31 @@ async function call(conn: Conn, method: string, path: string, body?: unknown): P
     try {
       message = (JSON.parse(text) as { message?: string }).message ?? text;
     } catch {}
-    throw new Error(`${res.status}: ${message}`);
+    throw new (res.status === 503 ? RetryableError : Error)(`${res.status}: ${message}`);
   }
   return res;
+}
+
+/** Pauses between submission attempts (ms); one attempt more than pauses. */
+const SUBMIT_RETRY_PAUSES_MS = [250, 500, 1_000, 2_000, 4_000];
+
+/**
+ * A submission sent with an Idempotency-Key and sent again, with the same key, while the answer says
+ * try again (503, or the node could not be reached): a repeat gets the job the first attempt made,
+ * so retrying never runs a command twice.
+ */
+async function submitWithRetries(conn: Conn, job: unknown): Promise<Response> {
+  const headers = { "idempotency-key": randomUUID() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call(conn, "POST", "/jobs", job, headers);
+    } catch (err) {
+      const pause = SUBMIT_RETRY_PAUSES_MS[attempt];
+      if (!(err instanceof RetryableError) || pause === undefined) throw err;
+      process.stderr.write(`${(err as Error).message}; retrying in ${pause} ms (same Idempotency-Key)\n`);
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
 }
 
 async function printJson(res: Response): Promise<void> {
@@ -137,7 +187,7 @@ async function submit(conn: Conn, argv: string[]): Promise<number> {
   const mounts = parseSpecs(values.mount, parseMountSpec);
   const exposedPorts = parseSpecs(values.port, parsePortSpec);
   Object.assign(job, environment && { environment }, mounts && { mounts }, exposedPorts && { exposedPorts });
-  await printJson(await call(conn, "POST", "/jobs", job));
+  await printJson(await submitWithRetries(conn, job));
   return 0;
 }
 

@@ -7,6 +7,7 @@ import {
   type ClaimArgs,
   type Claimed,
   type Created,
+  type Idempotency,
   JobScripts,
   type Placement,
   type ScriptedRedis,
@@ -58,7 +59,15 @@ export interface StoredJob {
 /** Why the store refused a write. */
 export class StoreConflict extends Error {
   constructor(
-    readonly kind: "NOTFOUND" | "NOTOWNER" | "FENCED" | "TERMINAL" | "STATE" | "EXISTS" | "OWNED",
+    readonly kind:
+      | "NOTFOUND"
+      | "NOTOWNER"
+      | "FENCED"
+      | "TERMINAL"
+      | "STATE"
+      | "EXISTS"
+      | "OWNED"
+      | "IDEMPOTENCY",
     readonly arg: string,
   ) {
     super(`${kind}${arg ? ` ${arg}` : ""}`);
@@ -71,7 +80,10 @@ export type Owner = Writer;
 
 function rethrow(err: unknown): never {
   const e = scriptError(err);
-  if (e && ["NOTFOUND", "NOTOWNER", "FENCED", "TERMINAL", "STATE", "EXISTS", "OWNED"].includes(e.kind)) {
+  if (
+    e &&
+    ["NOTFOUND", "NOTOWNER", "FENCED", "TERMINAL", "STATE", "EXISTS", "OWNED", "IDEMPOTENCY"].includes(e.kind)
+  ) {
     throw new StoreConflict(e.kind as StoreConflict["kind"], e.arg);
   }
   throw isUnavailable(err) ? redisUnavailable(err) : err;
@@ -182,7 +194,13 @@ export class JobStore {
    * create_job.lua): on a node, or in the fleet queue (`nodeId` ''). Without `placement` it is
    * placed on the receiving node whatever its slots (the store's own tests).
    */
-  async create(job: Job, receiver: Writer, files: string[], placement?: Placement): Promise<Created> {
+  async create(
+    job: Job,
+    receiver: Writer,
+    files: string[],
+    placement?: Placement,
+    idempotency?: Idempotency,
+  ): Promise<Created> {
     const { id, user = "" } = job;
     const spec: Record<string, unknown> = { ...job };
     for (const k of [...MUTABLE, "id"]) delete spec[k];
@@ -196,7 +214,16 @@ export class JobStore {
     };
     const nowIso = job.submissionTime ?? new Date().toISOString();
     try {
-      return await this.scripts.createJob({ id, user, receiver, submittedMs, nowIso, placement, fields });
+      return await this.scripts.createJob({
+        id,
+        user,
+        receiver,
+        submittedMs,
+        nowIso,
+        placement,
+        idempotency,
+        fields,
+      });
     } catch (err) {
       rethrow(err);
     }

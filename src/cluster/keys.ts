@@ -1,6 +1,8 @@
 // Every Redis key and channel the fleet uses, in one place. All start with the fleet's prefix,
 // so fleets with different prefixes share one Redis without seeing each other.
 
+import { createHash } from "node:crypto";
+
 export interface Keys {
   readonly prefix: string;
   /** Hash: `spec` (immutable job JSON), `owner`, `user`, `ver`, and the mutable fields (status, pid, …). */
@@ -37,6 +39,11 @@ export interface Keys {
   readonly queueHeads: string;
   /** String: the fleet queue's sequence counter (submission order across classes). */
   readonly queueSeq: string;
+  /**
+   * Hash: a submission's Idempotency-Key, per user: `job` (the id it created) and `digest` (of its
+   * request). Expires after LAUNCHER_JOB_EXPIRY_HOURS. The key's text is hashed, so any text fits.
+   */
+  idempotency(user: string, key: string): string;
   /** Pub/sub channel: `*` when jobs were queued fleet-wide, or the id of a node whose inbox got a job. */
   readonly queueChannel: string;
   /**
@@ -85,6 +92,7 @@ export function fleetKeys(prefix: string): Keys {
     queueClass: (classId) => scriptPrefixes.queueClass + classId,
     queueHeads: `${p}:queue:heads`,
     queueSeq: `${p}:queue:seq`,
+    idempotency: (user, key) => `${p}:idem:${createHash("sha256").update(`${user}\n${key}`).digest("hex")}`,
     queueChannel: `${p}:queue:ch`,
     scriptPrefixes,
     scriptSuffixes,

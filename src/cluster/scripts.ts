@@ -26,6 +26,7 @@ export const SCRIPTS = {
       "queueClass",
       "queueSeq",
       "queueHeads",
+      "idempotency",
     ],
   },
   updateJob: {
@@ -152,12 +153,24 @@ export interface CreateJobArgs {
   nowIso: string;
   /** Undefined: the job is placed on the receiving node whatever its slots (store unit tests). */
   placement: Placement | undefined;
+  /** The submission's Idempotency-Key, if it has one. */
+  idempotency: Idempotency | undefined;
   /** Every field of the new hash (spec, user, name, files and the mutable ones), stored as given. */
   fields: Readonly<Record<string, Arg>>;
 }
 
+/** A submission's Idempotency-Key: the same key and user within `ttlMs` give the same job. */
+export interface Idempotency {
+  key: string;
+  /** Digest of the request: the same key with another request is refused. */
+  digest: string;
+  ttlMs: number;
+}
+
 /** Where a new job went: the node it was placed on ('' when it waits in the fleet queue). */
 export interface Created {
+  /** Set when the Idempotency-Key had already made a job: its id (nothing else is set). */
+  replayOf?: string;
   eventId: string;
   nodeId: string;
   host: string;
@@ -235,6 +248,7 @@ export class JobScripts {
         queueClass: k.queueClass(p.classId),
         queueSeq: k.queueSeq,
         queueHeads: k.queueHeads,
+        idempotency: k.idempotency(a.user, a.idempotency?.key ?? ""),
       },
       [
         a.receiver.epoch,
@@ -256,13 +270,21 @@ export class JobScripts {
         p.userCapMessage,
         a.nowIso,
         k.scriptPrefixes.queueClass,
+        a.idempotency?.digest ?? "",
+        a.idempotency?.ttlMs ?? 0,
         a.placement ? p.candidates.length : -1,
         ...p.candidates,
         ...flatPairs(a.fields),
       ],
-    )) as [string, string, string, string];
-    const [eventId, nodeId, host, statusMessage] = reply.map(String) as [string, string, string, string];
-    return { eventId, nodeId, host, statusMessage };
+    )) as string[];
+    const [eventId, nodeId, host, statusMessage, replayOf] = reply.map(String) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    return { eventId, nodeId, host, statusMessage, ...(replayOf ? { replayOf } : {}) };
   }
 
   /** Errors NOTFOUND, NOTOWNER, FENCED <epoch>, TERMINAL <status>, STATE <status> (see scriptError). */

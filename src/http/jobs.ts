@@ -33,6 +33,7 @@ import {
   StatusEventSchema,
   StatusStreamQuery,
   StreamIdParams,
+  SubmitHeaders,
 } from "./schemas.js";
 import { EVENT_STREAM, NDJSON, sendStream } from "./streams.js";
 import { queryList, strictBodyCompiler } from "./validate.js";
@@ -137,13 +138,22 @@ export const jobsPlugin = fp<JobsPluginOptions>(
           tags: ["jobs"],
           summary: "Submit a job; this node owns and runs it",
           body: JobSubmitSchema,
-          response: { 201: JobSchema, ...errors, 413: ErrorBodySchema },
+          headers: SubmitHeaders,
+          response: { 201: JobSchema, 200: JobSchema, ...errors, 409: ErrorBodySchema, 413: ErrorBodySchema },
         },
         validatorCompiler: strictBodyCompiler,
       },
       async (request, reply) => {
-        const job = await service.submit(request.caller, checkSubmission(request.body, "body"));
-        return reply.code(201).send(job);
+        const key = request.headers["idempotency-key"];
+        const { job, replayed } = await service.submit(
+          request.caller,
+          checkSubmission(request.body, "body"),
+          {
+            ...(key === undefined ? {} : { idempotencyKey: Array.isArray(key) ? key.join(",") : key }),
+          },
+        );
+        // 200: an earlier submission with this Idempotency-Key made the job; 201: this one did.
+        return reply.code(replayed ? 200 : 201).send(job);
       },
     );
 

@@ -42,6 +42,18 @@ export const StreamIdParams = Type.Object({
 /** A query list: repeated keys (`?tags=a&tags=b`) and comma lists (`?tags=a,b`), see `queryList`. */
 const queryList = (description: string) => opt(Type.Array(Type.String(), { description }));
 
+export const SubmitHeaders = Type.Object(
+  {
+    "idempotency-key": opt(
+      Type.String({
+        description:
+          "Repeating a submission with the same key (same user, same body) within LAUNCHER_JOB_EXPIRY_HOURS returns the job the first one made (200), on any node; the same key with another body is a 409",
+      }),
+    ),
+  },
+  open,
+);
+
 export const FieldsQuery = Type.Object({
   fields: queryList("Field selection; `id` is always kept"),
 });

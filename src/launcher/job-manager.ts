@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import {
   ApiError,
+  ConflictError,
   type ControlResult,
   ErrCode,
   invalidStateMessage,
@@ -27,7 +28,9 @@ import {
   UserDirectory,
 } from "../runner/index.js";
 import { JobExpiry } from "./expiry.js";
+import { requestDigest } from "./idempotency.js";
 import { eligible, jobQueues, queueClass, waitingFor, waitingForUser } from "./placement.js";
+import type { Submitted } from "./port.js";
 import { sleep } from "./queue.js";
 import { SlotQueue } from "./slot-queue.js";
 
@@ -174,8 +177,15 @@ export class JobManager {
    * Records the job (the 201 promise: it is in Redis) and places it: on the eligible node with the
    * most free slots (this one on a tie; it starts here at once), or in the fleet queue.
    */
-  async submit(input: Job, user: string): Promise<Job> {
+  async submit(input: Job, user: string, idempotencyKey?: string): Promise<Submitted> {
     await this.accountFor(user); // an unknown user is a 400, before any job exists
+    const idempotency = idempotencyKey
+      ? {
+          key: idempotencyKey,
+          digest: requestDigest(input, user),
+          ttlMs: this.opts.jobExpiryHours * 3_600_000,
+        }
+      : undefined;
     const nowMs = this.registry.nowMs();
     const id = newJobId(nowMs);
     const now = new Date(nowMs).toISOString();
@@ -197,20 +207,33 @@ export class JobManager {
     for (const k of ["host", "pid", "exitCode", "statusMessage", "statusCode"] as const) delete job[k];
     let placed: Awaited<ReturnType<JobStore["create"]>>;
     try {
-      placed = await this.store.create(job, this.owner(), [], this.placementOf(job, user));
+      placed = await this.store.create(job, this.owner(), [], this.placementOf(job, user), idempotency);
     } catch (err) {
       if (err instanceof StoreConflict && err.kind === "FENCED") {
         throw new ApiError(ErrCode.PluginRestarted, `Node ${this.opts.nodeId} is rejoining the fleet; retry`);
       }
+      if (err instanceof StoreConflict && err.kind === "IDEMPOTENCY") {
+        throw new ConflictError(
+          `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used for job ${err.arg} with a different request`,
+        );
+      }
       throw err;
     }
-    if (placed.nodeId === "") return { ...job, statusMessage: placed.statusMessage };
+    if (placed.replayOf) {
+      const earlier = await this.store.get(placed.replayOf);
+      if (!earlier) {
+        throw new ApiError(ErrCode.JobNotFound, `Job ${placed.replayOf} of this Idempotency-Key has expired`);
+      }
+      return { job: earlier.job, replayed: true };
+    }
+    if (placed.nodeId === "")
+      return { job: { ...job, statusMessage: placed.statusMessage }, replayed: false };
     const shown: Job = { ...job, host: placed.host };
     if (placed.nodeId === this.opts.nodeId) {
       this.startJobs([id], "direct", new Map([[id, job]]));
       Object.assign(shown, this.outputFilesOf(job));
     }
-    return shown;
+    return { job: shown, replayed: false };
   }
 
   /** The candidates and queue class create_job.lua places a new job with. */

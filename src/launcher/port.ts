@@ -16,6 +16,18 @@ import type {
   StatusEvent,
 } from "../api/index.js";
 
+/** How a job is submitted, besides the job itself. */
+export interface SubmitOptions {
+  /** Idempotency-Key: repeating it (same user, same request) gives the same job, never a second. */
+  idempotencyKey?: string;
+}
+
+/** A submission's answer: the job, and whether an earlier submission with its Idempotency-Key made it. */
+export interface Submitted {
+  job: Job;
+  replayed: boolean;
+}
+
 /** Who is asking, from the verified JWT (or the auth-disabled admin). */
 export interface Caller {
   /** The JWT `sub`. */
@@ -81,7 +93,7 @@ export interface LauncherService {
    * checked the job with `checkSubmission` (./requests/) and passes `job.id` as `""`: the service
    * assigns the id and applies who may submit for whom.
    */
-  submit(caller: Caller, job: Job): Promise<Job>;
+  submit(caller: Caller, job: Job, opts?: SubmitOptions): Promise<Submitted>;
   getJob(caller: Caller, id: string, fields?: string[]): Promise<Job>;
   /**
    * The jobs in scope that pass the filter, sorted by id, fields selected. `user`: admins only, a

@@ -33,6 +33,7 @@ import {
   networkInfo,
   OutputNotFoundError,
 } from "../runner/index.js";
+import { checkIdempotencyKey } from "./idempotency.js";
 import type { JobManager } from "./job-manager.js";
 import { JobOwners } from "./job-owners.js";
 import { checkPlaceable, DEFAULT_QUEUE, fleetClusterInfo, jobQueues } from "./placement.js";
@@ -43,6 +44,8 @@ import type {
   LauncherService,
   StatusStreamItem,
   StatusStreamOptions,
+  SubmitOptions,
+  Submitted,
 } from "./port.js";
 import { AsyncQueue, sleep } from "./queue.js";
 import { byId, StatusStreams } from "./status-streams.js";
@@ -115,7 +118,7 @@ export class NodeService implements LauncherService {
   }
 
   /** The job was checked by the request layer's `checkSubmission`; this decides whose it is. */
-  async submit(caller: Caller, job: Job): Promise<Job> {
+  async submit(caller: Caller, job: Job, opts: SubmitOptions = {}): Promise<Submitted> {
     if (job.user && job.user !== caller.user && !caller.admin) {
       throw new ApiError(
         ErrCode.InvalidRequest,
@@ -127,7 +130,8 @@ export class NodeService implements LauncherService {
     // A job no registered node could ever run is refused here, before it exists.
     checkPlaceable(this.registry.nodes(), jobQueues(job, this.defaultQueue()), job.placementConstraints);
     // The Launcher's default profile, whichever front door the job came through.
-    return this.manager.submit({ ...job, resourceProfile: job.resourceProfile || "custom" }, user);
+    const key = opts.idempotencyKey === undefined ? undefined : checkIdempotencyKey(opts.idempotencyKey);
+    return this.manager.submit({ ...job, resourceProfile: job.resourceProfile || "custom" }, user, key);
   }
 
   private async visibleJob(caller: Caller, id: string): Promise<StoredJob> {

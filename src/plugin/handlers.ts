@@ -124,7 +124,7 @@ const submit: Handler<typeof SubmitJobMessage> = async (ctx, message, request) =
   if (!input.user) throw invalid("User must not be empty");
   const caller = ctx.caller(request);
   const job = checkSubmission(parseSubmission(input, "job"), "job");
-  const created = await ctx.deps.service.submit(caller, job);
+  const { job: created } = await ctx.deps.service.submit(caller, job);
   ctx.logger.info(
     { jobId: created.id, user: created.user, requestUsername: request.requestUsername },
     "job submitted through the plugin",

@@ -27,6 +27,8 @@ import type {
   LauncherService,
   StatusStreamItem,
   StatusStreamOptions,
+  SubmitOptions,
+  Submitted,
 } from "../../src/launcher/port.js";
 
 export interface Call {
@@ -128,8 +130,8 @@ export class FakeService implements LauncherService {
     return job;
   }
 
-  async submit(caller: Caller, job: Job): Promise<Job> {
-    this.record("submit", caller, job);
+  async submit(caller: Caller, job: Job, opts: SubmitOptions = {}): Promise<Submitted> {
+    this.record("submit", caller, job, opts);
     const id = `job-${this.nextId++}`;
     const created: Job = {
       ...job,
@@ -140,7 +142,7 @@ export class FakeService implements LauncherService {
       submissionTime: new Date().toISOString(),
     };
     this.jobs.set(id, created);
-    return created;
+    return { job: created, replayed: false };
   }
 
   async getJob(caller: Caller, id: string, fields?: string[]): Promise<Job> {

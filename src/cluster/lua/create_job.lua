@@ -15,24 +15,35 @@ KEYS (named in scripts.ts, every one from keys.ts):
   KEYS[9] queueClass   this job's class (zset)
   KEYS[10] queueSeq    the queue's sequence counter (string)
   KEYS[11] queueHeads  the non-empty classes by their head's sequence number (zset)
+  KEYS[12] idempotency the submission's Idempotency-Key record (hash; unused without a key)
 ARGV[1] receiver epoch      ARGV[2] events max length   ARGV[3] events channel   ARGV[4] job id
 ARGV[5] submission (ms)     ARGV[6] receiver node id    ARGV[7] node key prefix  ARGV[8] node jobs suffix
 ARGV[9] node inbox suffix   ARGV[10] user active prefix ARGV[11] offline after (ms)
 ARGV[12] per-user cap       ARGV[13] queue channel      ARGV[14] class id        ARGV[15] class descriptor
 ARGV[16] message: queued, no room   ARGV[17] message: queued, user cap   ARGV[18] now (RFC 3339)
-ARGV[19] queue class key prefix     ARGV[20] number of candidates N (-1: place on the receiver)
-ARGV[21 .. 20+N] candidate node ids, then the job's field, value pairs
-Returns { event id, node id placed on ('' when queued), its host, the job's status message }; errors FENCED <epoch>, EXISTS. ]]
+ARGV[19] queue class key prefix     ARGV[20] digest of the request ('' without an Idempotency-Key)
+ARGV[21] how long the key is kept (ms)   ARGV[22] number of candidates N (-1: place on the receiver)
+ARGV[23 .. 22+N] candidate node ids, then the job's field, value pairs
+Returns { event id, node id placed on ('' when queued), its host, the job's status message, '' }, or
+{ '', '', '', '', id } when the Idempotency-Key already made job `id` (nothing is written); errors
+FENCED <epoch>, EXISTS, IDEMPOTENCY <job id> (the key was used with another request). ]]
 local fenced = check_epoch(KEYS[4], ARGV[1])
 if fenced then return fenced end
+if ARGV[20] ~= '' then
+  local prev = redis.call('HMGET', KEYS[12], 'job', 'digest')
+  if prev[1] then
+    if prev[2] ~= ARGV[20] then return redis.error_reply('IDEMPOTENCY ' .. prev[1]) end
+    return { '', '', '', '', prev[1] }
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS') end
 
 local id, nodePrefix, jobsSuffix, inboxSuffix = ARGV[4], ARGV[7], ARGV[8], ARGV[9]
-local n = tonumber(ARGV[20])
+local n = tonumber(ARGV[22])
 local pinned = n < 0
 if pinned then n = 0 end
 local pairs_ = {}
-for i = 21 + n, #ARGV do pairs_[#pairs_ + 1] = ARGV[i] end
+for i = 23 + n, #ARGV do pairs_[#pairs_ + 1] = ARGV[i] end
 local seq = redis.call('INCR', KEYS[10])
 redis.call('HSET', KEYS[1], 'ver', 1, 'qclass', ARGV[14], 'qdesc', ARGV[15], 'qseq', seq, unpack(pairs_))
 redis.call('ZADD', KEYS[2], ARGV[5], id)
@@ -44,7 +55,7 @@ local userOk = user_room(ARGV[10], user, tonumber(ARGV[12]))
 local best, bestFree, bestHost = nil, 0, ''
 if pinned then best, bestHost = ARGV[6], redis.call('HGET', KEYS[4], 'host') or '' end
 if userOk and not pinned and redis.call('EXISTS', KEYS[9]) == 0 then
-  for i = 21, 20 + n do
+  for i = 23, 22 + n do
     local cand = ARGV[i]
     local free, host = free_slots(nodePrefix .. cand, KEYS[7], cand, nodePrefix .. cand .. jobsSuffix, now, tonumber(ARGV[11]))
     if free > bestFree then best, bestFree, bestHost = cand, free, host or '' end
@@ -63,4 +74,8 @@ else
   redis.call('PUBLISH', ARGV[13], '*')
 end
 local eventId = emit_event(KEYS[5], KEYS[6], ARGV[3], ARGV[2], job_event(KEYS[1], id))
-return { eventId, best or '', bestHost, redis.call('HGET', KEYS[1], 'statusMessage') or '' }
+if ARGV[20] ~= '' then
+  redis.call('HSET', KEYS[12], 'job', id, 'digest', ARGV[20])
+  redis.call('PEXPIRE', KEYS[12], ARGV[21])
+end
+return { eventId, best or '', bestHost, redis.call('HGET', KEYS[1], 'statusMessage') or '', '' }

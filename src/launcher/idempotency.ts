@@ -1,0 +1,37 @@
+// Idempotent submission: a client that sends `Idempotency-Key` with a submission and repeats it
+// (after a timeout, a 503, a dropped connection) gets the job the first one made, never a second
+// job. The key is kept per user for LAUNCHER_JOB_EXPIRY_HOURS (create_job.lua checks and records
+// it atomically with the job); the same key with a different request is refused.
+import { createHash } from "node:crypto";
+import { ApiError, ErrCode, type Job } from "../api/index.js";
+
+/** The longest key accepted (the IETF draft's keys are UUIDs; a client may use its own scheme). */
+export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+
+/** 400 naming the header unless the key is 1–255 visible ASCII characters. */
+export function checkIdempotencyKey(key: string): string {
+  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_CHARS || !/^[\x21-\x7e]+$/.test(key)) {
+    throw new ApiError(
+      ErrCode.InvalidRequest,
+      `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters (no spaces)`,
+    );
+  }
+  return key;
+}
+
+/** JSON with object keys sorted, so equal requests give equal digests whatever their key order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** What makes two submissions "the same request": the job as submitted and whose it is. */
+export function requestDigest(job: Job, user: string): string {
+  return createHash("sha256").update(canonical({ job, user })).digest("hex");
+}
