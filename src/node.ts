@@ -94,7 +94,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     const exits: { to?: JobManager } = {};
     const runner = new LocalRunner({
       stateDir,
-      callbacks: { onExit: (id, code) => exits.to?.onExit(id, code) },
+      callbacks: { onExit: (id, code, lost) => exits.to?.onExit(id, code, lost) },
       switchUsers: !settings.unprivileged,
     });
     let manager: JobManager | undefined;

@@ -346,13 +346,20 @@ export class JobManager {
     }
   }
 
-  /** Runner callback: the job's process ended with its real exit code. */
-  onExit(id: string, exitCode: number): void {
+  /**
+   * Runner callback: the job's process ended with its real exit code, or it was lost with its
+   * supervisor (`lost` says how): then its end is unknown, and it is Failed, saying so, never
+   * Finished with a made-up exit code.
+   */
+  onExit(id: string, exitCode: number, lost?: string): void {
+    const end: MutableFields = lost
+      ? { status: JobStatus.Failed, statusMessage: `The job was lost on node ${this.opts.nodeId}: ${lost}` }
+      : { status: JobStatus.Finished, exitCode };
     void this.chain(id, async () => {
       // An exit is a fact: while Redis is away (a restart, a failover, a partition) keep trying
       // until it is recorded or refused (fenced, terminal). If the node closes first, the job's
       // state stays on disk and the next start of this node id records the exit from it.
-      await this.persist(() => this.write(id, { status: JobStatus.Finished, exitCode }));
+      await this.persist(() => this.write(id, end));
       this.runner.forget(id);
     })
       .catch((err) => this.logger.error({ jobId: id, err }, "could not record exit"))

@@ -363,7 +363,20 @@ export class LocalRunner {
   private finish(job: WatchedJob): void {
     if (this.closed || this.jobs.get(job.id) !== job) return; // closed, or already reported
     this.jobs.delete(job.id);
-    this.callbacks.onExit(job.id, finalExitCode(job.dir));
+    const status = readStatus(job.dir);
+    if (status?.exitCode !== undefined) {
+      this.callbacks.onExit(job.id, status.exitCode);
+      return;
+    }
+    // Its supervisor died without recording an exit (killed, or OOM-killed): the job is killed too
+    // (unsupervised, nobody would record its end), and reported as lost, not as a real exit.
+    if (status) killUnsupervised(status);
+    const pid = status?.supervisorPid ?? job.supervisor?.supervisorPid;
+    this.callbacks.onExit(
+      job.id,
+      LOST_EXIT_CODE,
+      `its supervisor daemon${pid ? ` (pid ${pid})` : ""} died before recording the job's exit; what was left of the job was killed`,
+    );
   }
 }
 
@@ -376,14 +389,6 @@ function makeJobDir(dir: string): boolean {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw new LaunchError(`cannot create job state: ${(err as Error).message}`);
   }
-}
-
-/** The recorded exit code; if the supervisor died without one, the job is made to match 137. */
-function finalExitCode(dir: string): number {
-  const status = readStatus(dir);
-  if (status?.exitCode !== undefined) return status.exitCode;
-  if (status) killUnsupervised(status);
-  return LOST_EXIT_CODE;
 }
 
 function killUnsupervised(status: SupervisorStatus): void {

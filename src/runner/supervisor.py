@@ -229,6 +229,7 @@ class Daemon:
             return self.fail(job, str(err))
         except Exception as err:  # e.g. fork() refused: this job fails, the daemon and its jobs go on
             return self.fail(job, f"cannot start the job: {err}")
+        restore_oom_score(job.pid)
         self.jobs[job.pid] = job
         if job.report is None:
             return self.started(job, ids)
@@ -347,6 +348,42 @@ class Daemon:
             os.rename(tmp, os.path.join(job.dir, "status"))
         except OSError as err:
             print(f"status {job.dir}: {err.strerror}", file=sys.stderr, flush=True)
+
+
+# The OOM killer's score the daemon gives each job: the node's own, which the daemon gave up when it
+# made itself unkillable (protect_from_oom). None when the daemon could not (it is not root).
+JOB_OOM_SCORE = None
+
+
+def protect_from_oom():
+    """
+    When root: the daemon asks the kernel's OOM killer to spare it (-1000), since every running
+    job's exit is recorded by it, and remembers the score it had (the node's; 0 if that was lower)
+    to give each job back: a job is never protected by the daemon's exemption.
+    """
+    global JOB_OOM_SCORE
+    if os.geteuid() != 0:
+        return
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            previous = int(f.read().strip() or "0")
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("-1000")
+        JOB_OOM_SCORE = str(max(previous, 0))
+    except (OSError, ValueError) as err:
+        # A container without CAP_SYS_RESOURCE: the daemon keeps the node's score, like its jobs.
+        print(f"supervisor: cannot protect the daemon from the OOM killer: {err}", file=sys.stderr)
+
+
+def restore_oom_score(pid):
+    """Gives a just-started job the node's own OOM score (it inherited the daemon's -1000)."""
+    if JOB_OOM_SCORE is None:
+        return
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(JOB_OOM_SCORE)
+    except OSError:
+        pass  # it has already ended
 
 
 def spawn(spec, home):
@@ -650,6 +687,7 @@ if __name__ == "__main__":
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     for s in IGNORED:
         signal.signal(s, signal.SIG_IGN)
+    protect_from_oom()
     daemon = Daemon(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] if len(sys.argv) == 5 else None)
     daemon.listen()
     daemon.run()

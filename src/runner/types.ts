@@ -63,9 +63,10 @@ export interface LaunchSpec {
 export interface RunnerCallbacks {
   /**
    * The job's process exited: its exit code, or 128+N when killed by signal N. Fires exactly once per
-   * job per runner instance; must not throw.
+   * job per runner instance; must not throw. `lost` says why the real exit is unknown: its supervisor
+   * died without recording one (the runner then kills what is left of the job, so 137 is reported).
    */
-  onExit(id: string, exitCode: number): void;
+  onExit(id: string, exitCode: number, lost?: string): void;
 }
 
 /** The signals the runner delivers to a job's process group. */

@@ -1,6 +1,6 @@
 // The resident supervisor daemon: one per state dir, forking and waiting for every job, restarted
 // when it is gone, leaving when idle, and refusing anything but its own job dirs.
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -48,7 +48,7 @@ describe("supervisor daemon", () => {
     expect(readProcStat(daemon)?.pgrp).not.toBe(readProcStat(process.pid)?.pgrp);
   });
 
-  it("a killed daemon's jobs end as lost (137, killed); the next launch starts a new daemon", async () => {
+  it("a killed daemon's jobs end as lost (137, killed, and said so); the next launch starts a new daemon", async () => {
     const { runner, recorder, stateDir } = fx.runner();
     const out = fx.tempDir();
     await runner.launch(spec(out, "first", "sleep 30"));
@@ -56,10 +56,40 @@ describe("supervisor daemon", () => {
     const first = readStatus(jobDir(stateDir, "first"))!;
     process.kill(daemon, "SIGKILL");
     expect(await recorder.wait("first")).toBe(137);
+    // Not a real exit: the runner says the job was lost with its supervisor.
+    expect(recorder.calls.find((c) => c.id === "first")?.lost).toBe(
+      `its supervisor daemon (pid ${daemon}) died before recording the job's exit; what was left of the job was killed`,
+    );
     await waitUntil(() => !jobAlive(first));
     await runner.launch(spec(out, "second", "exit 6"));
     expect(await recorder.wait("second")).toBe(6);
     expect(daemonOf(stateDir, "second")).not.toBe(daemon);
+  });
+
+  it("the OOM killer spares the daemon when it may (root with CAP_SYS_RESOURCE); each job has the node's own score", async () => {
+    const { runner, recorder, stateDir } = fx.runner();
+    const out = fx.tempDir();
+    const { pid } = await runner.launch(spec(out, "oom", "sleep 30"));
+    const score = (p: number) => readFileSync(`/proc/${p}/oom_score_adj`, "utf8").trim();
+    const daemon = daemonOf(stateDir, "oom");
+    const mine = score(process.pid);
+    // CAP_SYS_RESOURCE (bit 24) is what lowering a score takes; some containers drop it, even for root.
+    const capEff = /CapEff:\s*([0-9a-f]+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
+    const mayProtect = process.getuid?.() === 0 && (BigInt(`0x${capEff}`) & (1n << 24n)) !== 0n;
+    if (mayProtect) {
+      expect(score(daemon)).toBe("-1000");
+    } else {
+      expect(score(daemon)).toBe(mine);
+      if (process.getuid?.() === 0) {
+        expect(readFileSync(join(stateDir, "supervisor.log"), "utf8")).toContain(
+          "cannot protect the daemon from the OOM killer",
+        );
+      }
+    }
+    // The job never keeps the daemon's exemption.
+    expect(score(pid)).toBe(String(Math.max(0, Number(mine))));
+    runner.signal("oom", "SIGKILL");
+    expect(await recorder.wait("oom")).toBe(137);
   });
 
   it("leaves when idle, or when its state dir is gone; a later launch starts it again", async () => {

@@ -15,11 +15,11 @@ import type { RunnerCallbacks } from "../../src/runner/types.js";
 
 /** Collects onExit calls and lets tests await them. */
 export class ExitRecorder implements RunnerCallbacks {
-  readonly calls: { id: string; exitCode: number }[] = [];
+  readonly calls: { id: string; exitCode: number; lost?: string }[] = [];
   private readonly waiters = new Map<string, (code: number) => void>();
 
-  onExit(id: string, exitCode: number): void {
-    this.calls.push({ id, exitCode });
+  onExit(id: string, exitCode: number, lost?: string): void {
+    this.calls.push({ id, exitCode, ...(lost ? { lost } : {}) });
     this.waiters.get(id)?.(exitCode);
   }
 
