@@ -38,6 +38,8 @@ export interface LauncherNode {
   drain(): Promise<void>;
   /** Stops serving and leaves the fleet; running jobs keep running for the next start. */
   close(): Promise<void>;
+  /** Settles once the node has closed, whatever closed it (close(), a drain from a signal or the API). */
+  readonly closed: Promise<void>;
 }
 
 export interface NodeOptions {
@@ -74,6 +76,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
 
     let draining = false;
     let closing = false;
+    let drain: () => Promise<void> = async () => undefined;
     const store = new JobStore(redis, keys, settings.eventRetention);
     const self = {
       nodeId: settings.nodeId,
@@ -137,6 +140,10 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
       isClosing: () => closing,
       redisConnected: () => redis.status === "ready",
       ...(opts.launcherNodes ? { launcherNodes: opts.launcherNodes } : {}),
+      // POST /nodes/{id}/drain: as SIGTERM does (drain is defined below, once the node is up).
+      startDrain: () => {
+        void drain().catch((err: Error) => logger.error({ err: err.message }, "drain failed"));
+      },
     });
 
     const metrics = new MetricsRegistry();
@@ -178,21 +185,22 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
     const url = `${fleetScheme(settings)}://${settings.advertiseIp}:${port}`;
     logger.info({ url, epoch: registry.epoch }, "node started");
 
-    let closed: Promise<void> | undefined;
+    let closing_: Promise<void> | undefined;
+    let markClosed: () => void = () => undefined;
+    const closed = new Promise<void>((r) => {
+      markClosed = r;
+    });
     const close = () => {
       closing = true;
-      closed ??= cleanupAll().then(() => logger.info("node stopped"));
-      return closed;
+      closing_ ??= cleanupAll().then(() => {
+        logger.info("node stopped");
+        markClosed();
+      });
+      return closing_;
     };
-    return {
-      settings,
-      app,
-      service,
-      logger,
-      port,
-      url,
-      close,
-      drain: async () => {
+    let draining_: Promise<void> | undefined;
+    drain = () => {
+      draining_ ??= (async () => {
         draining = true;
         logger.info({ drainMs: settings.drainMs }, "draining: failing readiness before closing");
         await registry.setStatus(NodeStatus.Draining).catch(() => undefined);
@@ -202,8 +210,10 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
           .catch((err: Error) => logger.warn({ err: err.message }, "could not release jobs"));
         await new Promise((r) => setTimeout(r, settings.drainMs));
         await close();
-      },
+      })();
+      return draining_;
     };
+    return { settings, app, service, logger, port, url, close, closed, drain };
   } catch (err) {
     await cleanupAll();
     throw err;

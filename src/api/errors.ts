@@ -115,13 +115,14 @@ export class ApiError extends Error {
 }
 
 /**
- * An InvalidRequest that HTTP answers 409 Conflict rather than 400: the request is well formed but
- * conflicts with what an earlier one did (an Idempotency-Key used again with another request).
+ * An InvalidRequest that HTTP answers with a status of its own rather than 400: 409 Conflict (an
+ * Idempotency-Key used again with another request), 403 Forbidden (an admin-only request).
  */
-export class ConflictError extends ApiError {
-  readonly httpStatus = 409;
-
-  constructor(msg: string) {
+export class StatusError extends ApiError {
+  constructor(
+    msg: string,
+    readonly httpStatus: 403 | 409,
+  ) {
     super(ErrCode.InvalidRequest, msg);
   }
 }

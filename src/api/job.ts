@@ -100,6 +100,12 @@ export interface Job {
   workingDirectory?: string;
   container?: Container;
   host?: string;
+  /**
+   * Not the Launcher's: the id of the fleet node that runs the job (answers only, never accepted in
+   * a submission; absent while the job waits in the fleet queue). `host` is the same for every node
+   * of one host.
+   */
+  node?: string;
   status?: string;
   statusMessage?: string;
   statusCode?: string;
@@ -161,6 +167,7 @@ const FIELD_KEYS: Readonly<Record<string, SelectableKey>> = {
   workingDirectory: "workingDirectory",
   container: "container",
   host: "host",
+  node: "node",
   status: "status",
   statusMessage: "statusMessage",
   statusCode: "statusCode",

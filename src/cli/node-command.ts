@@ -46,6 +46,8 @@ export async function runNode(argv: string[]): Promise<number> {
     };
     process.once("SIGTERM", () => stop("drain"));
     process.once("SIGINT", () => stop("close"));
+    // Drained through the API (POST /nodes/{id}/drain): the node closed itself.
+    void node.closed.then(() => resolve(0));
   }).then((code) => {
     node.logger.flush?.();
     return code;

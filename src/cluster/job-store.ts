@@ -124,6 +124,7 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
   const { id: _stored, ...spec } = JSON.parse(h.spec) as Job;
   const job: Job = { id, ...spec };
   setMutable(job, h);
+  if (h.owner) job.node = h.owner;
   return {
     job,
     owner: h.owner ?? "",
@@ -138,7 +139,7 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
 export const READ_BATCH = 500;
 
 /** Job fields a summary holds exactly as a full read would (the mutable ones; not `name`, see below). */
-export const SUMMARY_EXACT_FIELDS: ReadonlySet<string> = new Set<string>(MUTABLE);
+export const SUMMARY_EXACT_FIELDS: ReadonlySet<string> = new Set<string>([...MUTABLE, "node"]);
 
 /** What `decodeSummary` reads: the short fields, never `spec` or `files`. */
 const SUMMARY_FIELDS = ["ver", "owner", "user", "name", "launching", ...MUTABLE] as const;
@@ -160,6 +161,7 @@ export function decodeSummary(id: string, values: readonly (string | null)[]): S
   const job: Job = { id };
   if (h.name) job.name = h.name;
   setMutable(job, h);
+  if (h.owner) job.node = h.owner;
   return {
     job,
     owner: h.owner ?? "",
@@ -203,7 +205,7 @@ export class JobStore {
   ): Promise<Created> {
     const { id, user = "" } = job;
     const spec: Record<string, unknown> = { ...job };
-    for (const k of [...MUTABLE, "id"]) delete spec[k];
+    for (const k of [...MUTABLE, "id", "node"]) delete spec[k];
     const submittedMs = Date.parse(job.submissionTime ?? "") || 0;
     const fields = {
       spec: JSON.stringify(spec),

@@ -39,6 +39,7 @@ export class NodeTable {
   private readonly table = new Map<string, NodeRecord>();
   private lastFullRefresh = 0;
   private refreshing: Promise<void> | undefined;
+  private readonly listeners = new Set<(nodeId: string) => void>();
 
   constructor(
     private readonly redis: Redis,
@@ -51,16 +52,27 @@ export class NodeTable {
   /** Listens for notices, then reads the whole table once. */
   async start(): Promise<void> {
     this.sub.on("message", (channel: string, nodeId: string) => {
-      if (channel === this.keys.nodesChannel) void this.refreshNode(nodeId).catch(() => undefined);
+      if (channel !== this.keys.nodesChannel) return;
+      void this.refreshNode(nodeId)
+        .then(() => {
+          for (const fn of this.listeners) fn(nodeId);
+        })
+        .catch(() => undefined);
     });
     await this.sub.subscribe(this.keys.nodesChannel);
     await this.refreshAll();
   }
 
+  /** Calls `fn` with a node's id after a notice about it (join, leave, status) was read; returns the unsubscribe. */
+  onChange(fn: (nodeId: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
   /** Every node, with lastSeen at most half a heartbeat old (one read of the nodes set if needed). */
   async listNodes(): Promise<NodeView[]> {
     if (this.clock.local() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
-    return this.nodes();
+    return [...this.table.keys()].sort().map((id) => this.view(id, true)!);
   }
 
   /** One node with a fresh heartbeat reading (one ZSCORE if the cached one is older than half a beat). */
@@ -91,18 +103,26 @@ export class NodeTable {
     return this.table.get(nodeId);
   }
 
-  private view(id: string): NodeView | undefined {
+  /**
+   * A node's view. `judged` (fresh reads only): a node silent past OFFLINE_AFTER, whose record still
+   * says Online (it could not say otherwise), is shown Offline, so `status` and `online` never
+   * contradict each other. Views from the cache keep the recorded status: a cached heartbeat may be
+   * older than OFFLINE_AFTER while the node is fine, and placement only skips nodes known to be
+   * Draining or Offline (the scripts check heartbeats themselves).
+   */
+  private view(id: string, judged = false): NodeView | undefined {
     const r = this.table.get(id);
     if (!r) return undefined;
     const lastSeen = new Date(r.lastSeenMs).toISOString();
+    const online = onlineAt({ status: r.status, lastSeen }, this.clock.nowMs(), this.opts.offlineAfterMs);
     return {
       id,
       host: r.host,
       ipv4: r.ipv4,
       port: r.port,
       lastSeen,
-      status: r.status,
-      online: onlineAt({ status: r.status, lastSeen }, this.clock.nowMs(), this.opts.offlineAfterMs),
+      status: judged && r.status === NodeStatus.Online && !online ? NodeStatus.Offline : r.status,
+      online,
       runningJobs: r.runningJobs,
       slots: r.slots,
       labels: r.labels,

@@ -115,6 +115,15 @@ export class Registry {
     return this.table.listNodes();
   }
 
+  /** Calls `fn` after each notice of a node's change (join, leave, status); returns the unsubscribe. */
+  onNodeChange(fn: (nodeId: string) => void): () => void {
+    return this.table.onChange(fn);
+  }
+
+  get heartbeatMs(): number {
+    return this.opts.heartbeatMs;
+  }
+
   /** One node with a fresh heartbeat reading (one ZSCORE if the cached one is older than half a beat). */
   lookup(nodeId: string): Promise<NodeView | undefined> {
     return this.table.lookup(nodeId);

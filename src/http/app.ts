@@ -16,6 +16,7 @@ import { forwardPlugin } from "./forward.js";
 import { healthPlugin } from "./health.js";
 import { jobsPlugin } from "./jobs.js";
 import { metricsPlugin } from "./metrics.js";
+import { nodesPlugin } from "./nodes.js";
 import { openapiPlugin } from "./openapi.js";
 import { streamsPlugin } from "./streams.js";
 import { serverTls } from "./tls.js";
@@ -131,5 +132,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(healthPlugin, { service });
   await app.register(forwardPlugin, { service, settings });
   await app.register(jobsPlugin, { service });
+  await app.register(nodesPlugin, { service });
   return app as unknown as FastifyInstance;
 }

@@ -5,12 +5,12 @@ import type { FastifyError, FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import {
   ApiError,
-  ConflictError,
   ErrCode,
   type ErrorBody,
   errCodeName,
   errorText,
   httpStatusFor,
+  StatusError,
   toApiError,
 } from "../api/index.js";
 
@@ -50,7 +50,7 @@ function clientStatus(err: unknown): number | undefined {
  * - anything else is 500 Unknown.
  */
 export function classifyError(err: unknown): ErrorAnswer {
-  if (err instanceof ConflictError) return { status: err.httpStatus, body: err.toBody() };
+  if (err instanceof StatusError) return { status: err.httpStatus, body: err.toBody() };
   if (err instanceof ApiError) return { status: httpStatusFor(err.code), body: err.toBody() };
   if (isFastifyError(err) && err.validation) {
     return { status: 400, body: errorBody(ErrCode.InvalidRequest, err.message) };

@@ -36,6 +36,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** Runs on the job's owner: other nodes forward it there. The route has an `:id` param. */
     ownerOnly?: boolean;
+    /** With ownerOnly: `:id` names a node, not a job (the request runs on that node). */
+    nodeRoute?: boolean;
     /** The route streams; forwarded streams have no body timeout and are tracked as open streams. */
     streamKind?: StreamKind;
   }
@@ -63,17 +65,17 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
     // the route is added: other routes pay nothing per request.
     app.addHook("onRoute", (route) => {
       if (route.config?.ownerOnly !== true) return;
-      const step = forwardStep(route.config.streamKind);
+      const step = forwardStep(route.config.streamKind, route.config.nodeRoute === true);
       const existing = route.preHandler;
       route.preHandler =
         existing === undefined ? [step] : [step, ...(Array.isArray(existing) ? existing : [existing])];
     });
 
-    function forwardStep(streamKind: StreamKind | undefined): preHandlerAsyncHookHandler {
+    function forwardStep(streamKind: StreamKind | undefined, nodeRoute: boolean): preHandlerAsyncHookHandler {
       return async function forwardToOwner(request, reply) {
         const { id } = request.params as { id: string };
         if (isWildcard(id)) return; // no one owns "*": the route itself answers (400 or 404)
-        const location = await service.locate(request.caller, id);
+        const location = nodeRoute ? await service.locateNode(id) : await service.locate(request.caller, id);
         if (location.local) return;
 
         const forwardedBy = request.headers[FORWARDED_BY_HEADER];

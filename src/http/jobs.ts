@@ -26,7 +26,6 @@ import {
   JobIdParams,
   JobListSchema,
   ListJobsQuery,
-  NodeListSchema,
   OutputChunkSchema,
   OutputQuery,
   ResourceSampleSchema,
@@ -83,21 +82,6 @@ export const jobsPlugin = fp<JobsPluginOptions>(
         },
       },
       async () => service.clusterInfo(),
-    );
-
-    app.get(
-      "/nodes",
-      {
-        schema: {
-          tags: ["fleet"],
-          summary: "Every node known to the fleet",
-          response: { 200: NodeListSchema, ...errors },
-        },
-      },
-      async () => ({
-        nodes: [...(await service.nodes())].sort(byId),
-        ...(service.launcherNodes ? { launcherNodes: service.launcherNodes() } : {}),
-      }),
     );
 
     app.get(

@@ -4,7 +4,7 @@ import fp from "fastify-plugin";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { Type } from "typebox";
 
-export type StreamKind = "status" | "output" | "resource";
+export type StreamKind = "status" | "output" | "resource" | "nodes";
 
 export interface HttpMetrics {
   requests: Counter<"method" | "route" | "status">;
@@ -28,12 +28,13 @@ function createMetrics(registry: Registry): HttpMetrics {
   const labelNames = ["method", "route", "status"] as const;
   const openStreams = new Gauge({
     name: "launcher_open_streams",
-    help: "Open status, output and resource streams",
+    help: "Open status, output, resource and node-watch streams",
     labelNames: ["kind"] as const,
     registers: [registry],
   });
   // Export zeros from the start so dashboards see every kind.
-  for (const kind of ["status", "output", "resource"] satisfies StreamKind[]) openStreams.set({ kind }, 0);
+  for (const kind of ["status", "output", "resource", "nodes"] satisfies StreamKind[])
+    openStreams.set({ kind }, 0);
   return {
     requests: new Counter({
       name: "launcher_http_requests_total",

@@ -8,13 +8,13 @@ import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import {
   ApiError,
-  ConflictError,
   type ControlResult,
   ErrCode,
   invalidStateMessage,
   type Job,
   JobOperation,
   JobStatus,
+  StatusError,
   terminalStatus,
   validForStatus,
 } from "../api/index.js";
@@ -204,7 +204,8 @@ export class JobManager {
       submissionTime: now,
       lastUpdateTime: now,
     };
-    for (const k of ["host", "pid", "exitCode", "statusMessage", "statusCode"] as const) delete job[k];
+    for (const k of ["host", "node", "pid", "exitCode", "statusMessage", "statusCode"] as const)
+      delete job[k];
     let placed: Awaited<ReturnType<JobStore["create"]>>;
     try {
       placed = await this.store.create(job, this.owner(), [], this.placementOf(job, user), idempotency);
@@ -213,8 +214,9 @@ export class JobManager {
         throw new ApiError(ErrCode.PluginRestarted, `Node ${this.opts.nodeId} is rejoining the fleet; retry`);
       }
       if (err instanceof StoreConflict && err.kind === "IDEMPOTENCY") {
-        throw new ConflictError(
+        throw new StatusError(
           `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used for job ${err.arg} with a different request`,
+          409,
         );
       }
       throw err;
@@ -228,7 +230,7 @@ export class JobManager {
     }
     if (placed.nodeId === "")
       return { job: { ...job, statusMessage: placed.statusMessage }, replayed: false };
-    const shown: Job = { ...job, host: placed.host };
+    const shown: Job = { ...job, host: placed.host, node: placed.nodeId };
     if (placed.nodeId === this.opts.nodeId) {
       this.startJobs([id], "direct", new Map([[id, job]]));
       Object.assign(shown, this.outputFilesOf(job));

@@ -16,6 +16,9 @@ import type {
   StatusEvent,
 } from "../api/index.js";
 
+/** A message of `GET /nodes?watch=1`. */
+export type NodeWatchMessage = { nodes: NodeView[] } | { node: NodeView } | { removed: string };
+
 /** How a job is submitted, besides the job itself. */
 export interface SubmitOptions {
   /** Idempotency-Key: repeating it (same user, same request) gives the same job, never a second. */
@@ -128,6 +131,15 @@ export interface LauncherService {
    */
   clusterInfo(configured?: ClusterInfo): ClusterInfo;
   nodes(): Promise<NodeView[]>;
+  /**
+   * `GET /nodes?watch=1`: the whole list first, then each node whose view changed (not `lastSeen`
+   * alone), and each node whose record disappeared, until the signal aborts.
+   */
+  watchNodes(signal: AbortSignal): AsyncIterable<NodeWatchMessage>;
+  /** Where node `id` is served (for forwarding a node's own requests to it); 404 unknown node. */
+  locateNode(id: string): Promise<JobLocation>;
+  /** Admins only (403): this node starts draining, as on SIGTERM, and then exits. */
+  drain(caller: Caller): Promise<{ id: string; status: string }>;
   /** Advisory: the Posit Launcher's own nodes (plugin message 201) when running as its plugin. */
   launcherNodes?(): Node[];
   /**

@@ -20,6 +20,7 @@ import {
   type OutputChunk,
   type ResourceSample,
   requireSingleJob,
+  StatusError,
   terminalStatus,
   withFields,
 } from "../api/index.js";
@@ -42,6 +43,7 @@ import type {
   HealthReport,
   JobLocation,
   LauncherService,
+  NodeWatchMessage,
   StatusStreamItem,
   StatusStreamOptions,
   SubmitOptions,
@@ -62,6 +64,8 @@ export interface ServiceOptions {
   redisConnected: () => boolean;
   /** The Posit Launcher's nodes (plugin message 201), when running as its plugin. */
   launcherNodes?: () => Node[];
+  /** Starts this node's drain (as SIGTERM does); the node exits when it is done. */
+  startDrain?: () => void;
 }
 
 /** Jobs whose owner `locate` remembers (~200 bytes each). */
@@ -231,6 +235,65 @@ export class NodeService implements LauncherService {
 
   clusterInfo(configured: ClusterInfo = this.cluster): ClusterInfo {
     return fleetClusterInfo(configured, this.registry.nodes());
+  }
+
+  async locateNode(id: string): Promise<JobLocation> {
+    if (id !== this.opts.nodeId && (await this.registry.lookup(id)) === undefined) {
+      throw new ApiError(ErrCode.JobNotFound, `Node ${id} is not known to the fleet`);
+    }
+    return this.locationOf(id);
+  }
+
+  async drain(caller: Caller): Promise<{ id: string; status: string }> {
+    if (!caller.admin) throw new StatusError("Only admins may drain a node", 403);
+    if (!this.opts.startDrain) {
+      throw new ApiError(ErrCode.RequestNotSupported, `Node ${this.opts.nodeId} cannot be drained this way`);
+    }
+    if (!this.opts.isDraining()) this.opts.startDrain();
+    return { id: this.opts.nodeId, status: NodeStatus.Draining };
+  }
+
+  async *watchNodes(signal: AbortSignal): AsyncIterable<NodeWatchMessage> {
+    // Woken by notices (join, leave, status) and every heartbeat (running jobs, silence): each wake
+    // reads the list once, however many wakes piled up meanwhile.
+    let pending = false;
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      pending = true;
+      wake?.();
+    };
+    const unsubscribe = this.registry.onNodeChange(poke);
+    const timer = setInterval(poke, this.registry.heartbeatMs);
+    signal.addEventListener("abort", poke, { once: true });
+    try {
+      const first = await this.nodes();
+      yield { nodes: first };
+      const shown = new Map(first.map((n) => [n.id, fingerprint(n)]));
+      while (!signal.aborted) {
+        if (!pending) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        pending = false;
+        if (signal.aborted) break;
+        const now = await this.nodes();
+        const seen = new Set<string>();
+        for (const node of now) {
+          seen.add(node.id);
+          const print = fingerprint(node);
+          if (shown.get(node.id) === print) continue;
+          shown.set(node.id, print);
+          yield { node };
+        }
+        for (const id of [...shown.keys()]) {
+          if (seen.has(id)) continue;
+          shown.delete(id);
+          yield { removed: id };
+        }
+      }
+    } finally {
+      clearInterval(timer);
+      unsubscribe();
+      signal.removeEventListener("abort", poke);
+    }
   }
 
   /** Every node, with `runningJobs` read fresh: the jobs placed on it that hold its slots. */
@@ -406,6 +469,12 @@ export class NodeService implements LauncherService {
       reasons,
     };
   }
+}
+
+/** What a watcher is told about: everything in a node's view but its heartbeat time. */
+function fingerprint(node: NodeView): string {
+  const { lastSeen: _lastSeen, ...rest } = node;
+  return JSON.stringify(rest);
 }
 
 function outputFiles(job: Job, type: JobOutput): { path: string; type: "stdout" | "stderr" }[] {

@@ -12,6 +12,7 @@ const full: Job = {
   workingDirectory: "/home/alice",
   container: { image: "ubuntu", runAsUserId: 1000, runAsGroupId: 1000, supplementalGroupIds: [5] },
   host: "node-a",
+  node: "node-a",
   status: "Running",
   statusMessage: "started",
   statusCode: "OK",
@@ -72,8 +73,10 @@ const SEED_JOB_KEYS = [
 ];
 
 describe("Job JSON names", () => {
-  it("a fully populated job serialises with exactly the seed's keys", () => {
-    expect(Object.keys(JSON.parse(JSON.stringify(full)))).toEqual(SEED_JOB_KEYS);
+  it("a fully populated job serialises with exactly the seed's keys, plus the fleet's `node`", () => {
+    const keys = Object.keys(JSON.parse(JSON.stringify(full)));
+    expect(keys.filter((k) => k !== "node")).toEqual(SEED_JOB_KEYS);
+    expect(keys).toContain("node");
   });
 });
 
@@ -123,8 +126,8 @@ describe("JOB_FIELD_NAMES", () => {
     "resourceProfile",
   ];
 
-  it("contains every recognised name, plus id and environment", () => {
-    expect([...JOB_FIELD_NAMES].sort()).toEqual([...reference, "id", "environment"].sort());
+  it("contains every recognised name, plus id, environment and the fleet's node", () => {
+    expect([...JOB_FIELD_NAMES].sort()).toEqual([...reference, "id", "environment", "node"].sort());
   });
 
   it("every name except env selects the JSON key of the same name", () => {

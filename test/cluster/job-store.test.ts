@@ -210,12 +210,14 @@ describe("job store", () => {
     expect(summaries.map((s) => s.job.id)).toEqual(fulls.map((s) => s.job.id));
     summaries.forEach((sum, i) => {
       const f = fulls[i]!;
-      const { id, name, status, host, statusMessage, statusCode, pid, exitCode, lastUpdateTime } = f.job;
+      const { id, name, status, host, node, statusMessage, statusCode, pid, exitCode, lastUpdateTime } =
+        f.job;
       const expected = {
         id,
         name: name || undefined,
         status,
         host,
+        node,
         statusMessage,
         statusCode,
         pid,
@@ -234,6 +236,7 @@ describe("job store", () => {
       name: "job h2",
       status: "Failed",
       host: "h",
+      node: "n8",
       statusMessage: "boom",
       statusCode: "E1",
       exitCode: 3,

@@ -16,6 +16,7 @@ import {
   type OutputChunk,
   operationString,
   type ResourceSample,
+  StatusError,
   terminalStatus,
   validForStatus,
   withFields,
@@ -25,6 +26,7 @@ import type {
   HealthReport,
   JobLocation,
   LauncherService,
+  NodeWatchMessage,
   StatusStreamItem,
   StatusStreamOptions,
   SubmitOptions,
@@ -128,6 +130,24 @@ export class FakeService implements LauncherService {
       );
     }
     return job;
+  }
+
+  async *watchNodes(signal: AbortSignal): AsyncIterable<NodeWatchMessage> {
+    yield { nodes: this.nodeList };
+    await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+  }
+
+  async locateNode(id: string): Promise<JobLocation> {
+    if (!this.nodeList.some((n) => n.id === id)) {
+      throw new ApiError(ErrCode.JobNotFound, `Node ${id} is not known to the fleet`);
+    }
+    return { owner: id, local: id === this.nodeId, online: true, draining: false };
+  }
+
+  async drain(caller: Caller): Promise<{ id: string; status: string }> {
+    this.record("drain", caller);
+    if (!caller.admin) throw new StatusError("Only admins may drain a node", 403);
+    return { id: this.nodeId, status: "Draining" };
   }
 
   async submit(caller: Caller, job: Job, opts: SubmitOptions = {}): Promise<Submitted> {

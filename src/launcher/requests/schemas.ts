@@ -102,6 +102,7 @@ const jobProperties = {
   workingDirectory: opt(Type.String()),
   container: opt(ContainerSchema),
   host: opt(str("Host of the owning node")),
+  node: opt(str("Answers only: the id of the fleet node that runs the job (absent while queued)")),
   status: opt(Type.String()),
   statusMessage: opt(Type.String()),
   statusCode: opt(Type.String()),

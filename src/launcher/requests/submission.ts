@@ -86,7 +86,28 @@ function checkRunnable(job: Job, at: SubmissionAt): void {
  * Every rule beyond the schema, before anything is created. Returns the job to submit: no
  * client-chosen `id` (the service assigns it), mounts decoded, ports with their default protocol.
  */
+/** The fields a submission may carry: the Job's, but for those only the fleet sets. */
+const SUBMITTABLE = new Set(Object.keys(JobSubmitSchema.properties).filter((k) => k !== "node"));
+
+/**
+ * Over HTTP an unknown field is refused: a misspelt one (`workdir`, `stdout`) would otherwise be
+ * stored, echoed back, and silently do nothing. The Launcher's own messages may carry fields of later
+ * protocol versions (`instanceId`), which it expects back as it sent them: those are kept. `node` is
+ * the fleet's to set, whoever sends it.
+ */
+function checkFields(body: JobSubmission, at: SubmissionAt): void {
+  if ("node" in body) {
+    throw invalid(
+      `${at}/node is the node that runs the job, set by the fleet; a submission cannot choose it (use placementConstraints)`,
+    );
+  }
+  if (at !== "body") return;
+  const unknown = Object.keys(body).find((key) => !SUBMITTABLE.has(key));
+  if (unknown !== undefined) throw invalid(`${at}/${unknown} is not a Job field`);
+}
+
 export function checkSubmission(body: JobSubmission, at: SubmissionAt): Job {
+  checkFields(body, at);
   checkProgram(body, at);
   if (body.stdin !== undefined && Buffer.byteLength(body.stdin, "utf8") > MAX_STDIN_BYTES) {
     throw invalid(`${at}/stdin must not be larger than ${MAX_STDIN_BYTES} bytes`);
