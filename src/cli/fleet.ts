@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { readSettingFile, SETTINGS, type SettingSpec } from "../config.js";
 import { type LocalFleet, NODE_SETTING_VARS, startLocalFleet } from "../topology/index.js";
+import { redactUrl } from "../topology/local-fleet.js";
 
 const USAGE = `usage: launcher-fleet fleet [--nodes 3] [--port 5559] [--lb-port 8080] [--redis-url URL]
                              [--scratch-path DIR] [--no-haproxy]
@@ -97,20 +98,28 @@ async function describe(fleet: LocalFleet): Promise<string> {
     fleet.lbUrl
       ? `  HAProxy  ${fleet.lbUrl}   stats: ${fleet.lbStatsUrl}`
       : "  HAProxy  not running (not installed)",
-    `  Redis    ${fleet.redisUrl}`,
+    `  Redis    ${redactUrl(fleet.redisUrl)}`,
     `  scratch  ${fleet.scratchPath}`,
     "",
     "Every job runs as your own user (LAUNCHER_UNPRIVILEGED=1: a single-user development fleet; a",
     "multi-user host runs its nodes as root so each job runs as its user; see docs/security.md).",
     "",
-    `LAUNCHER_AUTH_SECRET=${fleet.secret}`,
+    fleet.secretFile
+      ? `secret: ${fleet.secretFile.path} (mode 0600; ${fleet.secretFile.created ? "new" : "the same as at the last start"}: tokens stay valid across restarts)`
+      : "secret: LAUNCHER_AUTH_SECRET from the environment",
+    fleet.secretFile
+      ? `  a token for someone else: LAUNCHER_AUTH_SECRET_FILE=${sh(fleet.secretFile.path)} node dist/cli.js token --user NAME`
+      : "  a token for someone else: node dist/cli.js token --user NAME",
     `admin token (12 h): ${token}`,
     "",
     "Try:",
     `  LAUNCHER_URL=${url} LAUNCHER_TOKEN=${token} node dist/cli.js jobs submit --command ${sh("echo hello")}`,
+    `  LAUNCHER_URL=${url} LAUNCHER_TOKEN=${token} node dist/cli.js jobs submit --wait --command ${sh("echo hello")}`,
     `  LAUNCHER_URL=${other} LAUNCHER_TOKEN=${token} node dist/cli.js jobs list`,
+    `  LAUNCHER_URL=${url} LAUNCHER_TOKEN=${token} node dist/cli.js nodes`,
     `  curl -H ${sh(`Authorization: Bearer ${token}`)} ${url}/nodes`,
     "",
+    "The fleet restarts a crashed node (after 1 s, then longer) and its Redis if it dies, and says so here.",
     "Ctrl-C stops the fleet (nodes drain; running jobs are picked up again by the next start).",
     "",
   ];
@@ -149,7 +158,13 @@ export async function runFleet(argv: string[]): Promise<number> {
   // Listen before starting, so a Ctrl-C during startup also stops what was started.
   const signal = nextSignal();
   const { help: _help, ...fleetOpts } = opts;
-  const starting = startLocalFleet({ ...fleetOpts, env: passedThroughEnv(process.env), log });
+  const starting = startLocalFleet({
+    ...fleetOpts,
+    env: passedThroughEnv(process.env),
+    log,
+    supervise: true,
+    persistSecret: true,
+  });
   const first = await Promise.race([starting.then((fleet) => ({ fleet })), signal.then((sig) => ({ sig }))]);
   const fleet = "fleet" in first ? first.fleet : await starting;
   if ("sig" in first) {

@@ -72,8 +72,13 @@ export async function runToken(argv: string[], env: NodeJS.ProcessEnv = process.
         key: { type: "string" },
         issuer: { type: "string" },
         audience: { type: "string" },
+        help: { type: "boolean", short: "h" },
       },
     });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
     if (!values.user) throw new UsageError("--user is required");
     const problem = userNameProblem(values.user);
     if (problem !== undefined) {

@@ -61,16 +61,40 @@ function credentialsOf(url: string): Pick<RedisOptions, "username" | "password" 
   }
 }
 
-/** Connects, retrying until Redis answers or the deadline passes. */
+/**
+ * Where a connection goes, for messages: `redis://user:***@host:port/db` (the password hidden), or
+ * the Sentinels and master name.
+ */
+export function describeRedis(redis: Redis): string {
+  const o = redis.options;
+  if (o.sentinels?.length) {
+    const at = o.sentinels.map((s) => `${s.host ?? "127.0.0.1"}:${s.port ?? 26379}`).join(",");
+    return `Redis master "${o.name ?? "mymaster"}" (Sentinels ${at})`;
+  }
+  const auth = o.username ? `${o.username}${o.password ? ":***" : ""}@` : o.password ? ":***@" : "";
+  const db = o.db ? `/${o.db}` : "";
+  const where = o.path ? `unix:${o.path}` : `${o.host ?? "127.0.0.1"}:${o.port ?? 6379}`;
+  return `Redis at ${o.tls ? "rediss" : "redis"}://${auth}${where}${db}`;
+}
+
+/** Connects, retrying until Redis answers or the deadline passes (the error names where, and why). */
 export async function waitConnected(redis: Redis, timeoutMs: number): Promise<void> {
   if (redis.status === "ready") return;
+  let lastError: string | undefined;
+  const onError = (err: Error) => {
+    lastError = err.message || (err as NodeJS.ErrnoException).code;
+  };
+  redis.on("error", onError);
   const ready = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       redis.off("ready", onReady);
-      reject(new Error(`Redis did not answer within ${timeoutMs} ms`));
+      redis.off("error", onError);
+      const why = lastError ? ` (last error: ${lastError})` : "";
+      reject(new Error(`${describeRedis(redis)} did not answer within ${timeoutMs} ms${why}`));
     }, timeoutMs);
     const onReady = () => {
       clearTimeout(timer);
+      redis.off("error", onError);
       resolve();
     };
     redis.once("ready", onReady);

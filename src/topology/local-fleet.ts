@@ -1,7 +1,7 @@
 // The compose topology (Redis, N nodes, HAProxy) from real processes on this machine: what
 // `npm run fleet` runs, and what the topology and failover test suites start.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { SETTING_ENV_NAMES, SETTINGS } from "../config.js";
@@ -10,7 +10,7 @@ import { type RunningHaproxy, startHaproxy } from "./haproxy.js";
 import { CLI_PATH, findOnPath } from "./paths.js";
 import { freePort, isPortFree } from "./ports.js";
 import { type Child, describeExit, type ExitInfo, spawnLogged, stopChild, tailFile } from "./process.js";
-import { isReady, waitFor } from "./readiness.js";
+import { isReady, redisPing, waitFor } from "./readiness.js";
 import { type PrivateRedis, startPrivateRedis } from "./redis.js";
 
 export interface LocalFleetOptions {
@@ -36,6 +36,19 @@ export interface LocalFleetOptions {
   log?: (line: string) => void;
   /** How long a node may take to report ready (default 60 s). */
   readyTimeoutMs?: number;
+  /**
+   * Watch the fleet (what `npm run fleet` does): a node that crashes is reported and started again
+   * after a back-off (1 s, doubling to 30 s; reset once it has run for a minute), a node that exits
+   * 0 on its own (drained through the API) is reported and left stopped; the private redis-server is
+   * reported and started again when it dies, an external Redis reported when it stops and starts
+   * answering. Off by default: tests kill nodes and Redis on purpose.
+   */
+  supervise?: boolean;
+  /**
+   * Without `secret`: keep the generated secret in `<scratch>/fleet/auth-secret` (mode 0600) and use
+   * it again at the next start, so tokens minted for this fleet stay valid across restarts.
+   */
+  persistSecret?: boolean;
 }
 
 export interface FleetNode {
@@ -53,6 +66,8 @@ export interface FleetNode {
 export interface LocalFleet {
   readonly redisUrl: string;
   readonly secret: string;
+  /** The file holding `secret` (with `persistSecret`), and whether this start created it. */
+  readonly secretFile?: { path: string; created: boolean };
   readonly scratchPath: string;
   /** HAProxy's URL when it runs. */
   readonly lbUrl?: string;
@@ -82,6 +97,51 @@ interface Slot {
   child?: Child;
   /** Set while we stop it on purpose, so its exit is not reported as a crash. */
   stopping: boolean;
+  /** Crash restarts in a row (for the back-off), and the pending one. */
+  restarts: number;
+  restartTimer?: NodeJS.Timeout;
+}
+
+/** Back-off before restarting a crashed node: 1 s, 2 s, 4 s, ... at most 30 s. */
+export function restartDelayMs(restartsInARow: number): number {
+  return Math.min(1_000 * 2 ** restartsInARow, 30_000);
+}
+/** A node that ran this long before crashing starts its back-off again from 1 s. */
+const STABLE_AFTER_MS = 60_000;
+
+/** The URL with its password hidden, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.password) return url;
+    u.password = "***";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The fleet's secret from `file`, or a new one written there (mode 0600). A file readable by others
+ * is made private again (said in the log); one holding less than 32 bytes is refused.
+ */
+function persistentSecret(file: string, log: (line: string) => void): { secret: string; created: boolean } {
+  if (existsSync(file)) {
+    const mode = statSync(file).mode & 0o777;
+    if (mode & 0o077) {
+      chmodSync(file, 0o600);
+      log(`secret: ${file} was readable by others (mode ${mode.toString(8)}): now 0600`);
+    }
+    const secret = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    if (Buffer.byteLength(secret) < 32)
+      throw new Error(
+        `${file}: the fleet's secret must be at least 32 bytes (delete the file for a new one)`,
+      );
+    return { secret, created: false };
+  }
+  const secret = randomBytes(32).toString("hex");
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: "wx" });
+  return { secret, created: true };
 }
 
 /** The node identity that the fleet sets itself; `opts.env` cannot override these. */
@@ -112,6 +172,7 @@ function nodeSlots(count: number, basePort: number, ips: string[] | undefined, l
       url: `http://${ip}:${port}`,
       logFile: join(logsDir, `${id}.log`),
       stopping: false,
+      restarts: 0,
     };
   });
 }
@@ -149,7 +210,18 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
 
   const env = baseEnv();
   const drainMs = Number(opts.env?.[SETTINGS.drainMs.env] ?? SETTINGS.drainMs.default);
-  const secret = opts.secret ?? randomBytes(32).toString("hex");
+  const alarm = (line: string) => log(`*** ${line}`);
+  const supervise = opts.supervise === true;
+  let secretFile: LocalFleet["secretFile"];
+  let secret = opts.secret;
+  if (secret === undefined && opts.persistSecret) {
+    const path = join(fleetDir, "auth-secret");
+    const kept = persistentSecret(path, log);
+    secret = kept.secret;
+    secretFile = { path, created: kept.created };
+    log(`secret: ${kept.created ? "new, saved in" : "the one kept in"} ${path} (mode 0600)`);
+  }
+  secret ??= randomBytes(32).toString("hex");
   const adminGroup = opts.env?.[SETTINGS.adminGroup.env] ?? SETTINGS.adminGroup.default;
   let redis: PrivateRedis | undefined;
   let haproxy: RunningHaproxy | undefined;
@@ -184,8 +256,33 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
     slot.child = child;
     slot.stopping = false;
     void child.exited.then((exit) => {
-      if (!slot.stopping && slot.child === child)
+      if (slot.stopping || slot.child !== child) return;
+      if (!supervise) {
         log(`${slot.id}: exited unexpectedly (${describeExit(exit)})`);
+        return;
+      }
+      if (stopped) return;
+      if (exit.code === 0) {
+        // A node exits 0 by itself only when drained through the API (POST /nodes/{id}/drain).
+        alarm(`${slot.id}: exited (exit code 0, drained): not restarted; restart the fleet to bring it back`);
+        return;
+      }
+      if (Date.now() - started > STABLE_AFTER_MS) slot.restarts = 0;
+      const delay = restartDelayMs(slot.restarts);
+      slot.restarts++;
+      alarm(
+        `${slot.id}: crashed (${describeExit(exit)}); restarting it in ${delay / 1000} s ` +
+          `(restart ${slot.restarts} in a row; log: ${slot.logFile})`,
+      );
+      slot.restartTimer = setTimeout(() => {
+        slot.restartTimer = undefined;
+        if (stopped) return;
+        // A failed start is reported by the exit handler of the new process, which tries again.
+        launchNode(slot).catch((err: unknown) =>
+          alarm(`${slot.id}: restart failed: ${(err as Error).message}`),
+        );
+      }, delay);
+      slot.restartTimer.unref?.();
     });
     await waitFor(`${slot.id} at ${slot.url}/readyz`, () => isReady(`${slot.url}/readyz`), {
       timeoutMs: opts.readyTimeoutMs ?? 60_000,
@@ -195,6 +292,8 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
   };
 
   const stopNode = async (slot: Slot, signal: NodeJS.Signals): Promise<ExitInfo> => {
+    clearTimeout(slot.restartTimer);
+    slot.restartTimer = undefined;
     if (!slot.child) return { code: null, signal: null };
     if (slot.child.hasExited()) return slot.child.exited;
     slot.stopping = true;
@@ -206,7 +305,11 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
   };
 
   let stopped: Promise<void> | undefined;
+  let redisWatch: NodeJS.Timeout | undefined;
+  /** Set while the private Redis is restarted on purpose (restartRedis) or by the watch. */
+  let redisRestarting = false;
   const stopAll = async () => {
+    clearInterval(redisWatch);
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown>) => {
       try {
@@ -240,6 +343,57 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
   };
   process.on("exit", killOnExit);
 
+  /**
+   * Watches Redis while the fleet runs: the private redis-server is started again when it dies
+   * (same port and data); an external one is only reported when it stops and starts answering.
+   */
+  function watchRedis(): NodeJS.Timeout {
+    let answering = true;
+    let checking = false;
+    let failures = 0;
+    const external = redis ? undefined : hostPortOf(redisUrl!);
+    const timer = setInterval(() => {
+      if (checking || stopped || redisRestarting) return;
+      checking = true;
+      void (async () => {
+        if (redis) {
+          if (redis.pid !== undefined) return;
+          alarm(
+            `redis: redis-server on port ${redis.port} DIED (see ${join(logsDir, "redis.log")}); ` +
+              "the nodes cannot serve until it is back: starting it again (same port, same data)",
+          );
+          redisRestarting = true;
+          try {
+            // The process is gone: "restart" only starts it again (SIGKILL: no exit status to check).
+            await redis.restart("SIGKILL");
+            failures = 0;
+            log(`redis: redis-server is back on port ${redis.port}`);
+          } catch (err) {
+            failures++;
+            alarm(`redis: could not start redis-server again: ${(err as Error).message}`);
+            await new Promise((r) => setTimeout(r, restartDelayMs(failures)));
+          } finally {
+            redisRestarting = false;
+          }
+        } else if (external) {
+          const ok = await redisPing(external.host, external.port);
+          if (ok !== answering) {
+            answering = ok;
+            if (ok) log(`redis: ${redactUrl(redisUrl!)} answers again`);
+            else
+              alarm(
+                `redis: ${redactUrl(redisUrl!)} does not answer PING: the nodes cannot serve until it does`,
+              );
+          }
+        }
+      })().finally(() => {
+        checking = false;
+      });
+    }, 1_000);
+    timer.unref?.();
+    return timer;
+  }
+
   try {
     if (!redisUrl) {
       const port = (await isPortFree(6379)) ? 6379 : await freePort();
@@ -253,6 +407,7 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
       redisUrl = redis.url;
     }
     await Promise.all(slots.map(launchNode));
+    if (supervise) redisWatch = watchRedis();
     if (haproxyBinary) {
       log(`haproxy: starting on 127.0.0.1:${lbPort}`);
       haproxy = await startHaproxy({
@@ -281,6 +436,7 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
   return {
     redisUrl: redisUrl!,
     secret,
+    ...(secretFile ? { secretFile } : {}),
     scratchPath,
     ...(haproxy ? { lbUrl: haproxy.url, lbStatsUrl: haproxy.statsUrl } : {}),
     nodes: slots.map(toFleetNode),
@@ -291,7 +447,12 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
     restartRedis: async (signal = "SIGTERM") => {
       if (!redis) throw new Error("restartRedis: the fleet uses an external Redis (redisUrl was given)");
       log(`redis: restarting (${signal})`);
-      await redis.restart(signal);
+      redisRestarting = true;
+      try {
+        await redis.restart(signal);
+      } finally {
+        redisRestarting = false;
+      }
     },
     stop,
   };
@@ -309,4 +470,15 @@ function toFleetNode(slot: Slot): FleetNode {
       return slot.child && !slot.child.hasExited() ? slot.child.pid : undefined;
     },
   };
+}
+
+/** Host and port of a `redis://` URL, for PING; undefined for other schemes (TLS, unix sockets). */
+function hostPortOf(url: string): { host: string; port: number } | undefined {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== "redis:") return undefined;
+    return { host: u.hostname || "127.0.0.1", port: Number(u.port || 6379) };
+  } catch {
+    return undefined;
+  }
 }

@@ -107,7 +107,7 @@ describe.concurrent("spec flags are checked before any request", () => {
 describe("client commands against a node", () => {
   const base = () => ["--url", n.url, "--token", alice];
 
-  it("submit, get, list, output print JSON", async () => {
+  it("submit, get, list, output print JSON when piped", async () => {
     const sub = await cli([
       "jobs",
       "submit",
@@ -172,7 +172,8 @@ describe("client commands against a node", () => {
     expect(await ids("--start-time", later)).toEqual([]);
     expect(await ids("--since", t, "--until", t)).toEqual([job.id]);
 
-    const out = await cli(["jobs", "output", job.id, "--type", "stdout", ...base()]);
+    // Frames with --json; the text itself without (see test/node/cli-unix.test.ts).
+    const out = await cli(["jobs", "output", job.id, "--type", "stdout", "--json", ...base()]);
     expect(out.code).toBe(0);
     const lines = out.stdout
       .trim()
