@@ -53,6 +53,16 @@ export interface JobManagerOptions {
   defaultQueue: () => string;
 }
 
+/** A job between "chosen to start" and "its launch is over" (started, or failed to). */
+interface Launch {
+  /** Canceled before its process could start: the launch stops short of it. */
+  canceled: boolean;
+  /** Handed to the supervisor: its process may be running, so a cancel must wait for the outcome. */
+  committed: boolean;
+  /** Settles when the launch is over (Running or Failed recorded). */
+  done: Promise<void>;
+}
+
 /** How a job came to start on this node: placed at submission, or claimed from the fleet queue. */
 export type Via = "direct" | "queue";
 
@@ -70,7 +80,7 @@ const SIGNALS = {
 
 export class JobManager {
   /** Jobs between "chosen to start" and "exec reported", with a cancel flag. */
-  private readonly launching = new Map<string, { canceled: boolean }>();
+  private readonly launching = new Map<string, Launch>();
   /** Pending jobs waiting for a free slot (maxRunningJobs). */
   private readonly queue: SlotQueue;
   private readonly expiry: JobExpiry;
@@ -291,10 +301,10 @@ export class JobManager {
   private pumpQueue(known = new Map<string, Job>()): void {
     for (let id = this.queue.next(); id !== undefined; id = this.queue.next()) {
       // Marked launching before anything is awaited: the queue counts it busy from here on.
-      const flag = { canceled: false };
+      const flag: Launch = { canceled: false, committed: false, done: Promise.resolve() };
       this.launching.set(id, flag);
       const jobId = id;
-      void this.start(jobId, flag, known.get(jobId))
+      flag.done = this.start(jobId, flag, known.get(jobId))
         .catch((err) => this.logger.error({ jobId, err }, "job start failed"))
         .finally(() => {
           this.launching.delete(jobId);
@@ -304,7 +314,7 @@ export class JobManager {
     }
   }
 
-  private async start(id: string, flag: { canceled: boolean }, known?: Job): Promise<void> {
+  private async start(id: string, flag: Launch, known?: Job): Promise<void> {
     const job = known ?? (await this.store.get(id))?.job;
     if (!job || job.status !== JobStatus.Pending || flag.canceled) return;
     try {
@@ -317,6 +327,9 @@ export class JobManager {
         ...(job.stderrFile ? [] : [files.stderrFile]),
       ];
       const usesOutputDir = [files.stdoutFile, files.stderrFile].some((f) => dirname(f) === outputDir);
+      // The last moment a cancel can stop the job: from here its process may start.
+      if (flag.canceled) return;
+      flag.committed = true;
       const { pid } = await this.runner.launch({
         id,
         ...(job.command ? { command: job.command } : {}),
@@ -330,10 +343,6 @@ export class JobManager {
         switchUser: !this.opts.unprivileged,
         ...(usesOutputDir ? { outputDir } : {}),
       });
-      if (flag.canceled) {
-        this.runner.signal(id, "SIGKILL");
-        return;
-      }
       const chosen = created.length > 0 ? files : {};
       await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid, ...chosen }, created));
     } catch (err) {
@@ -440,10 +449,17 @@ export class JobManager {
     }
   }
 
+  /**
+   * Cancel is for a job that never ran. One still waiting here, or launching but not yet handed to
+   * its supervisor, never will. One already handed over may have started: the launch is awaited, and
+   * a job that started is Running, which cancel is not for (409; stop or kill it), rather than
+   * recorded Canceled while its command ran.
+   */
   private async cancel(id: string): Promise<ControlResult> {
     this.queue.remove(id);
     const launching = this.launching.get(id);
-    if (launching) launching.canceled = true;
+    if (launching?.committed) await launching.done;
+    else if (launching) launching.canceled = true;
     const ok = await this.chain(id, () =>
       this.write(id, { status: JobStatus.Canceled, statusMessage: "Canceled by user" }),
     );
