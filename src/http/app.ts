@@ -11,6 +11,7 @@ import type { Settings } from "../config.js";
 import type { LauncherService } from "../launcher/port.js";
 import { AccessLog } from "./access-log.js";
 import { authPlugin } from "./auth.js";
+import { consolePlugin } from "./console.js";
 import { errorBody, errorsPlugin, sendError } from "./errors.js";
 import { forwardPlugin } from "./forward.js";
 import { healthPlugin } from "./health.js";
@@ -133,5 +134,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(forwardPlugin, { service, settings });
   await app.register(jobsPlugin, { service });
   await app.register(nodesPlugin, { service });
+  await app.register(consolePlugin); // the web console at /ui/ (static files, no token needed)
   return app as unknown as FastifyInstance;
 }
