@@ -14,7 +14,7 @@ commands:
                        or RS256/ES256 with the PEM private key --key FILE
   jobs submit|list|get|control|status|output|wait|network|resources ...
                        submit jobs (--wait follows one to its end), list, inspect and control them
-  nodes [list]         list the fleet's nodes
+  nodes [list] [-w]    list the fleet's nodes (--watch: and follow their changes)
   nodes drain ID       drain a node (admins)
   cluster-info         queues, placement constraints, resource limits and profiles
   completion bash      print a bash completion script (source <(launcher-fleet completion bash))

@@ -514,12 +514,28 @@ function nodeRows(nodes: NodeView[]): string {
   );
 }
 
+function nodeChangeLine(m: StreamMessage): string | undefined {
+  if (Array.isArray(m.nodes)) return nodeRows(m.nodes as NodeView[]).trimEnd();
+  const now = new Date().toISOString();
+  if (typeof m.removed === "string") return `${clock(now)}  ${m.removed}  removed`;
+  const v = m.node as NodeView | undefined;
+  if (!v) return undefined;
+  const jobs = `${v.runningJobs ?? "?"}/${v.slots ? v.slots : "-"}`;
+  return `${clock(now)}  ${v.id}  ${v.status ?? "?"}  online ${v.online ? "yes" : "no"}  jobs/slots ${jobs}`;
+}
+
 async function nodes(ctx: Ctx, argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { watch: { type: "boolean", short: "w" } },
+  });
   const [sub = "list", id, extra] = positionals;
   switch (sub) {
     case "list": {
       if (id !== undefined) throw new UsageError(`nodes list: unexpected "${id}"`);
+      if (values.watch)
+        return printStream(ctx, await call(ctx.conn, "GET", "/nodes?watch=true"), nodeChangeLine);
       const body = await readJson<{ nodes: NodeView[] }>(await call(ctx.conn, "GET", "/nodes"));
       if (ctx.human) out(nodeRows(body.nodes));
       else printJson(body);

@@ -57,8 +57,8 @@ ${jobsFlags}
         words_list="$flags"
       fi ;;
     nodes)
-      if [[ -z $sub ]]; then words_list="${Object.keys(NODES).join(" ")} ${GLOBAL_FLAGS.join(" ")}"
-      else words_list="${GLOBAL_FLAGS.join(" ")}"; fi ;;
+      if [[ -z $sub ]]; then words_list="${Object.keys(NODES).join(" ")} --watch ${GLOBAL_FLAGS.join(" ")}"
+      else words_list="--watch ${GLOBAL_FLAGS.join(" ")}"; fi ;;
     cluster-info) words_list="${GLOBAL_FLAGS.join(" ")}" ;;
     token) words_list="${TOKEN_FLAGS.join(" ")}" ;;
     fleet) words_list="${FLEET_FLAGS.join(" ")}" ;;

@@ -90,9 +90,11 @@ export const JOBS: Record<string, SubcommandHelp> = {
 
 export const NODES: Record<string, SubcommandHelp> = {
   list: {
-    usage: "nodes [list]",
-    about: "list the fleet's nodes: status, address, running jobs and slots, last heartbeat",
-    flags: [],
+    usage: "nodes [list] [--watch]",
+    about:
+      "list the fleet's nodes: status, address, running jobs and slots, last heartbeat. --watch (-w)\n" +
+      "follows: the list, then a line for each change (piped: the stream's JSON lines)",
+    flags: ["--watch"],
   },
   drain: {
     usage: "nodes drain ID",

@@ -66,6 +66,8 @@ export interface FleetNode {
 export interface LocalFleet {
   readonly redisUrl: string;
   readonly secret: string;
+  /** The private redis-server's pid while it runs (undefined with an external Redis). */
+  readonly redisPid: number | undefined;
   /** The file holding `secret` (with `persistSecret`), and whether this start created it. */
   readonly secretFile?: { path: string; created: boolean };
   readonly scratchPath: string;
@@ -351,13 +353,24 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
     let answering = true;
     let checking = false;
     let failures = 0;
-    const external = redis ? undefined : hostPortOf(redisUrl!);
+    const target = redis ? { host: "127.0.0.1", port: redis.port } : hostPortOf(redisUrl!);
+    const shown = redis ? `redis-server on port ${redis.port}` : redactUrl(redisUrl!);
+    /** PING: a Redis that is there but does not answer (stopped, hung, unreachable) is reported too. */
+    const ping = async () => {
+      if (!target) return;
+      const ok = await redisPing(target.host, target.port);
+      if (ok === answering) return;
+      answering = ok;
+      if (ok) log(`redis: ${shown} answers again`);
+      else alarm(`redis: ${shown} does not answer PING: the nodes cannot serve until it does`);
+    };
     const timer = setInterval(() => {
       if (checking || stopped || redisRestarting) return;
       checking = true;
       void (async () => {
         if (redis) {
-          if (redis.pid !== undefined) return;
+          if (redis.pid !== undefined) return ping();
+          answering = true;
           alarm(
             `redis: redis-server on port ${redis.port} DIED (see ${join(logsDir, "redis.log")}); ` +
               "the nodes cannot serve until it is back: starting it again (same port, same data)",
@@ -375,17 +388,7 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
           } finally {
             redisRestarting = false;
           }
-        } else if (external) {
-          const ok = await redisPing(external.host, external.port);
-          if (ok !== answering) {
-            answering = ok;
-            if (ok) log(`redis: ${redactUrl(redisUrl!)} answers again`);
-            else
-              alarm(
-                `redis: ${redactUrl(redisUrl!)} does not answer PING: the nodes cannot serve until it does`,
-              );
-          }
-        }
+        } else await ping();
       })().finally(() => {
         checking = false;
       });
@@ -437,6 +440,9 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
     redisUrl: redisUrl!,
     secret,
     ...(secretFile ? { secretFile } : {}),
+    get redisPid() {
+      return redis?.pid;
+    },
     scratchPath,
     ...(haproxy ? { lbUrl: haproxy.url, lbStatsUrl: haproxy.statsUrl } : {}),
     nodes: slots.map(toFleetNode),

@@ -15,6 +15,8 @@ import { control, endAll, running, submit, waitStatus } from "./helpers.js";
 const cli = runCli;
 
 let n: TestNode;
+/** A node of n's fleet that one test drains. */
+let drainee: TestNode;
 /** A node with one slot, so a second job waits in the fleet queue. */
 let oneSlot: TestNode;
 let alice: string;
@@ -24,6 +26,7 @@ let closedUrl: string;
 beforeAll(async () => {
   const prefix = uniquePrefix("cli-unix");
   n = await startTestNode(prefix);
+  drainee = await startTestNode(prefix);
   oneSlot = await startTestNode(uniquePrefix("cli-unix-slot"), { maxRunningJobs: 1 });
   alice = await token("alice");
   admin = await token("ops", { admin: true });
@@ -34,6 +37,7 @@ afterAll(async () => {
   await endAll(oneSlot, admin);
   await n.close();
   await oneSlot.close();
+  await drainee.close().catch(() => undefined);
 });
 
 const as = (url: string, tok: string) => ["--url", url, "--token", tok];
@@ -471,6 +475,61 @@ describe("errors name what failed", () => {
       expect(unknown.stderr).toContain("404: Node node-9 is not known");
       expect((await cli(["nodes", "drain", ...as(url, admin)])).code).toBe(2);
     });
+  });
+});
+
+/** Runs the CLI until its stdout matches `done`, then stops it (SIGTERM); returns what it printed. */
+function cliUntil(args: string[], done: (stdout: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["dist/cli.js", ...args], {
+      env: { PATH: process.env.PATH },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+      if (done(stdout)) child.kill("SIGTERM");
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    child.once("error", reject);
+    child.once("close", () => {
+      clearTimeout(timer);
+      if (done(stdout)) resolve(stdout);
+      else reject(new Error(`stopped before the expected output; stdout: ${stdout} stderr: ${stderr}`));
+    });
+  });
+}
+
+describe("nodes drain and nodes --watch against real nodes", () => {
+  it("a user may not drain (403); an admin drains another node through this one; --watch shows it", async () => {
+    const id = drainee.settings.nodeId;
+    const refused = await cli(["nodes", "drain", id, ...as(n.url, alice)]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^403: /);
+    const unknown = await cli(["nodes", "drain", "no-such-node", ...as(n.url, admin)]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^404: .*no-such-node/);
+
+    const draining = `"id":"${id}"`;
+    const watch = cliUntil(["nodes", "--watch", ...as(n.url, alice)], (out) =>
+      out.split("\n").some((l) => l.includes(draining) && /"status":"(Draining|Offline)"/.test(l)),
+    );
+    // The first line (the whole list) is there before the drain.
+    await waitFor(async () =>
+      (await cli(["nodes", ...as(n.url, alice)])).stdout.includes(id) ? true : undefined,
+    );
+    const ok = await cli(["nodes", "drain", id, ...as(n.url, admin)]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ id, status: "Draining" });
+    const lines = (await watch).trim().split("\n");
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      nodes: expect.arrayContaining([expect.objectContaining({ id })]),
+    });
+    await drainee.node.closed;
   });
 });
 
