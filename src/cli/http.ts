@@ -1,5 +1,5 @@
-// The client side of the HTTP API for the CLI: requests, streams, and errors that say what failed in
-// words ("cannot reach http://127.0.0.1:5559: connection refused (ECONNREFUSED)", "503 Service
+// The client side of the HTTP API for the CLI: requests, streams, and errors that say what failed
+// ("cannot reach http://127.0.0.1:5559: ECONNREFUSED", "503 Service
 // Unavailable from http://127.0.0.1:8080 (the load balancer found no node ready: is Redis up?)"),
 // never a bare "fetch failed" nor a load balancer's HTML page.
 import { randomUUID } from "node:crypto";
@@ -58,29 +58,6 @@ const TRANSIENT_NETWORK_ERRORS = new Set([
   "UND_ERR_CLOSED",
 ]);
 
-/** Error codes in words. */
-const CODE_WORDS: Record<string, string> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  EPIPE: "connection closed while sending",
-  ETIMEDOUT: "timed out",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ENOTFOUND: "host not found",
-  EAI_AGAIN: "name lookup failed (try again)",
-  UND_ERR_SOCKET: "connection closed by the other side",
-  UND_ERR_CONNECT_TIMEOUT: "connect timed out",
-  UND_ERR_HEADERS_TIMEOUT: "no answer in time",
-  UND_ERR_CLOSED: "connection closed",
-  DEPTH_ZERO_SELF_SIGNED_CERT: "self-signed certificate (set LAUNCHER_TLS_CA_FILE)",
-  SELF_SIGNED_CERT_IN_CHAIN: "self-signed certificate in the chain (set LAUNCHER_TLS_CA_FILE)",
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "certificate not trusted (set LAUNCHER_TLS_CA_FILE)",
-  ERR_TLS_CERT_ALTNAME_INVALID: "the certificate is not valid for this address",
-  CERT_HAS_EXPIRED: "certificate expired",
-  EPROTO: "TLS failed (an https URL for an http server?)",
-  ERR_SSL_WRONG_VERSION_NUMBER: "TLS failed (an https URL for an http server?)",
-};
-
 /** The innermost cause of a fetch failure: code and message. */
 function rootCause(err: unknown): { code?: string; message: string } {
   let e = err as { cause?: unknown; code?: string; message?: string } | undefined;
@@ -92,11 +69,13 @@ function rootCause(err: unknown): { code?: string; message: string } {
   return best;
 }
 
-/** "connection refused (ECONNREFUSED)", or the cause's own message. */
+/**
+ * The cause of a failed request: its code (ECONNREFUSED, ENOTFOUND, UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+ * ...), as the CLI has always said it and tests pin, or the cause's own message when it has none.
+ */
 export function describeCause(err: unknown): string {
   const { code, message } = rootCause(err);
-  if (code && CODE_WORDS[code]) return `${CODE_WORDS[code]} (${code})`;
-  if (code) return message && message !== code && !message.includes(code) ? `${message} (${code})` : code;
+  if (code) return code;
   return message === "fetch failed" || !message ? "the connection failed" : message;
 }
 

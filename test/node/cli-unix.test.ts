@@ -152,12 +152,16 @@ describe("tables on a terminal, JSON when piped or with --json", () => {
   it("piped: JSON (the shapes scripts rely on); --table: a table", async () => {
     const piped = await cli(["nodes", ...as(n.url, alice)]);
     expect(piped.code).toBe(0);
-    expect((JSON.parse(piped.stdout) as { nodes: { id: string }[] }).nodes[0]!.id).toBe(n.settings.nodeId);
+    expect((JSON.parse(piped.stdout) as { nodes: { id: string }[] }).nodes.map((x) => x.id)).toContain(
+      n.settings.nodeId,
+    );
     const t = await cli(["nodes", "--table", ...as(n.url, alice)]);
     expect(t.code).toBe(0);
-    const [header, row] = t.stdout.split("\n");
+    const [header, ...rows] = t.stdout.split("\n");
     expect(header).toMatch(/^ID\s+STATUS\s+ONLINE\s+ADDRESS\s+HOST\s+JOBS\/SLOTS\s+LAST SEEN/);
-    expect(row).toMatch(new RegExp(`^${n.settings.nodeId}\\s+Online\\s+yes\\s+127\\.0\\.0\\.1:`));
+    expect(rows.find((r) => r.startsWith(`${n.settings.nodeId} `))).toMatch(
+      /^\S+\s+Online\s+yes\s+127\.0\.0\.1:/,
+    );
     expect((await cli(["nodes", "--json", "--table", ...as(n.url, alice)])).code).toBe(2);
   });
 
@@ -367,13 +371,13 @@ describe("errors name what failed", () => {
     const r = await cli([...args, "--url", closedUrl, "--token", alice]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
-    expect(r.stderr.trim()).toBe(`cannot reach ${closedUrl}: connection refused (ECONNREFUSED)`);
+    expect(r.stderr.trim()).toBe(`cannot reach ${closedUrl}: ECONNREFUSED`);
   });
 
   it("a host that does not resolve, a URL that is not one", async () => {
     const r = await cli(["nodes", "--url", "http://no-such-host.invalid:5559", "--token", alice]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("cannot reach http://no-such-host.invalid:5559: host not found");
+    expect(r.stderr.trim()).toBe("cannot reach http://no-such-host.invalid:5559: ENOTFOUND");
     const bad = await cli(["nodes", "--url", "localhost:5559"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--url "localhost:5559" is not an http:// or https:// URL');
