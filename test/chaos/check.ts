@@ -247,6 +247,23 @@ export function checkRun(runDir: string): Report {
   const freshRow = new RowBuilder("fresh streams after their snapshot: no gap, no duplicate");
   const known = new Set(events.map((e) => e.eventId));
   const admin = String(meta.admin ?? "chaos-admin");
+  const eventsByUser = new Map<string, RedisEvent[]>();
+  for (const e of events) {
+    const l = eventsByUser.get(e.user ?? "") ?? [];
+    l.push(e);
+    eventsByUser.set(e.user ?? "", l);
+  }
+  /** The index of the first event after `id` in a list in stream order. */
+  const firstAfter = (list: RedisEvent[], id: string): number => {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareEventIds(list[mid]!.eventId, id) > 0) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
   const evsByConn = new Map<string, EventRecord[]>();
   for (const e of evs) {
     const k = `${e.stream}#${e.conn}`;
@@ -276,9 +293,13 @@ export function checkRun(runDir: string): Report {
       after = snap.eventId;
     }
     if (live.length === 0 && o.since === undefined) continue;
-    const inScope = (e: RedisEvent) =>
-      o.scope === "*" ? o.user === admin || e.user === o.user : e.id === o.scope;
-    const expected = events.filter((e) => compareEventIds(e.eventId, after!) > 0 && inScope(e));
+    const pool =
+      o.scope !== "*"
+        ? (eventsByJob.get(o.scope) ?? [])
+        : o.user === admin
+          ? events
+          : (eventsByUser.get(o.user) ?? []);
+    const expected = pool.slice(firstAfter(pool, after));
     // After a snapshot, a job's events up to the state the snapshot showed are not sent again (the
     // snapshot's position is a lower bound: the jobs were read after it). Those may be skipped,
     // only before the job's first live event, and only up to the snapshot's status.

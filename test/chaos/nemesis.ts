@@ -41,6 +41,12 @@ export function findProcesses(parts: string[]): number[] {
 export interface NemesisOptions {
   /** The fleet's scratch directory: node i's supervisor daemon serves <scratch>/runner/<node id>. */
   scratch: string;
+  /**
+   * With Sentinel, restart-redis restarts the replica unless this is set: a restarted primary comes
+   * back as a primary, takes writes until the sentinels demote it, and loses them when it resyncs
+   * (docs/reliability.md, the bugs found).
+   */
+  restartPrimary: boolean;
   log: (line: string) => void;
 }
 
@@ -211,9 +217,15 @@ export class Nemesis {
         for (const pid of pids) signal(pid, "SIGKILL");
         return pids.length === 0 ? "no supervisor daemon running" : `killed pid ${pids.join(",")}`;
       }
-      case "restart-redis":
+      case "restart-redis": {
+        const redis = this.fleet.redis;
+        if ("restartReplica" in redis && !this.opts.restartPrimary) {
+          await redis.restartReplica(ms);
+          return "the replica";
+        }
         await this.target.restartRedis(ms);
-        return undefined;
+        return "the primary";
+      }
       case "pause-redis": {
         const pid = await this.primaryPid();
         if (pid === undefined) return "no Redis primary found";

@@ -4,10 +4,11 @@
 // the faults end, every node is up again, the jobs settle, and the run directory gets the
 // history, the Redis events stream, the final jobs and the ledger; the checker (check.ts) reads
 // them and decides. Run as root (network namespaces). See docs/reliability.md.
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import type { Redis } from "ioredis";
 import { fleetKeys } from "../../src/cluster/keys.js";
 import { NetnsFleet } from "../failover/harness/fleet.js";
 import { TERMINAL } from "../failover/harness/load.js";
@@ -38,6 +39,8 @@ async function main(): Promise<number> {
       dir: { type: "string" },
       "lost-after": { type: "string", default: "6000" },
       "plan-only": { type: "boolean", default: false },
+      "restart-primary": { type: "boolean", default: false },
+      results: { type: "string" },
       "gap-ms": { type: "string", default: "1500" },
       verbose: { type: "boolean", default: false },
     },
@@ -120,7 +123,11 @@ async function main(): Promise<number> {
     },
     history,
   );
-  const nemesis = new Nemesis(fleet, target, plan, history, { scratch, log });
+  const nemesis = new Nemesis(fleet, target, plan, history, {
+    scratch,
+    restartPrimary: values["restart-primary"],
+    log,
+  });
   process.on("exit", () => nemesis.undoAll());
   const started = Date.now();
   const meta: Record<string, unknown> = {
@@ -129,6 +136,7 @@ async function main(): Promise<number> {
     sentinel,
     nodes: nodeIds,
     lostAfterMs,
+    restartPrimary: values["restart-primary"],
     boundMs,
     keyPrefix,
     users: USERS,
@@ -157,7 +165,10 @@ async function main(): Promise<number> {
       if (fleet.nodePid(i) === undefined) await fleet.startNode(i);
     }
     console.log("chaos: waiting for the acknowledged jobs to settle");
-    const settled = await settle(target, keyPrefix, workload, 180_000);
+    // A client of its own: the target's may have given up during the faults.
+    const redis = fleet.redisClient();
+    redis.on("error", () => undefined);
+    const settled = await settle(redis, keyPrefix, workload, 180_000);
     console.log(`chaos: ${settled.open} jobs not terminal after settling`);
     await sleep(3_000);
     await workload.stopStreams();
@@ -167,7 +178,8 @@ async function main(): Promise<number> {
     meta.submissions = workload.submissions;
     meta.acked = workload.acked;
     meta.gaveUp = workload.gaveUp;
-    await collect(target, keyPrefix, runDir);
+    await collect(fleet, redis, keyPrefix, runDir);
+    redis.disconnect();
     meta.collected = true;
     ok = true;
   } finally {
@@ -180,13 +192,52 @@ async function main(): Promise<number> {
   if (!ok) return 2;
   const report = checkRun(runDir);
   printReport(report);
+  if (values.results) {
+    // The shape of vitest's JSON report that .ci/run's summary reads: one test per invariant.
+    const failed = report.rows.filter((r) => r.violations > 0).length;
+    writeFileSync(
+      values.results,
+      `${JSON.stringify({ numPassedTests: report.rows.length - failed, numFailedTests: failed, testResults: [] })}\n`,
+    );
+  }
   console.log(`chaos: run directory ${runDir}`);
   return report.violations > 0 ? 1 : 0;
 }
 
 /** Waits until every acknowledged job is terminal or live on a node (or the time is up). */
+/** Redis calls after the faults: the client may be between servers for a moment; try again. */
+async function retry<T>(what: string, fn: () => Promise<T>, tries = 60): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= tries) throw new Error(`${what}: ${(err as Error).message}`);
+      await sleep(1_000);
+    }
+  }
+}
+
+function procAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a non-terminal job genuinely runs: its owner is up and ready, and its process exists
+ * (LocalTarget.jobIsLive's test, on the given client).
+ */
+async function jobIsLive(fleet: NetnsFleet, h: Record<string, string>): Promise<boolean> {
+  const i = fleet.nodeIds.indexOf(h.owner ?? "");
+  if (i < 0 || fleet.nodePid(i) === undefined || !(await fleet.nodeReady(i))) return false;
+  return h.pid !== undefined && h.pid !== "" && procAlive(Number(h.pid));
+}
+
 async function settle(
-  target: LocalTarget,
+  r: Redis,
   prefix: string,
   workload: Workload,
   timeoutMs: number,
@@ -194,10 +245,15 @@ async function settle(
   const keys = fleetKeys(prefix);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ids = await target.redis.zrange(keys.jobsAll, 0, -1);
-    const pipe = target.redis.pipeline();
-    for (const id of ids) pipe.hget(keys.job(id), "status");
-    const statuses = ((await pipe.exec()) ?? []).map(([, v]) => String(v ?? ""));
+    const ids = await retry("ZRANGE", () => r.zrange(keys.jobsAll, 0, -1));
+    const statuses = await retry("HGET", async () => {
+      const pipe = r.pipeline();
+      for (const id of ids) pipe.hget(keys.job(id), "status");
+      return ((await pipe.exec()) ?? []).map(([err, v]) => {
+        if (err) throw err;
+        return String(v ?? "");
+      });
+    });
     const open = statuses.filter((s) => !TERMINAL.has(s)).length;
     if (open === 0 || Date.now() > deadline) return { open };
     // A job left Suspended would never end: resume it (as the admin; recorded like any control).
@@ -208,13 +264,16 @@ async function settle(
 }
 
 /** Saves the Redis events stream and every job's final record in the run directory. */
-async function collect(target: LocalTarget, prefix: string, runDir: string): Promise<void> {
+async function collect(fleet: NetnsFleet, r: Redis, prefix: string, runDir: string): Promise<void> {
   const keys = fleetKeys(prefix);
-  const r = target.redis;
   const lines: string[] = [];
   let start = "-";
   for (;;) {
-    const batch = (await r.xrange(keys.events, start, "+", "COUNT", 5_000)) as [string, string[]][];
+    const from = start;
+    const batch = (await retry("XRANGE", () => r.xrange(keys.events, from, "+", "COUNT", 5_000))) as [
+      string,
+      string[],
+    ][];
     for (const [id, fields] of batch) {
       const json = fields[fields.indexOf("e") + 1] ?? "{}";
       lines.push(JSON.stringify({ eventId: id, ...(JSON.parse(json) as object) }));
@@ -223,20 +282,24 @@ async function collect(target: LocalTarget, prefix: string, runDir: string): Pro
     start = `(${batch[batch.length - 1]![0]}`;
   }
   writeFileSync(join(runDir, "events.ndjson"), lines.length ? `${lines.join("\n")}\n` : "");
-  const ids = await r.zrange(keys.jobsAll, 0, -1);
+  const ids = await retry("ZRANGE", () => r.zrange(keys.jobsAll, 0, -1));
   const jobs: string[] = [];
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
-    const pipe = r.pipeline();
-    for (const id of chunk) pipe.hgetall(keys.job(id));
-    const rows = (await pipe.exec()) ?? [];
+    const rows = await retry("HGETALL", async () => {
+      const pipe = r.pipeline();
+      for (const id of chunk) pipe.hgetall(keys.job(id));
+      const got = (await pipe.exec()) ?? [];
+      for (const [err] of got) if (err) throw err;
+      return got;
+    });
     for (const [k, id] of chunk.entries()) {
       const h = (rows[k]?.[1] ?? {}) as Record<string, string>;
       let name = "";
       try {
         name = String((JSON.parse(h.spec ?? "{}") as { name?: string }).name ?? "");
       } catch {}
-      const live = TERMINAL.has(h.status ?? "") ? false : await target.jobIsLive(id).catch(() => false);
+      const live = TERMINAL.has(h.status ?? "") ? false : await jobIsLive(fleet, h);
       jobs.push(
         JSON.stringify({
           id,

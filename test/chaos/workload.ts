@@ -496,7 +496,11 @@ class StatusStream {
     let dropped = false;
     // Until the headers arrive, the request's bound applies; then the idle watchdog (a stream
     // through a node that vanished stays silent) and, sometimes, a planned drop.
-    const headerTimer = setTimeout(() => ctrl.abort(), this.w.bound);
+    let headerTimedOut = false;
+    const headerTimer = setTimeout(() => {
+      headerTimedOut = true;
+      ctrl.abort();
+    }, this.w.bound);
     const arm = () => {
       clearTimeout(idle);
       idle = setTimeout(() => {
@@ -574,7 +578,7 @@ class StatusStream {
       if (dropped) why = "dropped";
       else if (idleFired) why = "idle";
       else if (!this.running) why = "stopped";
-      else if (phase === "headers") why = "timeout";
+      else if (phase === "headers" && headerTimedOut) why = "timeout";
       else why = describeError(err);
       if (!answered) this.w.record({ type: "res", t: Date.now(), rid, ms: Date.now() - sent, error: why });
     } finally {

@@ -237,6 +237,8 @@ export interface SentinelRedis extends FleetRedis {
   waitPromoted(oldPort: number, timeoutMs: number): Promise<void>;
   /** Resolves when the sentinels see a replica that is connected to the primary and in sync. */
   waitReplicaInSync(timeoutMs: number): Promise<void>;
+  /** Stops the server that is not the primary now (SIGTERM), leaves it down `downMs`, starts it. */
+  restartReplica(downMs: number): Promise<void>;
 }
 
 /** Sentinel settings for a test: failover after 1 s of silence (well below LOST_AFTER). */
@@ -447,6 +449,15 @@ export async function startSentinelRedis(opts: RedisSetOptions): Promise<Sentine
       await server?.stop("SIGTERM");
       await new Promise((r) => setTimeout(r, downMs));
       await server?.start();
+    },
+    restartReplica: async (downMs) => {
+      const port = await primaryPort();
+      const other = port === p1 ? p2! : p1!;
+      const server = servers.get(other)!;
+      await refusals.keep(other === p1 ? "redis-primary" : "redis-replica", other);
+      await server.stop("SIGTERM");
+      await new Promise((r) => setTimeout(r, downMs));
+      await server.start();
     },
     stop: stopAll,
     pids: () => [...sentinels, primary, replica].flatMap((s) => (s.pid ? [s.pid] : [])),
