@@ -253,6 +253,14 @@ async function submit(ctx: Ctx, argv: string[]): Promise<number> {
  * with `output`, its output as text. Then the final job decides the exit status.
  */
 async function follow(ctx: Ctx, id: string, opts: { output: boolean }): Promise<number> {
+  // Ctrl-C leaves the job running, and says how to get back to it or stop it.
+  process.once("SIGINT", () => {
+    process.stderr.write(
+      `\nstopped following job ${id}, which goes on: \`launcher-fleet jobs wait ${id}\` follows it again, ` +
+        `\`launcher-fleet jobs control ${id} stop\` stops it\n`,
+    );
+    process.exit(130);
+  });
   const stopOutput = new AbortController();
   const output = opts.output
     ? printOutput(ctx, id, "both", stopOutput.signal).catch((err: unknown) => {

@@ -334,6 +334,41 @@ describe("jobs submit --wait and jobs wait exit with the job's status", () => {
     }
   });
 
+  it("Ctrl-C stops following and leaves the job running, saying how to get back to it", async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        "dist/cli.js",
+        "jobs",
+        "submit",
+        "--wait",
+        "--tag",
+        "ctrl-c",
+        "--command",
+        "sleep 30",
+        ...as(n.url, alice),
+      ],
+      { env: { PATH: process.env.PATH }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((r) => child.once("close", (code) => r(code)));
+    const job = await waitFor(async () => {
+      const r = await cli(["jobs", "list", "--tag", "ctrl-c", "--status", "Running", ...as(n.url, alice)]);
+      return (JSON.parse(r.stdout) as { jobs: { id: string }[] }).jobs[0];
+    });
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain(
+      `stopped following job ${job.id}, which goes on: \`launcher-fleet jobs wait ${job.id}\``,
+    );
+    const still = await cli(["jobs", "get", job.id, "--fields", "status", ...as(n.url, alice)]);
+    expect(JSON.parse(still.stdout)).toMatchObject({ status: "Running" });
+    await control(n, alice, job.id, "kill");
+  });
+
   it("`jobs wait` of a finished job answers at once with its exit code", async () => {
     const job = await submit(n, alice, { command: "exit 4" });
     await waitStatus(n, alice, job.id, "Finished");
