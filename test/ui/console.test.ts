@@ -281,6 +281,42 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
     await waitForCount('#nodes tr[data-node] [data-col="status"] [data-status="Online"]', 2);
   }, 60_000);
 
+  it("resumes the jobs' status stream with ?since= when its node is SIGKILLed", async () => {
+    await page.click('nav a[data-nav="jobs"]');
+    // Live, and an event received: the page knows where to resume from.
+    await page.locator('.live[data-live="live"][data-since]').waitFor({ timeout: WAIT_MS });
+    // The node HAProxy gave the page's status stream to: the one status stream open in the fleet
+    // (a job page's ended with its job, or when the page left it).
+    let serving: number | undefined;
+    const deadline = Date.now() + WAIT_MS;
+    while (serving === undefined && Date.now() < deadline) {
+      const open: number[] = [];
+      for (const [i, n] of fleet.nodes.entries()) {
+        if (n.pid === undefined) continue;
+        const text = await (await fetch(`${n.url}/metrics`)).text();
+        if (/^launcher_open_streams\{kind="status"\} [1-9]/m.test(text)) open.push(i);
+      }
+      if (open.length === 1) serving = open[0];
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(serving).toBeDefined();
+    const asked: string[] = [];
+    page.on("request", (r) => {
+      if (r.url().includes("/jobs/*/status")) asked.push(r.url());
+    });
+    await fleet.stopNode(serving!, "SIGKILL");
+    // Submitted while the page reconnects; HAProxy sends it to a node that is alive.
+    const { id } = await api<{ id: string }>("POST", "/jobs", {
+      command: "echo after",
+      name: "after-the-kill",
+    });
+    await waitForCount(`#jobs tr[data-job="${id}"] [data-status="Finished"]`, 1);
+    expect(asked, JSON.stringify({ asked, serving })).toContainEqual(
+      expect.stringMatching(/[?&]since=[^&]+/),
+    );
+    await page.locator('.live[data-live="live"]').waitFor({ timeout: WAIT_MS });
+  }, 60_000);
+
   it("logged no error in the page (CSP refusals included)", () => {
     // A node killed under an open stream is expected to break a fetch; nothing else is.
     expect(problems.filter((p) => !/net::ERR_|Failed to load resource/.test(p))).toEqual([]);

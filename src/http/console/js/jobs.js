@@ -222,7 +222,10 @@ export function jobsView(root, query, signal) {
         return;
       }
       if (!m.id) return;
-      if (m.eventId) since = m.eventId;
+      if (m.eventId) {
+        since = m.eventId;
+        live.el.dataset.since = since; // where a reconnection resumes (shown to tests and curious people)
+      }
       if (!loaded) {
         early.push(m);
         return;
