@@ -311,6 +311,7 @@ async function waitForEnd(ctx: Ctx, id: string): Promise<boolean> {
       // The stream ended without a terminal status (the node is going away): look again.
       const job = await readJson<JobView>(await call(ctx.conn, "GET", jobPath(id)));
       if (job.status && TERMINAL.has(job.status)) return ran || job.status !== "Canceled";
+      await new Promise((r) => setTimeout(r, 1_000));
     } catch (err) {
       if (!(err instanceof RetryableError) || !followed || attempt >= 10) throw err;
       process.stderr.write(`${(err as Error).message}; following job ${id} again in 1 s\n`);
@@ -319,17 +320,39 @@ async function waitForEnd(ctx: Ctx, id: string): Promise<boolean> {
   }
 }
 
-/** Writes the job's output as text: its stdout on stdout, its stderr on stderr. */
+/**
+ * Writes the job's output as text: its stdout on stdout, its stderr on stderr. The stream replays
+ * from the start, so after a lost connection (the answering node went away behind the load
+ * balancer) it is read again and what was already written, counted per output type, is skipped.
+ */
 async function printOutput(ctx: Ctx, id: string, type: string, signal?: AbortSignal): Promise<number> {
-  const res = await call(ctx.conn, "GET", jobPath(id, `/output${query({ outputType: type })}`), {
-    ...(signal ? { signal } : {}),
-  });
-  for await (const { msg } of streamLines(res)) {
-    if (msg.error) throw new Error(streamErrorMessage(msg));
-    if (typeof msg.output !== "string") continue;
-    (msg.outputType === "stderr" ? process.stderr : process.stdout).write(msg.output);
+  const written: Record<string, number> = {};
+  let connected = false;
+  for (let attempt = 0; ; attempt++) {
+    const seen: Record<string, number> = {};
+    try {
+      const res = await call(ctx.conn, "GET", jobPath(id, `/output${query({ outputType: type })}`), {
+        ...(signal ? { signal } : {}),
+      });
+      connected = true;
+      for await (const { msg } of streamLines(res)) {
+        if (msg.error) throw new Error(streamErrorMessage(msg));
+        if (typeof msg.output !== "string") continue;
+        const kind = typeof msg.outputType === "string" ? msg.outputType : "stdout";
+        const before = seen[kind] ?? 0;
+        seen[kind] = before + msg.output.length;
+        const fresh = msg.output.slice(Math.max(0, (written[kind] ?? 0) - before));
+        if (fresh === "") continue;
+        written[kind] = seen[kind];
+        (kind === "stderr" ? process.stderr : process.stdout).write(fresh);
+      }
+      return 0;
+    } catch (err) {
+      if (signal?.aborted || !(err instanceof RetryableError) || !connected || attempt >= 10) throw err;
+      process.stderr.write(`${(err as Error).message}; reading the output of job ${id} again in 1 s\n`);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
   }
-  return 0;
 }
 
 /** Prints a stream: NDJSON lines as they come (JSON mode), or `render(msg)` lines (human). */

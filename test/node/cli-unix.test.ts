@@ -572,6 +572,62 @@ describe("nodes drain and nodes --watch against real nodes", () => {
   });
 });
 
+describe("--wait through a connection that breaks (a node going away behind the load balancer)", () => {
+  let server: Server;
+  let url: string;
+  const hits: string[] = [];
+  beforeAll(async () => {
+    const line = (o: unknown) => `${JSON.stringify(o)}\n`;
+    const count: Record<string, number> = {};
+    server = createServer((req, res) => {
+      const path = req.url ?? "";
+      hits.push(`${req.method} ${path}`);
+      const base = path.split("?")[0]!;
+      count[base] = (count[base] ?? 0) + 1;
+      const n = count[base];
+      const cut = (text: string) => res.write(text, () => req.socket.destroy());
+      if (req.method === "POST" && path === "/jobs") {
+        res.writeHead(201, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ id: "j1", status: "Pending" }));
+      }
+      if (path === "/jobs/j1") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ id: "j1", status: "Finished", exitCode: 5 }));
+      }
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      const event = (seqId: number, eventId: string, status: string) =>
+        line({ seqId, eventId, id: "j1", name: "", status, lastUpdateTime: new Date().toISOString() });
+      if (path === "/jobs/j1/status") return cut(event(1, "1-0", "Running"));
+      if (path === "/jobs/j1/status?since=1-0") return res.end(event(1, "2-0", "Finished"));
+      if (path.startsWith("/jobs/j1/output") && n === 1)
+        return cut(line({ seqId: 1, output: "one\n", outputType: "stdout" }));
+      if (path.startsWith("/jobs/j1/output"))
+        return res.end(
+          line({ seqId: 1, output: "one\ntwo\n", outputType: "stdout" }) +
+            line({ seqId: 2, output: "err\n", outputType: "stderr" }) +
+            line({ seqId: 3, complete: true }),
+        );
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it("follows the status again from its last event, and prints each byte of output once", async () => {
+    const r = await cli(["jobs", "submit", "--wait", "--command", "x", ...as(url, alice)]);
+    expect(r.stdout).toBe("one\ntwo\n");
+    expect(r.stderr).toContain("err\n");
+    expect(r.stderr).toMatch(
+      /^lost the connection to http:\/\/127\.0\.0\.1:\d+: \S+; following job j1 again in 1 s$/m,
+    );
+    expect(r.stderr).toMatch(/; reading the output of job j1 again in 1 s$/m);
+    expect(r.stderr).toContain("job j1 Finished with exit code 5");
+    expect(r.code).toBe(5);
+    expect(hits).toContain("GET /jobs/j1/status?since=1-0");
+  });
+});
+
 describe("token for these tests", () => {
   it("a token minted by the CLI works with the new commands", async () => {
     const t = await cli(["token", "--user", "dave"], { LAUNCHER_AUTH_SECRET: TEST_SECRET });
