@@ -3,8 +3,11 @@
 // as text, `--wait` and `jobs wait` exiting with the job's status, the new commands, and errors
 // that name the URL and the cause (never "fetch failed", never a load balancer's HTML page).
 import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CliResult, runCli } from "../helpers/cli.js";
 import { startTestNode, TEST_SECRET, type TestNode, token } from "../helpers/nodes.js";
@@ -626,6 +629,30 @@ describe("--wait through a connection that breaks (a node going away behind the 
     expect(r.code).toBe(5);
     expect(hits).toContain("GET /jobs/j1/status?since=1-0");
   });
+});
+
+describe("a node without Redis", () => {
+  it("says which Redis (password hidden) did not answer, and why", async () => {
+    const port = await freePort();
+    const r = await cli(
+      ["node"],
+      {
+        LAUNCHER_REDIS_URL: `redis://bob:hunter2-secret@127.0.0.1:${port}/2`,
+        LAUNCHER_AUTH_SECRET: TEST_SECRET,
+        LAUNCHER_UNPRIVILEGED: "1",
+        LAUNCHER_PORT: "0",
+        LAUNCHER_HOST: "127.0.0.1",
+        LAUNCHER_SCRATCH_PATH: mkdtempSync(join(tmpdir(), "cli-no-redis-")),
+        LAUNCHER_LOG_LEVEL: "fatal",
+      },
+      40_000,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `Redis at redis://bob:***@127.0.0.1:${port}/2 did not answer within 10000 ms (last error: connect ECONNREFUSED 127.0.0.1:${port})`,
+    );
+    expect(r.stderr + r.stdout).not.toContain("hunter2");
+  }, 45_000);
 });
 
 describe("token for these tests", () => {
