@@ -1,8 +1,9 @@
 // The web console (/ui) in a real browser: Debian's chromium driven by playwright-core, through a
 // real HAProxy in front of 3 node processes. It signs in with `#token=`, sees the nodes Online,
 // submits a job from the page and watches it finish and its output arrive without a reload, stops a
-// running job with its button, sees the jobs list follow a job submitted elsewhere, and sees a
-// SIGKILLed node turn Offline. Screenshots of each view are taken; with UPDATE_SCREENSHOTS=1 they
+// running job with its button, sees the jobs list follow a job submitted elsewhere, sees a
+// SIGKILLed node turn Offline, resumes the jobs' status stream (`?since=`) when its node is
+// SIGKILLed, and drains the last node with its button (then no node answers: said in words). Screenshots of each view are taken; with UPDATE_SCREENSHOTS=1 they
 // replace docs/images/console-*.png (the README shows them).
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +31,7 @@ declare const document: {
   querySelectorAll(
     selector: string,
   ): ArrayLike<{ textContent: string | null }> & Iterable<{ textContent: string | null }>;
+  querySelector(selector: string): { textContent: string | null } | null;
 };
 declare const window: { stayed?: boolean };
 
@@ -315,6 +317,27 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
       expect.stringMatching(/[?&]since=[^&]+/),
     );
     await page.locator('.live[data-live="live"]').waitFor({ timeout: WAIT_MS });
+  }, 60_000);
+
+  it("drains the last node with its Drain button, then says in words that no node answers", async () => {
+    await page.click('nav a[data-nav="nodes"]');
+    await waitForCount('#nodes tr[data-node] [data-col="status"] [data-status="Online"]', 1);
+    const last = fleet.nodes.find((n) => n.pid !== undefined)!;
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.click(`#nodes tr[data-node="${last.id}"] button`);
+    await waitForCount(`#nodes tr[data-node="${last.id}"] [data-status="Draining"]`, 1);
+    // Its streams end saying so (in words); it exits after LAUNCHER_DRAIN_MS, and then HAProxy has no
+    // node for the page's reconnections: its answer is shown in words too (not as an HTML page).
+    await page.waitForFunction(
+      () =>
+        /retrying in/.test(document.querySelector(".live")?.textContent ?? "") &&
+        !/shutting down/.test(document.querySelector(".live")?.textContent ?? ""),
+      null,
+      { timeout: WAIT_MS },
+    );
+    const said = (await page.locator(".live").textContent()) ?? "";
+    expect(said).not.toMatch(/<|html/i);
+    console.log(`with no node left, the nodes view says: ${said}`);
   }, 60_000);
 
   it("logged no error in the page (CSP refusals included)", () => {
