@@ -3,8 +3,9 @@
 // submits a job from the page and watches it finish and its output arrive without a reload, stops a
 // running job with its button, sees the jobs list follow a job submitted elsewhere, sees a
 // SIGKILLed node turn Offline, resumes the jobs' status stream (`?since=`) when its node is
-// SIGKILLed, and drains the last node with its button (then no node answers: said in words). Screenshots of each view are taken; with UPDATE_SCREENSHOTS=1 they
-// replace docs/images/console-*.png (the README shows them).
+// SIGKILLed, and drains the last node with its button (then no node answers: said in words).
+// Screenshots of each view are taken; with UPDATE_SCREENSHOTS=1 they replace
+// docs/images/console-*.png (the README shows them).
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
