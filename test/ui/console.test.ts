@@ -174,6 +174,18 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
     }
   }, 60_000);
 
+  it("works directly on a node too (relative URLs)", async () => {
+    const direct = await context.newPage();
+    direct.on("pageerror", (err) => problems.push(`page error (direct): ${err.message}`));
+    await direct.goto(`${fleet.nodes[0]!.url}/ui/#token=${token}`);
+    await direct
+      .locator('#nodes tr[data-node] [data-col="status"] [data-status="Online"]')
+      .nth(2)
+      .waitFor({ timeout: WAIT_MS });
+    expect(direct.url()).not.toContain("token=");
+    await direct.close();
+  });
+
   it("submits a job from the page and watches it finish, with its output, without a reload", async () => {
     await page.click('nav a[data-nav="submit"]');
     await page.fill(

@@ -56,11 +56,8 @@ export function jobView(root, id, signal) {
   const history = h("tbody", { id: "history" });
   const output = h("pre", { class: "output", id: "output", "data-complete": "false" });
   const outputState = h("span", { class: "muted" });
-  const resources = h(
-    "dl",
-    { class: "resources", id: "resources" },
-    h("dd", { class: "muted" }, "Not running."),
-  );
+  const resourceNote = h("p", { class: "muted", id: "resource-note" }, "Not running.");
+  const resources = h("dl", { class: "resources", id: "resources" });
   const spec = h("dl", { class: "spec", id: "spec" });
   const raw = h("pre", { class: "raw" });
 
@@ -92,6 +89,7 @@ export function jobView(root, id, signal) {
         "section",
         { class: "card side" },
         h("h2", {}, "Resource use"),
+        resourceNote,
         resources,
         h("h2", {}, "Spec"),
         spec,
@@ -178,10 +176,13 @@ export function jobView(root, id, signal) {
         );
       },
       onState: (state, text) => {
+        resourceNote.className = state === "failed" || state === "retrying" ? "error" : "muted";
+        resourceNote.hidden = state === "live";
         if (state === "ended" || (state === "failed" && /running/i.test(text))) {
           resourcesFollowed = false;
-          resources.prepend(h("p", { class: "muted" }, "Not running."));
-        } else if (state === "failed") resources.prepend(h("p", { class: "error" }, text));
+          resourceNote.className = "muted";
+          resourceNote.textContent = peak > 0 ? "Not running; its last sample:" : "Not running.";
+        } else if (state !== "live") resourceNote.textContent = text;
       },
     });
   };
