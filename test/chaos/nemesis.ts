@@ -239,9 +239,14 @@ export class Nemesis {
         }
         return `paused pid ${pid}`;
       }
-      case "sentinel-failover":
+      case "sentinel-failover": {
+        // A planned switch, as an operator makes one: only with a replica in sync. (Switching to a
+        // replica that is still resyncing loses what the primary acknowledged since: seed 1.)
+        const redis = this.fleet.redis;
+        if ("waitReplicaInSync" in redis) await redis.waitReplicaInSync(60_000);
         await this.target.failoverRedis("manual");
         return undefined;
+      }
     }
   }
 
