@@ -105,8 +105,8 @@ export class NodeTable {
 
   /**
    * A node's view. `judged` (fresh reads only): a node silent past OFFLINE_AFTER, whose record still
-   * says Online (it could not say otherwise), is shown Offline, so `status` and `online` never
-   * contradict each other. Views from the cache keep the recorded status: a cached heartbeat may be
+   * says Online or Draining (it could not say otherwise: it died, or it drained and left), is shown
+   * Offline, so `status` and `online` never contradict each other. Views from the cache keep the recorded status: a cached heartbeat may be
    * older than OFFLINE_AFTER while the node is fine, and placement only skips nodes known to be
    * Draining or Offline (the scripts check heartbeats themselves).
    */
@@ -121,13 +121,18 @@ export class NodeTable {
       ipv4: r.ipv4,
       port: r.port,
       lastSeen,
-      status: judged && r.status === NodeStatus.Online && !online ? NodeStatus.Offline : r.status,
+      status: judged && !online && this.silent(r) ? NodeStatus.Offline : r.status,
       online,
       runningJobs: r.runningJobs,
       slots: r.slots,
       labels: r.labels,
       queues: r.queues,
     };
+  }
+
+  /** Whether a node's last heartbeat is older than OFFLINE_AFTER (Redis time). */
+  private silent(r: NodeRecord): boolean {
+    return this.clock.nowMs() - r.lastSeenMs >= this.opts.offlineAfterMs;
   }
 
   /** The periodic full re-read, when it is due (every heartbeat tick asks). */

@@ -64,10 +64,6 @@ async function* selectFields(jobs: AsyncIterable<Job>, fields: string[] | undefi
   for await (const job of jobs) yield withFields(job, fields);
 }
 
-function byId<T extends { id: string }>(a: T, b: T): number {
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
 export const jobsPlugin = fp<JobsPluginOptions>(
   async (fastify, { service }) => {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
