@@ -77,6 +77,7 @@ allow +scard +hlen +zcard     # scripts and GET /nodes: slots in use, whether jo
 allow +hsetnx +incr           # scripts: the fleet queue's classes and its sequence counter
 allow +rpush +lrange          # scripts: a node's inbox (jobs peers placed on it)
 allow +pexpire                # scripts: an Idempotency-Key is kept for LAUNCHER_JOB_EXPIRY_HOURS
+allow +wait                   # a submission and an exit reach LAUNCHER_REDIS_WAIT_REPLICAS replicas before they count
 allow +xadd +xrange           # the status event stream: scripts append, the status bus reads gaps and history
 allow +publish +subscribe +unsubscribe # status events, node and queue notices (<prefix>:events:ch, :nodes:ch, :queue:ch)
 allow +info                   # ioredis's ready check on connect (and, with Sentinel, that it reached the primary)

@@ -11,6 +11,8 @@ export interface Settings {
   redisUrl: string;
   redisSentinels?: { host: string; port: number }[];
   redisMasterName?: string;
+  /** Replicas a submission and an exit must reach (Redis WAIT) before they are acknowledged. */
+  redisWaitReplicas: number;
   keyPrefix: string;
   nodeId: string;
   host: string;
@@ -213,6 +215,14 @@ export const SETTINGS = {
     flag: "redis-master-name",
     parse: text,
     doc: "the master's name at the Sentinels of `LAUNCHER_REDIS_SENTINELS`",
+  },
+  redisWaitReplicas: {
+    env: "LAUNCHER_REDIS_WAIT_REPLICAS",
+    flag: "redis-wait-replicas",
+    default: (read) => (read.redisSentinels?.length ? "1" : "0"),
+    parse: int(0),
+    shownDefault: "`1` with `LAUNCHER_REDIS_SENTINELS`, else `0`",
+    doc: "replicas that must have a submission, and a job's exit, before the node acknowledges it (Redis `WAIT`, 2 s): a failover to a replica then loses neither; unconfirmed, a submission is a 503 to repeat with its Idempotency-Key",
   },
   keyPrefix: {
     env: "LAUNCHER_KEY_PREFIX",

@@ -121,6 +121,7 @@ export async function startNode(settings: Settings, opts: NodeOptions = {}): Pro
         jobExpiryHours: settings.jobExpiryHours,
         unprivileged: settings.unprivileged,
         allowRootJobs: settings.allowRootJobs,
+        waitReplicas: settings.redisWaitReplicas,
         maxRunningJobsPerUser: settings.maxRunningJobsPerUser,
         offlineAfterMs: settings.offlineAfterMs,
         defaultQueue: () => service.defaultQueue(),

@@ -384,6 +384,17 @@ export class JobStore {
     return depth;
   }
 
+  /**
+   * Whether `replicas` replicas have every write this connection made so far (Redis `WAIT`), within
+   * `timeoutMs`. With asynchronous replication, a write the primary acknowledged but no replica has
+   * yet is lost when a replica is promoted: what the fleet acknowledges must be confirmed first.
+   */
+  async replicated(replicas: number, timeoutMs: number): Promise<boolean> {
+    if (replicas <= 0) return true;
+    const acked = await whileAvailable(this.redis.wait(replicas, timeoutMs));
+    return Number(acked) >= replicas;
+  }
+
   /** Jobs placed on each node and not finished (each holds one of its slots). */
   async placedCounts(nodeIds: readonly string[]): Promise<number[]> {
     if (nodeIds.length === 0) return [];

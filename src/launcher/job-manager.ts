@@ -51,7 +51,12 @@ export interface JobManagerOptions {
   offlineAfterMs: number;
   /** The queue of jobs that name none (the cluster info's defaultQueue). */
   defaultQueue: () => string;
+  /** LAUNCHER_REDIS_WAIT_REPLICAS: replicas a submission and an exit must reach before they count. */
+  waitReplicas: number;
 }
+
+/** How long a submission or an exit waits for its replicas (Redis WAIT). */
+const REPLICATION_WAIT_MS = 2_000;
 
 /** A job between "chosen to start" and "its launch is over" (started, or failed to). */
 interface Launch {
@@ -236,16 +241,30 @@ export class JobManager {
       if (!earlier) {
         throw new ApiError(ErrCode.JobNotFound, `Job ${placed.replayOf} of this Idempotency-Key has expired`);
       }
+      await this.confirmReplicated(`job ${earlier.job.id}`);
       return { job: earlier.job, replayed: true };
     }
-    if (placed.nodeId === "")
-      return { job: { ...job, statusMessage: placed.statusMessage }, replayed: false };
-    const shown: Job = { ...job, host: placed.host, node: placed.nodeId };
+    const shown: Job =
+      placed.nodeId === ""
+        ? { ...job, statusMessage: placed.statusMessage }
+        : { ...job, host: placed.host, node: placed.nodeId };
     if (placed.nodeId === this.opts.nodeId) {
       this.startJobs([id], "direct", new Map([[id, job]]));
       Object.assign(shown, this.outputFilesOf(job));
     }
+    // Acknowledged only once a replica has it (LAUNCHER_REDIS_WAIT_REPLICAS); the job itself goes on
+    // either way, so a repeat with the same Idempotency-Key finds it, here or after a failover.
+    await this.confirmReplicated(`job ${id}`);
     return { job: shown, replayed: false };
+  }
+
+  /** 503 (repeat with the same Idempotency-Key) unless LAUNCHER_REDIS_WAIT_REPLICAS replicas have `what`. */
+  private async confirmReplicated(what: string): Promise<void> {
+    if (await this.store.replicated(this.opts.waitReplicas, REPLICATION_WAIT_MS)) return;
+    throw new ApiError(
+      ErrCode.PluginRestarted,
+      `Redis could not confirm within ${REPLICATION_WAIT_MS} ms that ${this.opts.waitReplicas} replica(s) have ${what}; repeat the request with the same Idempotency-Key`,
+    );
   }
 
   /** The candidates and queue class create_job.lua places a new job with. */
@@ -370,7 +389,12 @@ export class JobManager {
       // An exit is a fact: while Redis is away (a restart, a failover, a partition) keep trying
       // until it is recorded or refused (fenced, terminal). If the node closes first, the job's
       // state stays on disk and the next start of this node id records the exit from it.
-      await this.persist(() => this.write(id, end));
+      // Confirmed by the replicas too (LAUNCHER_REDIS_WAIT_REPLICAS): until then it is written again,
+      // which a primary that kept it refuses as already terminal and a promoted replica takes.
+      await this.persist(async () => {
+        await this.write(id, end);
+        await this.confirmReplicated(`the exit of job ${id}`);
+      });
       this.runner.forget(id);
     })
       .catch((err) => this.logger.error({ jobId: id, err }, "could not record exit"))

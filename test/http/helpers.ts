@@ -33,6 +33,7 @@ export function testSettings(overrides: Partial<Settings> = {}): Settings {
     eventRetention: 1000,
     maxRunningJobs: 0,
     maxRunningJobsPerUser: 0,
+    redisWaitReplicas: 0,
     nodeLabels: {},
     queues: [],
     peerTimeoutMs: 500,
