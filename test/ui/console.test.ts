@@ -297,24 +297,33 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
   }, 60_000);
 
   it("resumes the jobs' status stream with ?since= when its node is SIGKILLed", async () => {
-    await page.click('nav a[data-nav="jobs"]');
-    // Live, and an event received: the page knows where to resume from.
-    await page.locator('.live[data-live="live"][data-since]').waitFor({ timeout: WAIT_MS });
-    // The node HAProxy gave the page's status stream to: the one status stream open in the fleet
-    // (a job page's ended with its job, or when the page left it).
-    let serving: number | undefined;
-    const deadline = Date.now() + WAIT_MS;
-    while (serving === undefined && Date.now() < deadline) {
-      const open: number[] = [];
+    /** Open status streams per node that is running (index → count). */
+    const statusStreams = async () => {
+      const counts = new Map<number, number>();
       for (const [i, n] of fleet.nodes.entries()) {
         if (n.pid === undefined) continue;
         const text = await (await fetch(`${n.url}/metrics`)).text();
-        if (/^launcher_open_streams\{kind="status"\} [1-9]/m.test(text)) open.push(i);
+        counts.set(i, Number(/^launcher_open_streams\{kind="status"\} (\d+)/m.exec(text)?.[1] ?? 0));
       }
-      if (open.length === 1) serving = open[0];
+      return counts;
+    };
+    const before = await statusStreams();
+    await page.click('nav a[data-nav="jobs"]');
+    // Live, and an event received: the page knows where to resume from.
+    await page.locator('.live[data-live="live"][data-since]').waitFor({ timeout: WAIT_MS });
+    // The node HAProxy gave the page's status stream to: the one whose count of open status streams
+    // went up (streams of pages left earlier may still be closing elsewhere).
+    let serving: number | undefined;
+    let seen = "";
+    const deadline = Date.now() + WAIT_MS;
+    while (serving === undefined && Date.now() < deadline) {
+      const now = await statusStreams();
+      const up = [...now].filter(([i, n]) => n > (before.get(i) ?? 0)).map(([i]) => i);
+      seen = JSON.stringify({ before: [...before], now: [...now] });
+      if (up.length === 1) serving = up[0];
       else await new Promise((r) => setTimeout(r, 200));
     }
-    expect(serving).toBeDefined();
+    expect(serving, seen).toBeDefined();
     const asked: string[] = [];
     page.on("request", (r) => {
       if (r.url().includes("/jobs/*/status")) asked.push(r.url());
