@@ -123,7 +123,7 @@ function takeTokenFromFragment() {
 onUnauthorized((err) => {
   session.clear();
   current?.abort();
-  signIn(`Signed out: ${err.message}`);
+  signIn(`The node refused the token: ${err.message}`);
 });
 
 $("sign-out").addEventListener("click", () => {
