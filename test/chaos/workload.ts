@@ -360,6 +360,7 @@ export class Workload {
     const headerTimer = setTimeout(() => ctrl.abort(new DOMException("timeout", "TimeoutError")), this.bound);
     let stdout = "";
     let complete = false;
+    let answered = false;
     let error: string | undefined;
     try {
       const res = await fetch(new URL(path, this.opts.url), {
@@ -367,6 +368,7 @@ export class Workload {
         signal: ctrl.signal,
       });
       clearTimeout(headerTimer);
+      answered = true;
       this.history.write({ type: "res", t: Date.now(), rid, ms: Date.now() - sent, status: res.status });
       if (res.status !== 200 || !res.body) {
         await res.text().catch(() => "");
@@ -397,8 +399,7 @@ export class Workload {
     } catch (err) {
       clearTimeout(headerTimer);
       error = describeError(err);
-      if (!stdout && !complete)
-        this.history.write({ type: "res", t: Date.now(), rid, ms: Date.now() - sent, error });
+      if (!answered) this.history.write({ type: "res", t: Date.now(), rid, ms: Date.now() - sent, error });
     }
     this.history.write({
       type: "output",
