@@ -152,8 +152,8 @@ export function checkRun(runDir: string): Report {
   // 1. Every acknowledged submission exists and ends in one terminal status, or runs on a live node.
   const exists = new RowBuilder("acknowledged job exists");
   const ends = new RowBuilder("acknowledged job terminal, or running on a live node");
-  // Still Pending when the run was collected (the settling time ran out): not lost, not done either;
-  // reported as a figure, with the queued ones apart from those placed on a node.
+  // Still waiting in the fleet queue when the run was collected (the settling time ran out): not lost,
+  // not done either; a figure. One placed on a node and still Pending has not started there: a violation.
   let pendingQueued = 0;
   let pendingPlaced = 0;
   for (const a of acks) {
@@ -163,11 +163,11 @@ export function checkRun(runDir: string): Report {
       () => `${a.job} (${a.tag}) acknowledged, not found`,
     );
     if (!j) continue;
-    if (j.status === "Pending") {
-      if (j.owner) pendingPlaced++;
-      else pendingQueued++;
+    if (j.status === "Pending" && !j.owner) {
+      pendingQueued++;
       continue;
     }
+    if (j.status === "Pending") pendingPlaced++;
     ends.check(
       TERMINAL.has(j.status ?? "") || j.live,
       () => `${a.job} (${a.tag}) ${j.status} on ${j.owner || "no node"}, not live`,
