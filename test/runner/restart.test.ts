@@ -62,6 +62,12 @@ describe("LocalRunner: restart safety", () => {
     process.kill(before.supervisorPid, "SIGKILL");
     expect(await recorder.wait("j")).toBe(137);
     await waitUntil(() => !jobAlive(before));
+    // Its connection closes while the killed daemon is still exiting: wait until it is gone (or a
+    // zombie), as it is by the time a restarted node adopts.
+    await waitUntil(() => {
+      const daemon = readProcStat(before.supervisorPid);
+      return daemon === undefined || daemon.state === "Z" || daemon.state === "X";
+    });
     expect(fx.runner(stateDir).runner.adopt("j")).toBe("lost");
   });
 
