@@ -11,7 +11,7 @@ export interface Settings {
   redisUrl: string;
   redisSentinels?: { host: string; port: number }[];
   redisMasterName?: string;
-  /** Replicas a submission and an exit must reach (Redis WAIT) before they are acknowledged. */
+  /** Replicas a submission must reach (Redis WAIT) before it is acknowledged. */
   redisWaitReplicas: number;
   keyPrefix: string;
   nodeId: string;
@@ -219,10 +219,9 @@ export const SETTINGS = {
   redisWaitReplicas: {
     env: "LAUNCHER_REDIS_WAIT_REPLICAS",
     flag: "redis-wait-replicas",
-    default: (read) => (read.redisSentinels?.length ? "1" : "0"),
+    default: "0",
     parse: int(0),
-    shownDefault: "`1` with `LAUNCHER_REDIS_SENTINELS`, else `0`",
-    doc: "replicas that must have a submission, and a job's exit, before the node acknowledges it (Redis `WAIT`, 2 s): a failover to a replica then loses neither; unconfirmed, a submission is a 503 to repeat with its Idempotency-Key",
+    doc: "replicas that must have a submission before the node acknowledges it (Redis `WAIT`, 2 s), so a failover to a replica cannot lose it; unconfirmed, it is a 503 to repeat with its Idempotency-Key (the job goes on). With Sentinel and a replica, set `1`",
   },
   keyPrefix: {
     env: "LAUNCHER_KEY_PREFIX",

@@ -51,11 +51,11 @@ export interface JobManagerOptions {
   offlineAfterMs: number;
   /** The queue of jobs that name none (the cluster info's defaultQueue). */
   defaultQueue: () => string;
-  /** LAUNCHER_REDIS_WAIT_REPLICAS: replicas a submission and an exit must reach before they count. */
+  /** LAUNCHER_REDIS_WAIT_REPLICAS: replicas a submission must reach before it is acknowledged. */
   waitReplicas: number;
 }
 
-/** How long a submission or an exit waits for its replicas (Redis WAIT). */
+/** How long a submission waits for its replicas (Redis WAIT). */
 const REPLICATION_WAIT_MS = 2_000;
 
 /** A job between "chosen to start" and "its launch is over" (started, or failed to). */
@@ -389,12 +389,7 @@ export class JobManager {
       // An exit is a fact: while Redis is away (a restart, a failover, a partition) keep trying
       // until it is recorded or refused (fenced, terminal). If the node closes first, the job's
       // state stays on disk and the next start of this node id records the exit from it.
-      // Confirmed by the replicas too (LAUNCHER_REDIS_WAIT_REPLICAS): until then it is written again,
-      // which a primary that kept it refuses as already terminal and a promoted replica takes.
-      await this.persist(async () => {
-        await this.write(id, end);
-        await this.confirmReplicated(`the exit of job ${id}`);
-      });
+      await this.persist(() => this.write(id, end));
       this.runner.forget(id);
     })
       .catch((err) => this.logger.error({ jobId: id, err }, "could not record exit"))
