@@ -334,8 +334,18 @@ export class JobManager {
   }
 
   private async start(id: string, flag: Launch, known?: Job): Promise<void> {
-    const job = known ?? (await this.store.get(id))?.job;
+    let job: Job | undefined;
+    try {
+      job = known ?? (await this.store.get(id))?.job;
+    } catch (err) {
+      // Redis away before anything started: try again shortly, rather than leave the job Pending
+      // with this node's slot held for ever.
+      if (!(err instanceof ApiError && err.code === ErrCode.PluginRestarted)) throw err;
+      this.startLater(id);
+      return;
+    }
     if (!job || job.status !== JobStatus.Pending || flag.canceled) return;
+    let launched = false;
     try {
       const user = await this.accountFor(job.user ?? "");
       const outputDir = this.outputDirOf(job.user ?? "");
@@ -362,18 +372,37 @@ export class JobManager {
         switchUser: !this.opts.unprivileged,
         ...(usesOutputDir ? { outputDir } : {}),
       });
+      launched = true;
       const chosen = created.length > 0 ? files : {};
-      await this.chain(id, () => this.write(id, { status: JobStatus.Running, pid, ...chosen }, created));
+      // The process runs: Running is a fact, kept trying while Redis is away (never a relaunch).
+      await this.chain(id, () =>
+        this.persist(() => this.write(id, { status: JobStatus.Running, pid, ...chosen }, created)),
+      );
     } catch (err) {
       const message =
         err instanceof LaunchError || err instanceof ApiError
           ? err.message
           : `Could not launch: ${(err as Error).message}`;
+      // A job whose process started is never recorded Failed here: only the node closing stops
+      // its Running write, and the next start of this node adopts it.
+      if (launched) throw err;
       if (!flag.canceled) {
-        await this.chain(id, () => this.write(id, { status: JobStatus.Failed, statusMessage: message }));
+        await this.chain(id, () =>
+          this.persist(() => this.write(id, { status: JobStatus.Failed, statusMessage: message })),
+        );
       }
       this.onSlotFreed?.();
     }
+  }
+
+  /** Starts a job again after a moment (Redis was away when it was about to start). */
+  private startLater(id: string): void {
+    if (this.closing.signal.aborted) return;
+    setTimeout(() => {
+      if (this.closing.signal.aborted) return;
+      this.queue.push(id);
+      this.pumpQueue();
+    }, 1_000).unref();
   }
 
   /**
