@@ -5,6 +5,7 @@ import fp from "fastify-plugin";
 import { Type } from "typebox";
 import type { LauncherService } from "../launcher/port.js";
 import { ErrorBodySchema } from "../launcher/requests/schemas.js";
+import { byId } from "../launcher/status-streams.js";
 import { NodeListSchema, NodeViewSchema } from "./schemas.js";
 import { EVENT_STREAM, NDJSON, sendStream } from "./streams.js";
 
@@ -28,8 +29,6 @@ const NodeWatchMessageSchema = Type.Union([
   Type.Object({ seqId: Type.Integer(), node: NodeViewSchema }),
   Type.Object({ seqId: Type.Integer(), removed: Type.String() }),
 ]);
-
-const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 export const nodesPlugin = fp<NodesPluginOptions>(
   async (fastify, { service }) => {
@@ -65,7 +64,7 @@ export const nodesPlugin = fp<NodesPluginOptions>(
           return reply;
         }
         return {
-          nodes: [...(await service.nodes())].sort(byId),
+          nodes: [...(await service.nodes())].sort((a, b) => byId(a.id, b.id)),
           ...(service.launcherNodes ? { launcherNodes: service.launcherNodes() } : {}),
         };
       },

@@ -11,8 +11,18 @@ export interface CliResult {
 
 /** Runs `node dist/cli.js …` with only PATH and `env`; killed after `timeoutMs`. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<CliResult> {
+  return runProgram(process.execPath, ["dist/cli.js", ...args], env, timeoutMs);
+}
+
+/** Runs a program with only PATH and `env`, collecting its output; killed after `timeoutMs`. */
+export function runProgram(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["dist/cli.js", ...args], {
+    const child = spawn(command, args, {
       env: { PATH: process.env.PATH, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CliResult, runCli } from "../helpers/cli.js";
+import { type CliResult, runCli, runProgram } from "../helpers/cli.js";
 import { startTestNode, TEST_SECRET, type TestNode, token } from "../helpers/nodes.js";
 import { uniquePrefix } from "../helpers/redis.js";
 import { freePort } from "../helpers/redis-server.js";
@@ -46,24 +46,10 @@ afterAll(async () => {
 const as = (url: string, tok: string) => ["--url", url, "--token", tok];
 
 /** Runs the CLI on a pseudo-terminal (util-linux `script`), so stdout.isTTY is true. */
-function cliOnTty(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+async function cliOnTty(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   const quoted = ["node", "dist/cli.js", ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
-  return new Promise((resolve, reject) => {
-    const child = spawn("script", ["-qec", quoted, "/dev/null"], {
-      env: { PATH: process.env.PATH, TERM: "dumb", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stdout: stdout.replaceAll("\r\n", "\n"), stderr }));
-  });
+  const r = await runProgram("script", ["-qec", quoted, "/dev/null"], { TERM: "dumb", ...env });
+  return { ...r, stdout: r.stdout.replaceAll("\r\n", "\n") };
 }
 const haveScript = spawnSync("script", ["--version"]).status === 0;
 
