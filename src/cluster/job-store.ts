@@ -54,6 +54,8 @@ export interface StoredJob {
   files: string[];
   /** Its owner may have started it (false: placed or queued, provably never started). */
   launching: boolean;
+  /** The id of its newest status event (absent on jobs stored before it was recorded). */
+  lastEventId?: string;
 }
 
 /** Why the store refused a write. */
@@ -132,6 +134,7 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
     ver: Number(h.ver ?? 0),
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
     launching: h.launching === "1",
+    ...(h.eventId ? { lastEventId: h.eventId } : {}),
   };
 }
 

@@ -59,6 +59,17 @@ function snapshotEvent(job: Job, eventId: string): StatusEventItem {
   };
 }
 
+/**
+ * Whether the job has had no event after `since` (its hash records its newest). Then a stream of it
+ * resumed there need not read the fleet's events stream from `since`, which for a job quiet for
+ * long is most of it: clients reconnecting quiet jobs' streams did that on every reconnect, and
+ * under a chaos run's reconnect rate it starved nodes and Redis alike. Read after listening, so an
+ * event after the read arrives live.
+ */
+function quietSince(stored: StoredJob, since: string): boolean {
+  return stored.lastEventId !== undefined && compareEventIds(stored.lastEventId, since) <= 0;
+}
+
 export class StatusStreams {
   constructor(
     private readonly store: JobStore,
@@ -73,7 +84,7 @@ export class StatusStreams {
    */
   async *open(caller: Caller, id: string, opts: StatusStreamOptions): AsyncIterable<StatusStreamItem> {
     const one = !isWildcard(id);
-    if (one) await this.visibleJob(caller, id);
+    if (one && opts.since === undefined) await this.visibleJob(caller, id);
     const inScope = (ev: { id: string; user: string }) =>
       one ? ev.id === id : caller.admin || ev.user === caller.user;
     // Listen first, then read history or the snapshot, so nothing falls between the two. What
@@ -104,16 +115,22 @@ export class StatusStreams {
       }
       if (since !== undefined) {
         cursor = since;
-        for (;;) {
-          const batch = await this.bus.readAfter(cursor);
-          for (const ev of batch) {
-            cursor = ev.eventId;
-            if (!inScope(ev)) continue;
-            lastVer.set(ev.id, ev.ver);
-            yield publicEvent(ev);
-            if (one && terminalStatus(ev.status)) return;
+        const job = one ? await this.visibleJob(caller, id) : undefined;
+        if (job !== undefined && quietSince(job, since)) {
+          // A job already terminal has nothing more to send.
+          if (terminalStatus(job.job.status ?? "")) return;
+        } else {
+          for (;;) {
+            const batch = await this.bus.readAfter(cursor);
+            for (const ev of batch) {
+              cursor = ev.eventId;
+              if (!inScope(ev)) continue;
+              lastVer.set(ev.id, ev.ver);
+              yield publicEvent(ev);
+              if (one && terminalStatus(ev.status)) return;
+            }
+            if (batch.length < 1000) break;
           }
-          if (batch.length < 1000) break;
         }
       } else {
         const snap = await this.snapshot(caller, id);

@@ -210,4 +210,53 @@ describe("status streams across nodes", () => {
     expect(replay.messages.some((m) => m.resync)).toBe(false);
     expect(replay.messages.at(-1)).toMatchObject({ status: "Finished", eventId: finished.eventId });
   });
+
+  it("a job's stream resumed at its newest event sends only what follows; a finished job's ends at once", async () => {
+    const prefix = uniquePrefix("fleet-quiet");
+    const fleet = await startFleet(prefix, 2, RELAXED);
+    fleets.push(fleet);
+    const [a, b] = fleet as [TestNode, TestNode];
+    const tok = await token("quiet");
+    const id = await submit(a.url, tok, { command: "sleep 60" });
+    const running = await waitStatus(a.url, tok, id, "Running");
+    pids.push(running.pid as number);
+    // Other jobs' events after this job's newest one: a resumed stream must not send them.
+    const others = await Promise.all([1, 2, 3].map(() => submit(a.url, tok, { command: "true" })));
+    for (const other of others) await waitStatus(a.url, tok, other, "Finished");
+    const events = await streamEvents(redis, prefix);
+    const newest = events.filter((e) => e.id === id).at(-1)!;
+    expect(newest.status).toBe("Running");
+    expect(events.at(-1)!.id).not.toBe(id);
+    // The job's hash records its newest event's id (what lets the resume skip the history).
+    expect(await redis.hget(`${prefix}:job:${id}`, "eventId")).toBe(newest.eventId);
+
+    const resumed = await readStream<StatusMsg>(b.url, `/jobs/${id}/status?since=${newest.eventId}`, {
+      token: tok,
+      onOpen: () => {
+        setTimeout(() => void control(a.url, tok, id, "stop"), 50);
+      },
+    });
+    expect(resumed.status).toBe(200);
+    expect(resumed.ended).toBe(true);
+    expect(resumed.messages.map((m) => [m.id, m.status])).toEqual([[id, "Finished"]]);
+    const finished = resumed.messages[0]!;
+    expect(finished.eventId).toBe(
+      (await streamEvents(redis, prefix)).filter((e) => e.id === id).at(-1)!.eventId,
+    );
+
+    // Resumed after its terminal event: nothing more will come, so the stream ends empty.
+    const after = await readStream<StatusMsg>(a.url, `/jobs/${id}/status?since=${finished.eventId}`, {
+      token: tok,
+      timeoutMs: 5_000,
+    });
+    expect(after.status).toBe(200);
+    expect(after.ended).toBe(true);
+    expect(after.messages).toEqual([]);
+
+    // Resumed before it: the history replays as before.
+    const replay = await readStream<StatusMsg>(b.url, `/jobs/${id}/status?since=${events[0]!.eventId}`, {
+      token: tok,
+    });
+    expect(replay.messages.at(-1)).toMatchObject({ status: "Finished", eventId: finished.eventId });
+  });
 });

@@ -19,6 +19,6 @@ redis.call('ZREM', classKey, ARGV[1])
 refresh_head(KEYS[6], KEYS[2], classKey, f[3])
 redis.call('HSET', KEYS[1], 'status', 'Canceled', 'statusMessage', ARGV[5], 'lastUpdateTime', ARGV[6])
 local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
-local eventId = emit_event(KEYS[3], KEYS[4], ARGV[4], ARGV[3], job_event(KEYS[1], ARGV[1]))
+local eventId = emit_event(KEYS[1], KEYS[3], KEYS[4], ARGV[4], ARGV[3], job_event(KEYS[1], ARGV[1]))
 redis.call('ZADD', KEYS[5], now_ms(), ARGV[1])
 return { ver, eventId }

@@ -78,7 +78,7 @@ while #claimed / 2 < free do
   local queuedMs = redis.call('HGET', jobKey, 'queuedMs') or '0'
   place_job(jobKey, id, nodeId, host or '', KEYS[2], activePrefix, true, ARGV[12], ARGV[11])
   redis.call('HINCRBY', jobKey, 'ver', 1)
-  emit_event(KEYS[5], KEYS[6], ARGV[4], ARGV[3], job_event(jobKey, id))
+  emit_event(jobKey, KEYS[5], KEYS[6], ARGV[4], ARGV[3], job_event(jobKey, id))
   claimed[#claimed + 1] = id
   claimed[#claimed + 1] = queuedMs
 end

@@ -73,7 +73,7 @@ else
   enqueue_job(KEYS[1], id, KEYS[8], KEYS[11], ARGV[19], userOk and ARGV[16] or ARGV[17], ARGV[18], now)
   redis.call('PUBLISH', ARGV[13], '*')
 end
-local eventId = emit_event(KEYS[5], KEYS[6], ARGV[3], ARGV[2], job_event(KEYS[1], id))
+local eventId = emit_event(KEYS[1], KEYS[5], KEYS[6], ARGV[3], ARGV[2], job_event(KEYS[1], id))
 if ARGV[20] ~= '' then
   redis.call('HSET', KEYS[12], 'job', id, 'digest', ARGV[20])
   redis.call('PEXPIRE', KEYS[12], ARGV[21])

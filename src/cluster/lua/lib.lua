@@ -27,13 +27,16 @@ local function job_event(jobKey, id)
   return ev
 end
 
--- Appends an event to the stream, remembers it as the newest, and publishes it together with
--- its predecessor's id, so a subscriber can tell at once whether it missed anything.
-local function emit_event(eventsKey, lastKey, channel, maxlen, ev)
+-- Appends an event to the stream, remembers it as the newest (the fleet's, and the job's own in its
+-- hash's `eventId`), and publishes it together with its predecessor's id, so a subscriber can tell
+-- at once whether it missed anything. The job's own lets a job's stream resumed with `since` skip
+-- reading the fleet's stream when the job has had no event since.
+local function emit_event(jobKey, eventsKey, lastKey, channel, maxlen, ev)
   local json = cjson.encode(ev)
   local prev = redis.call('GET', lastKey) or '0-0'
   local id = redis.call('XADD', eventsKey, 'MAXLEN', '~', maxlen, '*', 'e', json)
   redis.call('SET', lastKey, id)
+  redis.call('HSET', jobKey, 'eventId', id)
   redis.call('PUBLISH', channel, id .. '\n' .. prev .. '\n' .. json)
   return id
 end

@@ -26,7 +26,7 @@ for _, id in ipairs(ids) do
     redis.call('SREM', ARGV[7] .. (f[4] or ''), id)
     enqueue_job(jobKey, id, KEYS[4], KEYS[7], ARGV[6], ARGV[9], ARGV[10], now)
     redis.call('HINCRBY', jobKey, 'ver', 1)
-    emit_event(KEYS[5], KEYS[6], ARGV[4], ARGV[3], job_event(jobKey, id))
+    emit_event(jobKey, KEYS[5], KEYS[6], ARGV[4], ARGV[3], job_event(jobKey, id))
     released = released + 1
   end
 end

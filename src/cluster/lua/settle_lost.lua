@@ -44,7 +44,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
       settled = settled + 1
     end
     redis.call('HINCRBY', jobKey, 'ver', 1)
-    emit_event(KEYS[4], KEYS[5], ARGV[4], ARGV[3], job_event(jobKey, id))
+    emit_event(jobKey, KEYS[4], KEYS[5], ARGV[4], ARGV[3], job_event(jobKey, id))
   end
 end
 redis.call('DEL', KEYS[2], KEYS[7])

@@ -39,7 +39,7 @@ local ver = redis.call('HINCRBY', KEYS[1], 'ver', 1)
 -- Like the Launcher's cache: an event when the status or its message changes.
 local eventId = ''
 if newStatus ~= cur[1] or (newMessage or '') ~= (cur[2] or '') then
-  eventId = emit_event(KEYS[4], KEYS[5], ARGV[4], ARGV[3], job_event(KEYS[1], id))
+  eventId = emit_event(KEYS[1], KEYS[4], KEYS[5], ARGV[4], ARGV[3], job_event(KEYS[1], id))
 end
 if TERMINAL[newStatus] then
   redis.call('SREM', KEYS[2], id)
