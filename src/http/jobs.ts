@@ -8,6 +8,7 @@ import type { FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import type { Type } from "typebox";
 import { type Job, parseOperation, parseOutputType, withFields } from "../api/index.js";
+import { idempotencyKeyHeader } from "../launcher/idempotency.js";
 import type { LauncherService } from "../launcher/port.js";
 import {
   ClusterInfoSchema,
@@ -124,13 +125,11 @@ export const jobsPlugin = fp<JobsPluginOptions>(
         validatorCompiler: strictBodyCompiler,
       },
       async (request, reply) => {
-        const key = request.headers["idempotency-key"];
+        const key = idempotencyKeyHeader(request.headers["idempotency-key"]);
         const { job, replayed } = await service.submit(
           request.caller,
           checkSubmission(request.body, "body"),
-          {
-            ...(key === undefined ? {} : { idempotencyKey: Array.isArray(key) ? key.join(",") : key }),
-          },
+          key === undefined ? {} : { idempotencyKey: key },
         );
         // 200: an earlier submission with this Idempotency-Key made the job; 201: this one did.
         return reply.code(replayed ? 200 : 201).send(job);

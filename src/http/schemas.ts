@@ -47,7 +47,7 @@ export const SubmitHeaders = Type.Object(
     "idempotency-key": opt(
       Type.String({
         description:
-          "Repeating a submission with the same key (same user, same body) within LAUNCHER_JOB_EXPIRY_HOURS returns the job the first one made (200), on any node; the same key with another body is a 409",
+          "1 to 255 visible ASCII characters (0x21–0x7E; a UUID will do), else 400. Repeating a submission with the same key (same user, same body) within LAUNCHER_JOB_EXPIRY_HOURS returns the job the first one made (200), on any node; the same key with another body is a 409",
       }),
     ),
   },

@@ -8,7 +8,11 @@ import { ApiError, ErrCode, type Job } from "../api/index.js";
 /** The longest key accepted (the IETF draft's keys are UUIDs; a client may use its own scheme). */
 export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
 
-/** 400 naming the header unless the key is 1–255 visible ASCII characters. */
+/**
+ * 400 naming the header unless the key is 1–255 visible ASCII characters (0x21–0x7E): no spaces,
+ * tabs, control characters, or anything beyond ASCII (Node hands header bytes 0x80–0xFF over as
+ * Latin-1 characters; they are refused here, never stored).
+ */
 export function checkIdempotencyKey(key: string): string {
   if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY_CHARS || !/^[\x21-\x7e]+$/.test(key)) {
     throw new ApiError(
@@ -17,6 +21,19 @@ export function checkIdempotencyKey(key: string): string {
     );
   }
   return key;
+}
+
+/**
+ * The key of a submission as HTTP delivers the header: absent, or checked as above. Sent twice, Node
+ * joins the values with ", " (a space: refused); an array (never made by Node for this header) is
+ * refused too. Checked before the body, so a bad key is a 400 whatever the job says.
+ */
+export function idempotencyKeyHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) {
+    throw new ApiError(ErrCode.InvalidRequest, "Idempotency-Key must be sent at most once");
+  }
+  return checkIdempotencyKey(value);
 }
 
 /** JSON with object keys sorted, so equal requests give equal digests whatever their key order. */
