@@ -21,6 +21,7 @@ import {
   startShared,
   withTimeout,
 } from "./lib.js";
+import { listing } from "./listing.js";
 import { memory } from "./memory.js";
 import { placementBalance, queueLatency, queueScale } from "./placement.js";
 import { privileged } from "./privileged.js";
@@ -38,6 +39,7 @@ const MEASURES: { name: string; run: (ctx: Ctx) => Promise<void>; quickMs: numbe
   { name: "balance", run: placementBalance, quickMs: 60_000, fullMs: 180_000 },
   { name: "queue-latency", run: queueLatency, quickMs: 60_000, fullMs: 180_000 },
   { name: "queue-scale", run: queueScale, quickMs: 60_000, fullMs: 300_000 },
+  { name: "listing", run: listing, quickMs: 90_000, fullMs: 900_000 },
 ];
 
 function parseArgs(argv: string[]) {

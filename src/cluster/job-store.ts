@@ -175,6 +175,49 @@ export function decodeSummary(id: string, values: readonly (string | null)[]): S
   };
 }
 
+/** What a listing reads of a whole job (`readListed`): `ver` (every job has it), `spec`, `owner` and the mutable fields. */
+export const LIST_FIELDS = ["ver", "spec", "owner", ...MUTABLE] as const;
+
+/** A job as a listing read it: its id and the values of LIST_FIELDS or SUMMARY_FIELDS, in order. */
+export interface ListedJob {
+  id: string;
+  values: readonly (string | null)[];
+}
+
+/** `decodeJob` of a LIST_FIELDS read. */
+export function decodeListed(id: string, values: readonly (string | null)[]): Job | undefined {
+  const h: Record<string, string> = {};
+  LIST_FIELDS.forEach((k, i) => {
+    const v = values[i];
+    if (v !== null && v !== undefined) h[k] = v;
+  });
+  return decodeJob(id, h)?.job;
+}
+
+/**
+ * `JSON.stringify` of the job `decodeJob` builds from a LIST_FIELDS read, without parsing its spec:
+ * the spec is stored as `JSON.stringify` of an object (create leaves out `id`, `node` and the
+ * mutable fields), whose text a parse and a stringify give back unchanged, and the job is `id`,
+ * then the spec's keys, then the mutable fields present (in MUTABLE order), then `node`. Undefined
+ * for a job without a spec (as `decodeJob`).
+ */
+export function listedJson(id: string, values: readonly (string | null)[]): string | undefined {
+  const spec = values[1];
+  if (!spec) return undefined;
+  let text = `{"id":${JSON.stringify(id)}`;
+  // `{}` has no keys to splice; any other spec is `{…}` with at least one.
+  if (spec.length > 2) text += `,${spec.slice(1, -1)}`;
+  for (let i = 0; i < MUTABLE.length; i++) {
+    const v = values[3 + i];
+    if (v === null || v === undefined || v === "") continue;
+    const k = MUTABLE[i]!;
+    text += `,"${k}":${NUMERIC.has(k) ? JSON.stringify(Number(v)) : JSON.stringify(v)}`;
+  }
+  const owner = values[2];
+  if (owner) text += `,"node":${JSON.stringify(owner)}`;
+  return `${text}}`;
+}
+
 export interface ListQuery {
   /** Only this user's jobs; undefined for every user. */
   user?: string;
@@ -301,6 +344,41 @@ export class JobStore {
           : decodeJob(id, reply as Record<string, string>);
         if (job) out.push(job);
       });
+      yield out;
+    }
+  }
+
+  /**
+   * Listing reads (read_jobs.lua): the jobs `ids` names, in that order, `batchSize` per call (one
+   * call per batch, not one command per job), skipping expired ones and those whose status is not
+   * among `statuses` (when given) or whose spec lacks one of `needles`. Values are LIST_FIELDS, or
+   * SUMMARY_FIELDS with `summary` (then `needles` must be empty: there is no spec).
+   */
+  async *readListed(
+    ids: readonly string[],
+    opts: {
+      summary?: boolean;
+      statuses?: readonly string[] | undefined;
+      needles?: readonly string[] | undefined;
+      batchSize?: number;
+    } = {},
+  ): AsyncGenerator<ListedJob[], void, undefined> {
+    const size = opts.batchSize ?? READ_BATCH;
+    const fields: readonly string[] = opts.summary ? SUMMARY_FIELDS : LIST_FIELDS;
+    const width = fields.length + 1;
+    for (let i = 0; i < ids.length; i += size) {
+      const flat = await whileAvailable(
+        this.scripts.readJobs({
+          ids: ids.slice(i, i + size),
+          fields,
+          statuses: opts.statuses,
+          needles: opts.summary ? undefined : opts.needles,
+        }),
+      );
+      const out: ListedJob[] = [];
+      for (let j = 0; j + width <= flat.length; j += width) {
+        out.push({ id: String(flat[j]), values: flat.slice(j + 1, j + width) });
+      }
       yield out;
     }
   }

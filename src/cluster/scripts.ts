@@ -63,6 +63,7 @@ export const SCRIPTS = {
   registerNode: { file: "register_node.lua", keys: ["node", "nodes"] },
   heartbeat: { file: "heartbeat.lua", keys: ["node", "nodes"] },
   expireJobs: { file: "expire_jobs.lua", keys: ["expiry", "jobsAll"] },
+  readJobs: { file: "read_jobs.lua", keys: [] },
 } as const satisfies Record<string, { file: string; keys: readonly string[] }>;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -213,6 +214,16 @@ export interface SettleLostArgs {
 
 /** What settling a lost node did, or why it did nothing. */
 export type Settlement = { failed: number; requeued: number } | "not-lost" | "already-settled";
+
+export interface ReadJobsArgs {
+  ids: readonly string[];
+  /** Hash fields to read, `ver` first (every job has it); `status` when `statuses`, `spec` when `needles`. */
+  fields: readonly string[];
+  /** Keep only jobs with one of these statuses (none: any). */
+  statuses?: readonly string[] | undefined;
+  /** Keep only jobs whose `spec` contains every one of these texts. */
+  needles?: readonly string[] | undefined;
+}
 
 /** A job `expire_jobs` removed, with its `files` field as stored ('' unless this node owned it). */
 export interface ExpiredJob {
@@ -466,6 +477,26 @@ export class JobScripts {
     const out: ExpiredJob[] = [];
     for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, files: flat[i + 1] ?? "" });
     return out;
+  }
+
+  /**
+   * `fields` (`ver` first) of the jobs `ids` names, in that order, leaving out expired jobs and
+   * those `statuses` (when not empty; needs `status` among the fields) or `needles` (text the
+   * `spec` field must contain) rule out. A flat list: id, then its values, for each job kept.
+   */
+  async readJobs(a: ReadJobsArgs): Promise<(string | null)[]> {
+    const statuses = a.statuses ?? [];
+    const needles = a.needles ?? [];
+    return (await run(this.redis, "readJobs", {}, [
+      this.keys.scriptPrefixes.job,
+      a.fields.length,
+      ...a.fields,
+      statuses.length,
+      ...statuses,
+      needles.length,
+      ...needles,
+      ...a.ids,
+    ])) as (string | null)[];
   }
 }
 

@@ -21,7 +21,7 @@ import {
   jobFilter,
   NetworkInfoSchema,
 } from "../launcher/requests/index.js";
-import { JSON_UTF8, jsonListBody } from "./json-list.js";
+import { JSON_UTF8, jsonListBody, jsonListOfTexts } from "./json-list.js";
 import {
   FieldsQuery,
   JobIdParams,
@@ -103,12 +103,19 @@ export const jobsPlugin = fp<JobsPluginOptions>(
           },
           "rfc3339",
         );
+        const typed = reply as FastifyReply;
+        if (service.listJobsJson) {
+          // Each job's JSON text, a batch at a time (the service selected the fields).
+          const texts = service.listJobsJson(request.caller, filter, q.user)[Symbol.asyncIterator]();
+          // Awaited before anything is sent: a failure here (Redis away) is an ordinary error reply.
+          const first = await texts.next();
+          return typed.type(JSON_UTF8).send(jsonListOfTexts("jobs", first, texts));
+        }
         const jobs = selectFields(service.listJobs(request.caller, filter, q.user), filter.fields);
         const iterator = jobs[Symbol.asyncIterator]();
-        // Awaited before anything is sent: a failure here (Redis away) is an ordinary error reply.
         const first = await iterator.next();
         // A stream is not the typed body the schema describes, but its bytes are exactly that body.
-        return (reply as FastifyReply).type(JSON_UTF8).send(jsonListBody("jobs", first, iterator));
+        return typed.type(JSON_UTF8).send(jsonListBody("jobs", first, iterator));
       },
     );
 

@@ -39,3 +39,43 @@ async function* chunks<T>(
     await rest.return?.();
   }
 }
+
+/**
+ * `jsonListBody` of items already serialised, a batch at a time: the same bytes as
+ * `JSON.stringify({ [key]: items })` when each text is its item's `JSON.stringify`.
+ */
+export function jsonListOfTexts(
+  key: string,
+  first: IteratorResult<readonly string[]>,
+  rest: AsyncIterator<readonly string[]>,
+): Readable {
+  return Readable.from(textChunks(key, first, rest), { objectMode: false });
+}
+
+async function* textChunks(
+  key: string,
+  first: IteratorResult<readonly string[]>,
+  rest: AsyncIterator<readonly string[]>,
+): AsyncGenerator<string> {
+  try {
+    let parts: string[] = [`{${JSON.stringify(key)}:[`];
+    let size = 0;
+    let separator = "";
+    for (let batch = first; !batch.done; batch = await rest.next()) {
+      for (const text of batch.value) {
+        parts.push(separator, text);
+        separator = ",";
+        size += text.length;
+      }
+      if (size >= CHUNK_CHARS) {
+        yield parts.join("");
+        parts = [];
+        size = 0;
+      }
+    }
+    parts.push("]}");
+    yield parts.join("");
+  } finally {
+    await rest.return?.();
+  }
+}

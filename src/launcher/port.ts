@@ -105,6 +105,11 @@ export interface LauncherService {
    * first `next()`.
    */
   listJobs(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<Job>;
+  /**
+   * Optional, the same listing as JSON text: each job's `JSON.stringify` (fields selected), in
+   * batches; what HTTP sends when the service has it (no job is built and serialised again).
+   */
+  listJobsJson?(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<string[]>;
   /** Finds the owner of a job visible to the caller (JobNotFound otherwise). */
   locate(caller: Caller, id: string): Promise<JobLocation>;
   /** Owner-only: runs on this node; the front door routes to the owner first (`routeToOwner`). */

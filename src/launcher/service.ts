@@ -24,7 +24,14 @@ import {
   terminalStatus,
   withFields,
 } from "../api/index.js";
-import { type JobStore, type StoredJob, SUMMARY_EXACT_FIELDS } from "../cluster/job-store.js";
+import {
+  decodeListed,
+  decodeSummary,
+  type JobStore,
+  listedJson,
+  type StoredJob,
+  SUMMARY_EXACT_FIELDS,
+} from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
 import type { StatusBus } from "../cluster/status-bus.js";
 import {
@@ -149,11 +156,13 @@ export class NodeService implements LauncherService {
   }
 
   /**
-   * Sorted by id, as the API requires: only the ids are sorted in memory (the index gives them in
-   * submission order); the jobs are then read, filtered and handed on one batch at a time, so a
-   * listing of 10,000 jobs never holds them all.
+   * What a listing reads: the ids in scope from the submission-time index (by user when scoped),
+   * sorted by id as the API requires (only the ids are held whole; the jobs are read, filtered and
+   * handed on one batch at a time, so a listing of 10,000 jobs never holds them all), and how.
+   * Redis leaves out jobs of other statuses and jobs whose spec lacks a filter tag's JSON text
+   * (read_jobs.lua); tags and time bounds are then checked exactly (`includes`) on the parsed job.
    */
-  async *listJobs(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<Job> {
+  private async listPlan(caller: Caller, filter: JobFilter, user?: string) {
     const scope = caller.admin ? (user ?? "*") : caller.user;
     const ids = await this.store.listIds({
       ...(scope === "*" ? {} : { user: scope }),
@@ -161,8 +170,54 @@ export class NodeService implements LauncherService {
       ...(filter.endTime ? { endMs: Date.parse(filter.endTime) } : {}),
     });
     const summary = summaryServes(filter);
-    for await (const batch of this.store.readBatches(ids.sort(byId), { summary })) {
-      for (const { job } of batch) if (includes(filter, job)) yield withFields(job, filter.fields);
+    const tags = filter.tags ?? [];
+    return {
+      ids: ids.sort(byId),
+      summary,
+      /** Whether each job read must still pass `includes` (the tags and time bounds). */
+      exact: tags.length > 0 || filter.startTime !== undefined || filter.endTime !== undefined,
+      read: { summary, statuses: filter.statuses, needles: tags.map((t) => JSON.stringify(t)) },
+    };
+  }
+
+  /** The job a listing read, as `decodeJob` (or `decodeSummary`) gives it. */
+  private static listed(summary: boolean, id: string, values: readonly (string | null)[]): Job | undefined {
+    return summary ? decodeSummary(id, values)?.job : decodeListed(id, values);
+  }
+
+  async *listJobs(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<Job> {
+    const plan = await this.listPlan(caller, filter, user);
+    for await (const batch of this.store.readListed(plan.ids, plan.read)) {
+      for (const { id, values } of batch) {
+        const job = NodeService.listed(plan.summary, id, values);
+        if (job && includes(filter, job)) yield withFields(job, filter.fields);
+      }
+    }
+  }
+
+  /**
+   * `listJobs` as the JSON text of each job, a batch at a time: a whole job's text is spliced from
+   * its stored spec (`listedJson`), never parsed and serialised again; a job is parsed only to
+   * check tags or time bounds, or to select fields from its spec.
+   */
+  async *listJobsJson(caller: Caller, filter: JobFilter, user?: string): AsyncIterable<string[]> {
+    const plan = await this.listPlan(caller, filter, user);
+    const whole = filter.fields === undefined || filter.fields.length === 0;
+    for await (const batch of this.store.readListed(plan.ids, plan.read)) {
+      const out: string[] = [];
+      for (const { id, values } of batch) {
+        if (whole && !plan.summary && !plan.exact) {
+          const text = listedJson(id, values);
+          if (text !== undefined) out.push(text);
+          continue;
+        }
+        const job = NodeService.listed(plan.summary, id, values);
+        if (!job || !includes(filter, job)) continue;
+        out.push(
+          whole && !plan.summary ? listedJson(id, values)! : JSON.stringify(withFields(job, filter.fields)),
+        );
+      }
+      yield out;
     }
   }
 
