@@ -24,6 +24,7 @@ import {
   keysModule,
   mapLimit,
   now,
+  procCpuMs,
   procMemory,
   Stack,
   scripts,
@@ -156,7 +157,7 @@ async function redisMemory(redis: BenchRedis, admin: Redis) {
     }
   } while (cursor !== "0");
   let sampleBytes = 0;
-  for (const k of jobSample) sampleBytes += Number(await admin.call("MEMORY", "USAGE", k));
+  for (const k of jobSample) sampleBytes += Number(await admin.call("MEMORY", "USAGE", k, "SAMPLES", "0"));
   return {
     used,
     eventsBytes,
@@ -183,6 +184,9 @@ async function rawRead(conn: Redis, ids?: string[]): Promise<number> {
 
 interface RoundFigures {
   variant: Map<string, number[]>;
+  /** Node CPU and Redis CPU (ms) per listing, by variant. */
+  nodeCpu: Map<string, number[]>;
+  redisCpu: Map<string, number[]>;
   raw: number[];
   counts: Map<string, number>;
   rssMaxKB: number;
@@ -194,11 +198,18 @@ async function measureListings(
   ctx: Ctx,
   http: Http,
   raw: Redis,
+  redis: BenchRedis,
   pid: number,
   rounds: number,
   expectTotal: number,
 ): Promise<RoundFigures> {
   const variant = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+  const nodeCpu = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+  const redisCpu = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+  const redisCpuMs = async () => {
+    const cpu = await redis.info("cpu");
+    return (Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user)) * 1000;
+  };
   const counts = new Map<string, number>();
   const rawTimes: number[] = [];
   let rssMaxKB = 0;
@@ -209,9 +220,17 @@ async function measureListings(
     // One warm-up round (the node's code is cold), counted for the checks only.
     for (let r = -1; r < rounds; r++) {
       for (const v of VARIANTS) {
+        const r0 = await redisCpuMs();
+        const c0 = procCpuMs(pid);
         const t = now();
         const text = await http.text(v.path);
         const ms = now() - t;
+        const cpu = procCpuMs(pid) - c0;
+        const redisMs = (await redisCpuMs()) - r0;
+        if (r >= 0) {
+          nodeCpu.get(v.name)!.push(cpu);
+          redisCpu.get(v.name)!.push(redisMs);
+        }
         if (r === -1) {
           const n = (JSON.parse(text) as { jobs: unknown[] }).jobs.length;
           counts.set(v.name, n);
@@ -230,7 +249,7 @@ async function measureListings(
   const m = procMemory(pid);
   rssMaxKB = Math.max(rssMaxKB, m.rssKB);
   ctx.log(`  ${rounds} rounds of ${VARIANTS.length} listings at ${fmtNum(expectTotal)} jobs done`);
-  return { variant, raw: rawTimes, counts, rssMaxKB, hwmKB: m.hwmKB };
+  return { variant, nodeCpu, redisCpu, raw: rawTimes, counts, rssMaxKB, hwmKB: m.hwmKB };
 }
 
 function reportListings(ctx: Ctx, n: number, f: RoundFigures, idleKB: number): void {
@@ -253,7 +272,7 @@ function reportListings(ctx: Ctx, n: number, f: RoundFigures, idleKB: number): v
       measure: MEASURE,
       metric: `${fmtNum(n)} jobs: GET /jobs ${v.name === "all jobs" ? "" : `?${v.name} `}(${fmtNum(f.counts.get(v.name) ?? 0)} listed, n=${s.n}) p50 / p99`,
       value: `${fmtMs(s.p50, 1)} / ${fmtMs(s.p99, 1)}`,
-      baseline: `raw ${fmtMs(raw.p50, 1)}`,
+      baseline: `raw ${fmtMs(raw.p50, 1)}; CPU p50: node ${fmtMs(summarize(f.nodeCpu.get(v.name)!).p50, 1)}, Redis ${fmtMs(summarize(f.redisCpu.get(v.name)!).p50, 1)}`,
       ratio: fmtRatio(s.p50 / raw.p50),
       ...(gated ? { target: `< ${TARGET_MS} ms at 10,000`, verdict: verdict(s.p99 < TARGET_MS) } : {}),
     });
@@ -344,7 +363,7 @@ export async function listing(ctx: Ctx): Promise<void> {
     const idle = procMemory(pid);
     ctx.log(`  node started: VmRSS ${fmtMB(idle.rssKB)}`);
 
-    const f10k = await measureListings(ctx, http, raw, pid, rounds10k, 10_000);
+    const f10k = await measureListings(ctx, http, raw, redis, pid, rounds10k, 10_000);
     reportListings(ctx, 10_000, f10k, idle.rssKB);
     reportRedis(ctx, 10_000, mem0, mem10k);
 
@@ -353,7 +372,7 @@ export async function listing(ctx: Ctx): Promise<void> {
       await seed.seed(10_000, 100_000);
       ctx.log(`  90,000 more jobs written in ${fmtMs(now() - t0, 0)}`);
       const mem100k = await redisMemory(redis, admin);
-      const f100k = await measureListings(ctx, http, raw, pid, rounds100k, 100_000);
+      const f100k = await measureListings(ctx, http, raw, redis, pid, rounds100k, 100_000);
       reportListings(ctx, 100_000, f100k, idle.rssKB);
       reportRedis(ctx, 100_000, mem0, mem100k);
     }

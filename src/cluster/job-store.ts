@@ -366,15 +366,22 @@ export class JobStore {
     const size = opts.batchSize ?? READ_BATCH;
     const fields: readonly string[] = opts.summary ? SUMMARY_FIELDS : LIST_FIELDS;
     const width = fields.length + 1;
-    for (let i = 0; i < ids.length; i += size) {
-      const flat = await whileAvailable(
+    const read = (from: number) =>
+      whileAvailable(
         this.scripts.readJobs({
-          ids: ids.slice(i, i + size),
+          ids: ids.slice(from, from + size),
           fields,
           statuses: opts.statuses,
           needles: opts.summary ? undefined : opts.needles,
         }),
       );
+    // The next batch is asked for before this one is handed on: Redis reads it meanwhile.
+    let next = ids.length > 0 ? read(0) : undefined;
+    for (let i = 0; next !== undefined; i += size) {
+      const flat = await next;
+      next = i + size < ids.length ? read(i + size) : undefined;
+      // A caller that stops early leaves the read ahead unanswered: its failure is nobody's.
+      next?.catch(() => undefined);
       const out: ListedJob[] = [];
       for (let j = 0; j + width <= flat.length; j += width) {
         out.push({ id: String(flat[j]), values: flat.slice(j + 1, j + width) });

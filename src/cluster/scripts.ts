@@ -217,7 +217,7 @@ export type Settlement = { failed: number; requeued: number } | "not-lost" | "al
 
 export interface ReadJobsArgs {
   ids: readonly string[];
-  /** Hash fields to read, `ver` first (every job has it); `status` when `statuses`, `spec` when `needles`. */
+  /** Hash fields to read, `ver` first (every job has it: none means the job expired). */
   fields: readonly string[];
   /** Keep only jobs with one of these statuses (none: any). */
   statuses?: readonly string[] | undefined;

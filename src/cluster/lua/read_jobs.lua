@@ -5,7 +5,7 @@ pipelined replies than on their bytes), Redis pays the same HMGETs either way.
 KEYS: none. The job hashes are only known here, like settle_lost.lua's: ARGV[1] .. id, the prefix
 coming from keys.ts (scriptPrefixes.job).
 ARGV[1] job key prefix   ARGV[2] number of fields F   ARGV[3 .. 2+F] the fields, `ver` first (every
-job has it: none means the job expired) and `spec` among them when needles are given
+job has it: none means the job expired)
 then S, S statuses (S = 0: any status; a job without one has status '')
 then T, T needles: text each of which must occur in the job's spec (a tag as JSON text: a job with
 the tag has it in its spec; the caller checks the tags exactly)
@@ -13,13 +13,7 @@ then the job ids.
 Returns a flat list: id, then its F values (nil for a field it lacks), for each job kept, in order. ]]
 local prefix, nf = ARGV[1], tonumber(ARGV[2])
 local fields = {}
-local statusAt, specAt
-for i = 1, nf do
-  local f = ARGV[2 + i]
-  fields[i] = f
-  if f == 'status' then statusAt = i end
-  if f == 'spec' then specAt = i end
-end
+for i = 1, nf do fields[i] = ARGV[2 + i] end
 local at = 3 + nf
 local ns = tonumber(ARGV[at])
 local statuses = nil
@@ -33,14 +27,15 @@ local needles = {}
 for i = 1, nt do needles[i] = ARGV[at + i] end
 at = at + nt + 1
 
+-- A job a filter rules out costs one HGET, not the whole HMGET.
 local out = {}
 for i = at, #ARGV do
   local id = ARGV[i]
-  local v = redis.call('HMGET', prefix .. id, unpack(fields))
-  local keep = v[1] ~= false
-  if keep and statuses then keep = statuses[v[statusAt] or ''] == true end
+  local key = prefix .. id
+  local keep = true
+  if statuses then keep = statuses[redis.call('HGET', key, 'status') or ''] == true end
   if keep and nt > 0 then
-    local spec = v[specAt] or ''
+    local spec = redis.call('HGET', key, 'spec') or ''
     for j = 1, nt do
       if not string.find(spec, needles[j], 1, true) then
         keep = false
@@ -49,8 +44,11 @@ for i = at, #ARGV do
     end
   end
   if keep then
-    out[#out + 1] = id
-    for j = 1, nf do out[#out + 1] = v[j] end
+    local v = redis.call('HMGET', key, unpack(fields))
+    if v[1] then
+      out[#out + 1] = id
+      for j = 1, nf do out[#out + 1] = v[j] end
+    end
   end
 end
 return out
