@@ -5,7 +5,10 @@
 // Baseline at the same moments: the writer also PUBLISHes a plain message with every change, which a
 // plain subscriber receives; that subscriber also listens on the fleet's events channel, which
 // splits our latency into "script → pub/sub" and "node C → HTTP client".
-// DESIGN: p99 under 10 ms at 5,000 changes/s across the fleet, zero lost or duplicated.
+// Redis baseline: `redis-benchmark` PUBLISH (and SET) in the same run, so the changes/s carried and
+// the maximum print as shares of what one Redis takes, and its CPU per request beside ours per change.
+// DESIGN: at 5,000 changes/s, p99 within 1.25x of raw pub/sub's p99 at the same moments and under
+// 10 ms, zero lost or duplicated.
 import { Worker } from "node:worker_threads";
 import type { PhaseReport, PhaseRequest, WriterData } from "./fanout-writer.js";
 import {
@@ -19,6 +22,7 @@ import {
   keysModule,
   monoMs,
   procCpuMs,
+  redisBenchmark,
   redisDelta,
   redisSnapshot,
   Stack,
@@ -46,6 +50,28 @@ export async function fanout(ctx: Ctx): Promise<void> {
     const durationMs = ctx.full ? 10_000 : 2_000;
     const { redis, fleet, prefix, token } = await ctx.shared();
     const keys = keysModule.fleetKeys(prefix);
+
+    // Redis baseline, before anything else runs: PUBLISH to a channel one connection listens on (as
+    // a status event reaches node subscribers), and SET; 50 clients, no pipelining.
+    const benchN = ctx.full ? 200_000 : 40_000;
+    const benchChannel = `${prefix}:bench:capacity`;
+    const benchSub = await redis.connect("bench-fanout-capacity-subscriber");
+    await benchSub.subscribe(benchChannel);
+    const pubBench = await redisBenchmark(redis, benchN, ["PUBLISH", benchChannel, "x".repeat(200)]);
+    const setBench = await redisBenchmark(redis, benchN, ["-t", "set"]);
+    await benchSub.unsubscribe(benchChannel);
+    const pubCapacity = Object.values(pubBench.rates)[0] ?? Number.NaN;
+    const setCapacity = setBench.rates.SET ?? Number.NaN;
+    ctx.log(
+      `  redis-benchmark (-n ${benchN}, 50 clients): PUBLISH (200 B, 1 subscriber) ${fmtNum(pubCapacity)}/s at ${pubBench.cpuUsPerRequest.toFixed(1)} µs Redis CPU each,` +
+        ` SET ${fmtNum(setCapacity)}/s at ${setBench.cpuUsPerRequest.toFixed(1)} µs`,
+    );
+    ctx.row({
+      measure: MEASURE,
+      metric: "baseline: redis-benchmark PUBLISH (1 subscriber) / SET",
+      value: `${fmtNum(pubCapacity)} / ${fmtNum(setCapacity)} req/s`,
+      baseline: `${pubBench.cpuUsPerRequest.toFixed(1)} / ${setBench.cpuUsPerRequest.toFixed(1)} µs Redis CPU each`,
+    });
 
     // The writer: a registered node identity (epoch from register_node) that keeps heartbeating,
     // so that peers neither see it as lost nor settle its jobs.
@@ -245,7 +271,12 @@ export async function fanout(ctx: Ctx): Promise<void> {
         value: `${fmtMs(ours.s.p99)} / ${fmtMs(ours.s.max)}`,
         baseline: `${fmtMs(ours.raw.p99)} / ${fmtMs(ours.raw.max)} raw`,
         ratio: fmtRatio(ours.s.p99 / ours.raw.p99),
-        ...(at5k ? { target: "p99 < 10 ms", verdict: verdict(ours.s.p99 < 10) } : {}),
+        ...(at5k
+          ? {
+              target: "p99 ≤ 1.25x raw and < 10 ms",
+              verdict: verdict(ours.s.p99 <= 1.25 * ours.raw.p99 && ours.s.p99 < 10),
+            }
+          : {}),
       });
       ctx.row({
         measure: MEASURE,
@@ -263,7 +294,8 @@ export async function fanout(ctx: Ctx): Promise<void> {
         measure: MEASURE,
         metric: `changes carried @ ${rateLabel}: lost / dup`,
         value: `${fmtNum(ours.achieved)}/s: ${ours.lost} / ${ours.dup}`,
-        ratio: `Redis CPU ${fmtPct(ours.rd.cpuShare, 0)}`,
+        baseline: `${fmtPct(ours.achieved / pubCapacity, 1)} of PUBLISH/s, ${fmtPct(ours.achieved / setCapacity, 1)} of SET/s`,
+        ratio: `Redis CPU ${fmtPct(ours.rd.cpuShare, 0)}, ${((ours.rd.cpuSec * 1e6) / Math.max(1, ours.report.acked)).toFixed(0)} µs/change`,
         ...(at5k
           ? {
               target: "0 lost, 0 dup",
@@ -277,8 +309,8 @@ export async function fanout(ctx: Ctx): Promise<void> {
       measure: MEASURE,
       metric: "max changes/s (64 in flight)",
       value: `${fmtNum(max.achieved)}/s`,
-      baseline: `p99 ${fmtMs(max.s.p99)}, lost ${max.lost}, dup ${max.dup}`,
-      ratio: `Redis CPU ${fmtPct(max.rd.cpuShare, 0)}, ${max.rd.command("evalsha").usecPerCall.toFixed(0)} µs/update`,
+      baseline: `redis-benchmark PUBLISH ${fmtNum(pubCapacity)}/s; p99 ${fmtMs(max.s.p99)}, lost ${max.lost}, dup ${max.dup}`,
+      ratio: `${fmtRatio(max.achieved / pubCapacity)} PUBLISH/s; Redis CPU ${fmtPct(max.rd.cpuShare, 0)}, ${max.rd.command("evalsha").usecPerCall.toFixed(0)} µs/update`,
     });
     if (streamError) throw new Error(`status stream on node C failed: ${streamError}`);
   } finally {

@@ -267,8 +267,25 @@ export function procMemory(pid: number): { rssKB: number; hwmKB: number; anonKB:
   return { rssKB: field("VmRSS"), hwmKB: field("VmHWM"), anonKB };
 }
 
-/** CPU time a process has used so far, in ms (from /proc/<pid>/schedstat, nanosecond resolution). */
+/**
+ * CPU time a process has used so far, in ms: the sum over its threads of /proc/<pid>/task/<tid>/schedstat
+ * (nanosecond resolution). /proc/<pid>/schedstat alone is the main thread's: it misses a node's libuv
+ * thread pool (file system calls: job dirs, spec and status files) and V8's GC helper threads.
+ */
 export function procCpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return ns / 1e6;
+}
+
+/** The main thread's share of procCpuMs (/proc/<pid>/schedstat). */
+export function procMainThreadCpuMs(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
 }
 
@@ -289,19 +306,41 @@ export function procChildrenCpuMs(pid: number | "self"): number {
  * the node's.
  */
 export function supervisorDaemonsCpuMs(scratchPath: string): number {
-  let total = 0;
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+  const { own, jobs } = supervisorDaemonsCpu(scratchPath);
+  return own + jobs;
+}
+
+/**
+ * The same, split: the daemons' own CPU (utime + stime: the event loop, `posix_spawn`, recording
+ * exits) and the jobs they reaped (cutime + cstime: `sh -c true` itself), in ms.
+ */
+export function supervisorDaemonsCpu(scratchPath: string): { own: number; jobs: number } {
+  let own = 0;
+  let jobs = 0;
+  for (const pid of pidsMatching((c) => c.includes("supervisor-") && c.includes(scratchPath))) {
     try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmdline.includes("supervisor-") || !cmdline.includes(scratchPath)) continue;
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10; // utime..cstime
+      own += (Number(f[11]) + Number(f[12])) * 10; // utime + stime
+      jobs += (Number(f[13]) + Number(f[14])) * 10; // cutime + cstime
     } catch {
       // gone meanwhile
     }
   }
-  return total;
+  return { own, jobs };
+}
+
+/** Pids of the processes whose command line (NUL-separated) passes `test`. */
+export function pidsMatching(test: (cmdline: string) => boolean): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (test(readFileSync(`/proc/${pid}/cmdline`, "utf8"))) out.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 /** `some` CPU pressure (share of time runnable tasks waited for a CPU), averaged over 10 s and 60 s. */
@@ -424,6 +463,48 @@ export async function redisSnapshot(redis: BenchRedis): Promise<RedisSnapshot> {
   };
 }
 
+/** `redis-benchmark -q` output: "SET: 81234.56 requests per second, p50=…". */
+export function parseBenchmark(out: string): Record<string, number> {
+  const res: Record<string, number> = {};
+  for (const line of out.split(/[\r\n]+/)) {
+    const m = /^\s*(.+?): ([\d.]+) requests per second/.exec(line);
+    if (m) res[m[1]!] = Number(m[2]);
+  }
+  return res;
+}
+
+export interface RedisBenchmark {
+  /** Requests per second per test ("SET", "PING_MBULK", or the command line for a custom command). */
+  rates: Record<string, number>;
+  /**
+   * Redis CPU per request during the run (INFO cpu over every request sent), in µs: the capacity of
+   * the one Redis core in these requests is 1e6 / this, whatever redis-benchmark's own clients cost.
+   */
+  cpuUsPerRequest: number;
+}
+
+/**
+ * The Redis baseline: `redis-benchmark -q` (50 clients, no pipelining, like one connection per
+ * node) against the bench's Redis, `requests` per test; `args` are the tests (`-t set,ping`) or
+ * one custom command.
+ */
+export async function redisBenchmark(
+  redis: BenchRedis,
+  requests: number,
+  args: string[],
+  tests = 1,
+): Promise<RedisBenchmark> {
+  const cpu0 = await redis.info("cpu");
+  const c0 = Number(cpu0.used_cpu_sys) + Number(cpu0.used_cpu_user);
+  const { stdout } = await execFileP("redis-benchmark", [
+    ...["-h", "127.0.0.1", "-p", String(redis.port), "-q", "-n", String(requests)],
+    ...args,
+  ]);
+  const cpu = await redis.info("cpu");
+  const c1 = Number(cpu.used_cpu_sys) + Number(cpu.used_cpu_user);
+  return { rates: parseBenchmark(stdout), cpuUsPerRequest: ((c1 - c0) * 1e6) / (requests * tests) };
+}
+
 export interface RedisDelta {
   /** Redis CPU seconds per wall second (1 = one core: all a single-threaded Redis has). */
   cpuShare: number;
@@ -431,11 +512,22 @@ export interface RedisDelta {
   opsPerSec: number;
   /** Calls per second and microseconds per call of one command (e.g. "evalsha", "zrange"). */
   command(name: string): { perSec: number; usecPerCall: number };
+  /** Calls of every command in the window (commands run inside scripts count too). */
+  calls: Record<string, number>;
+  /** Redis CPU seconds used in the window. */
+  cpuSec: number;
 }
 
 export function redisDelta(a: RedisSnapshot, b: RedisSnapshot): RedisDelta {
   const sec = (b.at - a.at) / 1000;
+  const calls: Record<string, number> = {};
+  for (const [name, y] of Object.entries(b.cmd)) {
+    const d = y.calls - (a.cmd[name]?.calls ?? 0);
+    if (d > 0) calls[name] = d;
+  }
   return {
+    calls,
+    cpuSec: b.cpuSec - a.cpuSec,
     cpuShare: (b.cpuSec - a.cpuSec) / sec,
     opsPerSec: (b.commands - a.commands) / sec,
     command: (name) => {
@@ -475,6 +567,13 @@ export async function startFleet(
       LAUNCHER_KEY_PREFIX: opts.prefix ?? "bench",
       LAUNCHER_LOG_LEVEL: "warn",
       LAUNCHER_DRAIN_MS: "0",
+      // Optional CPU profiles of the nodes over a window the measure chooses (bench/cpu-profile.cjs).
+      ...(process.env.BENCH_PROFILE_DIR
+        ? {
+            BENCH_PROFILE_DIR: process.env.BENCH_PROFILE_DIR,
+            NODE_OPTIONS: `--require ${join(ROOT, "bench", "cpu-profile.cjs")}`,
+          }
+        : {}),
       ...opts.env,
     },
     log: ctx.verbose ? (l) => ctx.log(`  fleet: ${l}`) : () => {},

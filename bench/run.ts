@@ -31,7 +31,7 @@ import { throughput } from "./throughput.js";
 const MEASURES: { name: string; run: (ctx: Ctx) => Promise<void>; quickMs: number; fullMs: number }[] = [
   { name: "routing", run: routing, quickMs: 60_000, fullMs: 300_000 },
   { name: "fanout", run: fanout, quickMs: 60_000, fullMs: 300_000 },
-  { name: "heartbeats", run: heartbeats, quickMs: 90_000, fullMs: 400_000 },
+  { name: "heartbeats", run: heartbeats, quickMs: 90_000, fullMs: 600_000 },
   { name: "throughput", run: throughput, quickMs: 120_000, fullMs: 900_000 },
   { name: "privileged", run: privileged, quickMs: 120_000, fullMs: 600_000 },
   { name: "failure", run: failure, quickMs: 60_000, fullMs: 300_000 },

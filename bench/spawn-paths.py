@@ -9,7 +9,11 @@ process, and the children).
                 which drops privileges, opens the output file and execs the job
   fork          as another user by forking the daemon (privileged mode without the helper)
 
-usage: spawn-paths.py N UID GID HELPER OUTFILE
+usage: spawn-paths.py [--ways posix_spawn,helper,fork] [--rounds R] N [UID GID HELPER OUTFILE]
+
+With only N (and --ways posix_spawn), nothing needs root: that is the throughput measure's limit
+baseline (bench/throughput.ts), the machine's own rate of starting `sh -c true` without Node's fork.
+Best of R interleaved rounds (default 3) per way.
 """
 import json
 import os
@@ -35,7 +39,18 @@ def measure(n, start):
 
 
 def main():
-    n, uid, gid, helper, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+    args = sys.argv[1:]
+    only, rounds = None, 3
+    while args and args[0].startswith("--"):
+        opt, value, args = args[0], args[1], args[2:]
+        if opt == "--ways":
+            only = value.split(",")
+        elif opt == "--rounds":
+            rounds = int(value)
+        else:
+            sys.exit(f"unknown option {opt}")
+    n = int(args[0])
+    uid, gid, helper, out = (args[1:5] + [""] * 4)[:4]
     env = {"PATH": "/usr/bin:/bin"}
     job = ["/bin/sh", "-c", "true"]
     null = os.open("/dev/null", os.O_RDONLY)
@@ -73,10 +88,11 @@ def main():
         os.close(r)
 
     ways = {"posix_spawn": posix_spawn, "helper": via_helper, "fork": via_fork}
+    ways = {name: start for name, start in ways.items() if only is None or name in only}
     for start in ways.values():
         measure(20, start)  # warm up
     results = {name: [] for name in ways}
-    for _ in range(3):  # interleaved rounds: the machine's moments are shared alike
+    for _ in range(rounds):  # interleaved rounds: the machine's moments are shared alike
         for name, start in ways.items():
             results[name].append(measure(n, start))
     best = {name: max(rs, key=lambda r: r["rate"]) for name, rs in results.items()}
