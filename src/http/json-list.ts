@@ -66,11 +66,13 @@ async function* textChunks(
         parts.push(separator, text);
         separator = ",";
         size += text.length;
-      }
-      if (size >= CHUNK_CHARS) {
-        yield parts.join("");
-        parts = [];
-        size = 0;
+        // Parts of ~64 kB, as jsonListBody's: a batch of whole jobs is ~500 kB, and buffers that
+        // large are what the allocator keeps (resident) after a listing.
+        if (size >= CHUNK_CHARS) {
+          yield parts.join("");
+          parts = [];
+          size = 0;
+        }
       }
     }
     parts.push("]}");
