@@ -20,9 +20,23 @@ export const MAX_USER_LENGTH = 256;
 export const MAX_STATUS_MESSAGE_LENGTH = 1_024;
 /** Largest `stdin`, in UTF-8 bytes. */
 export const MAX_STDIN_BYTES = 1024 * 1024;
-/** Most `args` and most `environment` entries. */
+// Every list of a job has a cap, stated as `maxItems` in the submission schema
+// (src/launcher/requests/schemas.ts), so one check refuses an over-long list with a 400 naming it,
+// over HTTP and through the plugin alike (docs/http-api.md "Users, privileges and limits").
+/** Most `args`. */
 export const MAX_ARGS = 10_000;
-/** Most entries of every other list of a job (queues, mounts, ports, config, …). */
+/** Most `environment` entries. */
+export const MAX_ENVIRONMENT = 10_000;
+/**
+ * Most `queues`. Each must be one some node of the fleet serves (src/launcher/placement.ts), and
+ * the list is part of the job's fleet-queue class, stored with every job waiting in it.
+ */
+export const MAX_QUEUES = 100;
+/** Most `placementConstraints`: each must match a label of one node, and they too are part of the class. */
+export const MAX_PLACEMENT_CONSTRAINTS = 100;
+/** Most `metadata` keys (an object, not a list, but as open-ended). */
+export const MAX_METADATA_KEYS = 1_000;
+/** Most entries of every other list of a job (exposedPorts, mounts, config, resourceLimits, supplementalGroupIds). */
 export const MAX_LIST = 1_000;
 
 /** Whether `s` has more than `max` code points, without counting a long string to its end. */

@@ -7,8 +7,12 @@ import { type Static, Type } from "typebox";
 import type { ClusterInfo, ControlResult, Job, NetworkInfo } from "../../api/index.js";
 import {
   MAX_ARGS,
+  MAX_ENVIRONMENT,
   MAX_LIST,
+  MAX_METADATA_KEYS,
   MAX_NAME_LENGTH,
+  MAX_PLACEMENT_CONSTRAINTS,
+  MAX_QUEUES,
   MAX_STDIN_BYTES,
   MAX_TAG_LENGTH,
   MAX_TAGS,
@@ -81,8 +85,9 @@ const ResourceProfileSchema = Type.Object(
   open,
 );
 
-const list = <T extends Parameters<typeof Type.Array>[0]>(item: T, maxItems = MAX_LIST) =>
-  opt(Type.Array(item, { maxItems }));
+/** A list of a job: every one has a cap (src/api/limits.ts), which the schema check enforces. */
+const list = <T extends Parameters<typeof Type.Array>[0]>(item: T, maxItems: number) =>
+  opt(Type.Array(item, { maxItems, description: `At most ${maxItems.toLocaleString("en-US")} entries` }));
 
 /** The Job's properties. Everything is optional on input; the server fills id, status, times, host, user. */
 const jobProperties = {
@@ -98,7 +103,7 @@ const jobProperties = {
     }),
   ),
   group: opt(Type.String()),
-  queues: list(Type.String()),
+  queues: list(Type.String(), MAX_QUEUES),
   workingDirectory: opt(Type.String()),
   container: opt(ContainerSchema),
   host: opt(str("Host of the owning node")),
@@ -114,16 +119,16 @@ const jobProperties = {
   stderrFile: opt(Type.String()),
   stdin: opt(Type.String({ maxLength: MAX_STDIN_BYTES, description: "At most 1 MiB" })),
   args: list(Type.String(), MAX_ARGS),
-  environment: list(EnvSchema, MAX_ARGS),
-  placementConstraints: list(PlacementConstraintSchema),
+  environment: list(EnvSchema, MAX_ENVIRONMENT),
+  placementConstraints: list(PlacementConstraintSchema, MAX_PLACEMENT_CONSTRAINTS),
   lastUpdateTime: opt(str("RFC 3339")),
   submissionTime: opt(str("RFC 3339")),
-  exposedPorts: list(PortSchema),
-  mounts: list(MountSchema),
-  config: list(JobConfigSchema),
-  resourceLimits: list(ResourceLimitSchema),
+  exposedPorts: list(PortSchema, MAX_LIST),
+  mounts: list(MountSchema, MAX_LIST),
+  config: list(JobConfigSchema, MAX_LIST),
+  resourceLimits: list(ResourceLimitSchema, MAX_LIST),
   tags: list(Type.String({ maxLength: MAX_TAG_LENGTH }), MAX_TAGS),
-  metadata: opt(Type.Record(Type.String(), Type.Unknown())),
+  metadata: opt(Type.Record(Type.String(), Type.Unknown(), { maxProperties: MAX_METADATA_KEYS })),
   resourceProfile: opt(Type.String()),
 };
 
