@@ -13,6 +13,7 @@ import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc
 import { buildArgv } from "./shell.js";
 import {
   DEFAULT_PATH,
+  encodeSpec,
   ensureDir,
   jobAlive,
   jobDir,
@@ -21,10 +22,10 @@ import {
   readStatus,
   recordedJobIds,
   removeJobDir,
+  SpareJobDirs,
   SupervisorClient,
   type SupervisorStatus,
   supervisorAlive,
-  writeSpecFile,
 } from "./supervisor.js";
 import {
   type Env,
@@ -89,6 +90,9 @@ export class LocalRunner {
   private readonly jobs = new Map<string, WatchedJob>();
   /** Ids between asking for a supervisor and its launch report. */
   private readonly launching = new Set<string>();
+  /** Ids reported ended whose supervisor is done with their dir (so forget() may reuse it). */
+  private readonly ended = new Set<string>();
+  private readonly spares: SpareJobDirs;
   private connections = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -104,6 +108,7 @@ export class LocalRunner {
     this.pollMs = opts.pollMs ?? 200;
     this.maxConnections = opts.maxWatchedConnections ?? 512;
     ensureDir(jobsDir(this.stateDir));
+    this.spares = new SpareJobDirs(this.stateDir);
     this.outputs = new OutputRecords(join(this.stateDir, "outputs"));
     const helper =
       opts.switchUsers && opts.useLaunchHelper !== false ? launchHelper(this.stateDir) : undefined;
@@ -140,9 +145,9 @@ export class LocalRunner {
   async launch(spec: LaunchSpec): Promise<{ pid: number }> {
     this.assertOpen();
     if (spec.outputDir) this.outputDirs.ensure(spec.outputDir, spec.switchUser ? spec.user : undefined);
-    const dir = this.prepareJobDir(spec);
+    const { dir, input } = this.prepareJobDir(spec);
     this.launching.add(spec.id);
-    const started = await this.supervisors.start(dir).finally(() => this.launching.delete(spec.id));
+    const started = await this.supervisors.start(dir, input).finally(() => this.launching.delete(spec.id));
     if (!started.ok) {
       removeJobDir(dir);
       throw new LaunchError(started.error);
@@ -243,12 +248,14 @@ export class LocalRunner {
   forget(id: string): void {
     this.jobs.get(id)?.detach?.();
     this.jobs.delete(id);
-    removeJobDir(jobDir(this.stateDir, id));
+    const dir = jobDir(this.stateDir, id);
+    if (!(this.ended.delete(id) && this.spares.keep(dir))) removeJobDir(dir);
   }
 
   /** Stops watching. Jobs keep running; the next runner on this stateDir adopts them. */
   async close(): Promise<void> {
     this.closed = true;
+    this.ended.clear();
     this.stopPolling();
     for (const job of this.jobs.values()) job.detach?.();
     this.jobs.clear();
@@ -271,7 +278,7 @@ export class LocalRunner {
   private claimDir(dir: string, id: string): void {
     if (this.jobs.has(id) || this.launching.has(id)) throw new LaunchError(`job "${id}" is already running`);
     // A new id (the usual case) is claimed by the mkdir alone; only an existing dir needs a look.
-    if (makeJobDir(dir)) return;
+    if (this.spares.take(dir) || makeJobDir(dir)) return;
     const status = readStatus(dir);
     if (status && status.exitCode === undefined && supervisorAlive(status, dir)) {
       throw new LaunchError(`job "${id}" is already running`);
@@ -280,8 +287,11 @@ export class LocalRunner {
     if (!makeJobDir(dir)) throw new LaunchError(`cannot create job state: ${dir} exists`);
   }
 
-  /** Validates the spec and writes the job's state dir; any failure removes it again. */
-  private prepareJobDir(spec: LaunchSpec): string {
+  /**
+   * Validates the spec and makes the job's state dir (with its stdin, if any); returns the dir and
+   * the spec the supervisor gets. Any failure removes the dir again.
+   */
+  private prepareJobDir(spec: LaunchSpec): { dir: string; input: Buffer } {
     const argv = buildArgv(spec);
     const user = spec.user ?? this.self;
     const env = buildEnv(spec.environment, user);
@@ -297,7 +307,7 @@ export class LocalRunner {
       const stdinFile = spec.stdin ? join(dir, "stdin") : undefined;
       if (stdinFile) writeFileSync(stdinFile, spec.stdin as string, { mode: 0o600 });
       const { uid, gid, groups } = user;
-      writeSpecFile(dir, {
+      const input = encodeSpec({
         argv,
         env,
         base: process.cwd(),
@@ -307,7 +317,7 @@ export class LocalRunner {
         stderrFile,
         ...(spec.switchUser ? { uid, gid, groups } : {}),
       });
-      return dir;
+      return { dir, input };
     } catch (err) {
       removeJobDir(dir);
       throw new LaunchError(`cannot prepare job: ${(err as Error).message}`);
@@ -315,11 +325,16 @@ export class LocalRunner {
   }
 
   /**
-   * The supervisor closes the job's connection once it has recorded the job's exit (or when it was
-   * killed: finish() then finds no exit code). A very short job's close may already have been
-   * seen; onClose then reports after launch()'s caller has seen the pid.
+   * The supervisor sends the job's exit code and closes the job's connection once it has recorded
+   * the exit (or it closes without one when it was killed: finish() then finds no exit code). A very
+   * short job's close may already have been seen; onClose then reports after launch()'s caller has
+   * seen the pid.
    */
-  private watchConnection(job: WatchedJob, conn: Socket, onClose: (fn: () => void) => void): void {
+  private watchConnection(
+    job: WatchedJob,
+    conn: Socket,
+    onClose: (fn: (exitCode: number | undefined) => void) => void,
+  ): void {
     let watching = true;
     this.connections++;
     const stop = (): void => {
@@ -331,10 +346,10 @@ export class LocalRunner {
       stop();
       conn.destroy();
     };
-    onClose(() => {
+    onClose((exitCode) => {
       if (!watching) return;
       stop();
-      this.finish(job);
+      this.finish(job, exitCode);
     });
   }
 
@@ -360,14 +375,17 @@ export class LocalRunner {
     if (adopted === 0) this.stopPolling();
   }
 
-  private finish(job: WatchedJob): void {
+  /** Reports the job's end: `exitCode` as its supervisor sent it, else as recorded in its status. */
+  private finish(job: WatchedJob, exitCode?: number): void {
     if (this.closed || this.jobs.get(job.id) !== job) return; // closed, or already reported
     this.jobs.delete(job.id);
-    const status = readStatus(job.dir);
-    if (status?.exitCode !== undefined) {
-      this.callbacks.onExit(job.id, status.exitCode);
+    const code = exitCode ?? readStatus(job.dir)?.exitCode;
+    if (code !== undefined) {
+      this.ended.add(job.id);
+      this.callbacks.onExit(job.id, code);
       return;
     }
+    const status = readStatus(job.dir);
     // Its supervisor died without recording an exit (killed, or OOM-killed): the job is killed too
     // (unsupervised, nobody would record its end), and reported as lost, not as a real exit.
     if (status) killUnsupervised(status);

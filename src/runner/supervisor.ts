@@ -8,13 +8,17 @@
  *   supervisor-<hash>.py     the program (named by content, so upgrades never rewrite a running one)
  *   sup-<hash>.sock          the daemon's Unix socket (mode 0600), and .lock, its one-daemon lock
  *   supervisor.log           the daemon's stderr (Python errors, status files it could not write)
+ *   spare/<n>/               job dirs of ended jobs kept for reuse (SpareJobDirs), status emptied
  *   jobs/<encoded id>/
- *     spec                   launch input: NUL-terminated key, value pairs (written by the runner)
  *     stdin                  the job's stdin text, when there is any
- *     status                 JSON SupervisorStatus, replaced atomically by the supervisor
+ *     status                 JSON SupervisorStatus lines appended by the supervisor; the last
+ *                            complete one is the job's state
+ * The launch input (the spec: NUL-terminated key, value pairs) goes over the daemon's socket, not
+ * into a file: on a file system without a journal every inode created and deleted makes later
+ * creations dearer (see supervisor.py), and the spec is not needed after the launch.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
   existsSync,
@@ -25,6 +29,7 @@ import {
   renameSync,
   rmdirSync,
   rmSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -64,7 +69,7 @@ export interface SupervisorStatus {
   stderrId?: string;
 }
 
-/** The inputs of one supervisor run, turned into the spec file. */
+/** The inputs of one supervisor run, sent to the daemon as the job's spec. */
 export interface SupervisorSpec {
   argv: string[];
   env: string[];
@@ -126,7 +131,8 @@ export function installSupervisor(stateDir: string): string {
   return path;
 }
 
-export function writeSpecFile(dir: string, spec: SupervisorSpec): void {
+/** The spec as the daemon reads it: NUL-terminated key, value pairs (arg and env repeat). */
+export function encodeSpec(spec: SupervisorSpec): Buffer {
   const pairs: [string, string | number | undefined][] = [
     ...spec.argv.map((a): [string, string] => ["arg", a]),
     ...spec.env.map((e): [string, string] => ["env", e]),
@@ -143,7 +149,7 @@ export function writeSpecFile(dir: string, spec: SupervisorSpec): void {
     .filter((p): p is [string, string | number] => p[1] !== undefined)
     .map(([key, value]) => `${key}\0${value}\0`)
     .join("");
-  writeFileSync(join(dir, "spec"), text, { mode: 0o600 });
+  return Buffer.from(text);
 }
 
 /** What the job's process opened as stdout and stderr (undefined: no regular file). */
@@ -158,7 +164,8 @@ type LaunchReport =
 
 /**
  * A launch's outcome. A started job comes with the connection its supervisor closes once the job
- * has ended and its exit is recorded.
+ * has ended and its exit is recorded; `onClose` gets the exit code the supervisor sent before
+ * closing (undefined when it closed without one: it was killed).
  */
 export type Started =
   | {
@@ -167,7 +174,7 @@ export type Started =
       supervisorPid: number;
       outputs: OutputIdentities;
       conn: Socket;
-      onClose(fn: () => void): void;
+      onClose(fn: (exitCode: number | undefined) => void): void;
     }
   | { ok: false; error: string };
 
@@ -196,8 +203,8 @@ export class SupervisorClient {
     }
   }
 
-  /** Asks a supervisor to start the job whose spec is in `dir`; resolves with its report. */
-  async start(dir: string): Promise<Started> {
+  /** Asks a supervisor to start the job of `dir` with `spec` (encodeSpec); resolves with its report. */
+  async start(dir: string, spec: Buffer): Promise<Started> {
     let lastError = "";
     for (let attempt = 0; attempt < 12; attempt++) {
       let conn: Socket;
@@ -209,7 +216,7 @@ export class SupervisorClient {
         if (failed) return { ok: false, error: `cannot start the job supervisor: ${failed}` };
         continue;
       }
-      const report = await exchange(conn, dir);
+      const report = await exchange(conn, dir, spec);
       if (report) return report;
       // Closed without a report. If no supervisor took the job (the daemon was leaving), retry.
       if (readStatus(dir)) return silentFailure(dir);
@@ -304,33 +311,45 @@ export class SupervisorClient {
   }
 }
 
-/** Sends the job dir and waits for the one-line report; undefined when the connection closed first. */
-function exchange(conn: Socket, dir: string): Promise<Started | undefined> {
+/**
+ * Sends the job's dir and spec and waits for the one-line report; undefined when the connection
+ * closed first. After the report, the one thing the supervisor sends is `exit CODE`, just before it
+ * closes the connection.
+ */
+function exchange(conn: Socket, dir: string, spec: Buffer): Promise<Started | undefined> {
   return new Promise((resolve) => {
     let text = "";
+    let reported = false;
     let closed = false;
-    const closers: (() => void)[] = [];
-    const onClose = (fn: () => void): void => {
-      if (closed) setImmediate(fn);
+    const closers: ((exitCode: number | undefined) => void)[] = [];
+    const exitCode = (): number | undefined => {
+      const m = /^exit (\d+)$/m.exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    const onClose = (fn: (exitCode: number | undefined) => void): void => {
+      if (closed) setImmediate(() => fn(exitCode()));
       else closers.push(fn);
     };
     conn.on("error", () => undefined); // a reset is seen as a close
     conn.once("close", () => {
       closed = true;
-      for (const fn of closers.splice(0)) fn();
+      const code = exitCode();
+      for (const fn of closers.splice(0)) fn(code);
       resolve(undefined);
     });
     conn.setEncoding("utf8");
     conn.on("data", (chunk: string) => {
       text += chunk;
+      if (reported) return;
       const report = parseLaunchReport(text);
       if (!report) return;
-      conn.removeAllListeners("data");
-      conn.resume(); // nothing more is sent; keep reading so the close is seen
+      reported = true;
+      text = text.slice(text.indexOf("\n") + 1); // what may follow: the exit line
       if (!report.ok) conn.destroy();
       resolve(report.ok ? { ...report, conn, onClose } : report);
     });
-    conn.write(`${dir}\n`);
+    conn.write(`job ${spec.length} ${dir}\n`);
+    conn.write(spec);
   });
 }
 
@@ -389,14 +408,30 @@ function silentFailure(dir: string): Started {
   return { ok: false, error: recorded ?? "the job supervisor stopped before reporting the launch" };
 }
 
+/**
+ * The job's state: the last whole line of its status file. A line being appended at this moment is
+ * not whole yet (a JSON object parses only once its closing brace is there), so the one before it
+ * counts; none yet (or no file): undefined.
+ */
 export function readStatus(dir: string): SupervisorStatus | undefined {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(join(dir, "status"), "utf8"));
+    text = readFileSync(join(dir, "status"), "utf8");
   } catch {
-    return undefined; // not written yet (rename makes partial files impossible)
+    return undefined; // not written yet
   }
-  return isStatus(parsed) ? parsed : undefined;
+  const lines = text.split("\n");
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i]!.trim();
+    if (line === "") continue;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      return isStatus(parsed) ? parsed : undefined;
+    } catch {
+      // the last line, still being written
+    }
+  }
+  return undefined;
 }
 
 function isStatus(value: unknown): value is SupervisorStatus {
@@ -442,6 +477,69 @@ export function removeJobDir(dir: string): void {
     rmdirSync(dir);
   } catch {
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+  }
+}
+
+/**
+ * Job dirs of ended jobs, kept (up to `max`) and given to new jobs, with their status file emptied
+ * but kept. On a file system without a journal, ext4's inode allocator skips every inode deleted
+ * within the last ~30 s (it checks each one's deletion time), so at a few hundred short jobs a
+ * second, creating and deleting a dir and a status file per job made every creation scan thousands
+ * of inodes: ~20% of the supervisor daemon's CPU and a good part of the node's. A rename creates and
+ * frees nothing.
+ */
+export class SpareJobDirs {
+  private readonly free: string[] = [];
+  private readonly root: string;
+  private readonly tag = randomBytes(4).toString("hex");
+  private next = 0;
+
+  constructor(
+    stateDir: string,
+    private readonly max = 64,
+  ) {
+    this.root = join(stateDir, "spare");
+    // What an earlier runner left is not known to be empty: removed (a runner sharing the state dir
+    // finds its own spares gone, and then makes dirs as usual).
+    rmSync(this.root, { recursive: true, force: true });
+    ensureDir(this.root);
+  }
+
+  /** Makes `dir` from a spare dir; false when there is none, or `dir` exists. */
+  take(dir: string): boolean {
+    const spare = this.free.pop();
+    if (spare === undefined) return false;
+    if (existsSync(dir)) {
+      this.free.push(spare);
+      return false;
+    }
+    try {
+      renameSync(spare, dir);
+      return true;
+    } catch {
+      rmSync(spare, { recursive: true, force: true });
+      return false;
+    }
+  }
+
+  /**
+   * Keeps the dir of a job whose supervisor is done with it (the job's exit is recorded: nothing
+   * writes there any more). False when it is not kept (more than a status file in it, or enough
+   * spares): the caller removes it.
+   */
+  keep(dir: string): boolean {
+    if (this.free.length >= this.max) return false;
+    try {
+      const names = readdirSync(dir);
+      if (names.some((name) => name !== "status")) return false;
+      if (names.length > 0) truncateSync(join(dir, "status"));
+      const spare = join(this.root, `${this.tag}-${this.next++}`);
+      renameSync(dir, spare);
+      this.free.push(spare);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
 

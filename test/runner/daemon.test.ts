@@ -126,7 +126,7 @@ describe("supervisor daemon", () => {
     ]) {
       const answer = await new Promise<string>((resolve, reject) => {
         let text = "";
-        const conn = connect(socketPath, () => conn.write(`${dir}\n`));
+        const conn = connect(socketPath, () => conn.write(`job 2 ${dir}\na\0`));
         conn.setEncoding("utf8");
         conn.on("data", (chunk: string) => (text += chunk));
         conn.on("close", () => resolve(text));

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { advertiseIp, networkInfo } from "../../src/runner/network.js";
 import { parseProcStat } from "../../src/runner/proc.js";
 import { buildArgv, shellQuote } from "../../src/runner/shell.js";
-import { decodeJobId, encodeJobId, removeJobDir } from "../../src/runner/supervisor.js";
+import { decodeJobId, encodeJobId, readStatus, removeJobDir } from "../../src/runner/supervisor.js";
 import { LaunchError } from "../../src/runner/types.js";
 import { UserDirectory } from "../../src/runner/users.js";
 import { Fixture } from "./helpers.js";
@@ -130,5 +130,28 @@ describe("removeJobDir", () => {
     writeFileSync(file, "not a dir");
     removeJobDir(file);
     expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe("readStatus", () => {
+  it("is the last whole line the supervisor appended, not one still being written", () => {
+    const dir = fx.tempDir();
+    const status = join(dir, "status");
+    expect(readStatus(dir)).toBeUndefined();
+    writeFileSync(status, "");
+    expect(readStatus(dir)).toBeUndefined();
+    const first = '{"supervisorPid":10,"supervisorStart":5}\n';
+    const second = '{"pid":11,"startTime":6,"supervisorPid":10,"supervisorStart":5}\n';
+    writeFileSync(status, first);
+    expect(readStatus(dir)).toEqual({ supervisorPid: 10, supervisorStart: 5 });
+    writeFileSync(status, first + second.slice(0, 20));
+    expect(readStatus(dir)).toEqual({ supervisorPid: 10, supervisorStart: 5 });
+    writeFileSync(status, first + second);
+    expect(readStatus(dir)).toEqual({ pid: 11, startTime: 6, supervisorPid: 10, supervisorStart: 5 });
+    // As older supervisors wrote it: one object, replaced whole (here without a newline).
+    writeFileSync(status, '{"supervisorPid":10,"exitCode":3}');
+    expect(readStatus(dir)).toEqual({ supervisorPid: 10, exitCode: 3 });
+    writeFileSync(status, '{"supervisorPid":"not a number"}\n');
+    expect(readStatus(dir)).toBeUndefined();
   });
 });

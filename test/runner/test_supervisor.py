@@ -28,15 +28,13 @@ class TempDir(unittest.TestCase):
         return os.path.join(self.dir, name)
 
 
-class ReadSpec(TempDir):
-    def write(self, pairs):
-        with open(self.path("spec"), "wb") as f:
-            for key, value in pairs:
-                f.write(key.encode() + b"\0" + value.encode() + b"\0")
-        return self.path("spec")
+class ParseSpec(unittest.TestCase):
+    @staticmethod
+    def encode(pairs):
+        return b"".join(key.encode() + b"\0" + value.encode() + b"\0" for key, value in pairs)
 
     def test_repeated_args_and_env_in_order(self):
-        spec = supervisor.read_spec(self.write([
+        spec = supervisor.parse_spec(self.encode([
             ("arg", "/bin/sh"), ("arg", "-c"), ("arg", "echo 'a b'"), ("env", "A=1"), ("env", "B=x=y"),
             ("stdout", "/o"), ("stderr", "/e"), ("uid", "1000"), ("groups", "1000,27"),
         ]))
@@ -44,13 +42,19 @@ class ReadSpec(TempDir):
         self.assertEqual(supervisor.environment(spec), {"A": "1", "B": "x=y"})
         self.assertEqual((spec["uid"], spec["groups"]), ("1000", "1000,27"))
 
+    def test_values_may_hold_newlines(self):
+        spec = supervisor.parse_spec(bytearray(self.encode([
+            ("arg", "/bin/sh"), ("arg", "-c"), ("arg", "echo a\necho b"), ("stdout", "/o"), ("stderr", "/e"),
+        ])))
+        self.assertEqual(spec["arg"][2], "echo a\necho b")
+
     def test_a_spec_without_command_or_files_is_refused(self):
         with self.assertRaisesRegex(supervisor.Failure, "spec has no command"):
-            supervisor.read_spec(self.write([("stdout", "/o"), ("stderr", "/e")]))
+            supervisor.parse_spec(self.encode([("stdout", "/o"), ("stderr", "/e")]))
         with self.assertRaisesRegex(supervisor.Failure, "spec has no command"):
-            supervisor.read_spec(self.write([("arg", "true")]))
-        with self.assertRaisesRegex(supervisor.Failure, 'spec ".*missing"'):
-            supervisor.read_spec(self.path("missing"))
+            supervisor.parse_spec(self.encode([("arg", "true")]))
+        with self.assertRaisesRegex(supervisor.Failure, "spec has no command"):
+            supervisor.parse_spec(b"")
 
 
 class OpenOutput(TempDir):
