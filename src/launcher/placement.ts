@@ -67,30 +67,64 @@ export function waitingForUser(user: string, cap: number): string {
   return `Queued: user ${JSON.stringify(user)} already has ${cap} jobs placed in the fleet (LAUNCHER_MAX_RUNNING_JOBS_PER_USER=${cap})`;
 }
 
+/** What placement reads of the fleet: the nodes as last seen, and a fresh read (the Registry). */
+export interface FleetView {
+  nodes(): readonly Pick<NodeView, "queues" | "labels" | "online">[];
+  listNodes(): Promise<readonly Pick<NodeView, "queues" | "labels" | "online">[]>;
+}
+
 /**
- * 400 unless some registered node (online or not) could ever run the job: one that serves one of
- * its queues and has every label it asks for. No job is created for a job nobody can run.
+ * Why no node of `nodes` could ever run the job, or undefined when one could: one that serves one of
+ * its queues and has every label it asks for, online or not (a job for a node that is away waits in
+ * the fleet queue). The refusal is a 400 only when the view is live (some node in it is online): a
+ * view with no live node (empty while this node starts or while Redis lost the records, or every
+ * record stale for a moment) cannot tell a queue nobody serves from one whose nodes it cannot see
+ * now, so it is a 503 to repeat (docs/reliability.md, bug 7).
  */
-export function checkPlaceable(
-  nodes: readonly Pick<PlacementNode, "queues" | "labels">[],
+export function placementRefusal(
+  nodes: readonly Pick<NodeView, "queues" | "labels" | "online">[],
   queues: readonly string[],
   constraints: readonly PlacementConstraint[] | undefined,
-): void {
+): ApiError | undefined {
   const serving = nodes.filter((n) => queues.some((q) => n.queues.includes(q)));
+  if (serving.some((n) => eligible(n, queues, constraints))) return undefined;
+  const wanted = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
+  const named = queues.map((q) => JSON.stringify(q)).join(" or ");
+  if (!nodes.some((n) => n.online)) {
+    const field = serving.length === 0 ? "queues" : "placementConstraints";
+    const labels = serving.length === 0 || wanted.length === 0 ? "" : ` with the labels ${wanted.join(", ")}`;
+    return new ApiError(
+      ErrCode.PluginRestarted,
+      `${field}: no node is up to serve queue ${named}${labels} (no node of the fleet is online now); try again`,
+    );
+  }
   if (serving.length === 0) {
     const known = [...new Set(nodes.flatMap((n) => n.queues))].sort();
-    throw new ApiError(
+    return new ApiError(
       ErrCode.InvalidRequest,
-      `queues: no node of the fleet serves ${queues.map((q) => JSON.stringify(q)).join(" or ")} (queues served: ${known.join(", ") || "none"})`,
+      `queues: no node of the fleet serves ${named} (queues served: ${known.join(", ") || "none"})`,
     );
   }
-  if (!serving.some((n) => eligible(n, queues, constraints))) {
-    const wanted = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
-    throw new ApiError(
-      ErrCode.InvalidRequest,
-      `placementConstraints: no node serving the job's queue has the labels ${wanted.join(", ")}`,
-    );
-  }
+  return new ApiError(
+    ErrCode.InvalidRequest,
+    `placementConstraints: no node serving the job's queue has the labels ${wanted.join(", ")}`,
+  );
+}
+
+/**
+ * Refuses a job no node could ever run, before it exists: `placementRefusal` on the nodes as last
+ * seen, and, only when that refuses, again on a fresh read, so a refusal never rests on a stale or
+ * empty cache: 400 InvalidRequest when the fleet is up and no known node serves the job, 503
+ * PluginRestarted when no node is online to tell.
+ */
+export async function checkPlaceable(
+  fleet: FleetView,
+  queues: readonly string[],
+  constraints: readonly PlacementConstraint[] | undefined,
+): Promise<void> {
+  if (placementRefusal(fleet.nodes(), queues, constraints) === undefined) return;
+  const refusal = placementRefusal(await fleet.listNodes(), queues, constraints);
+  if (refusal) throw refusal;
 }
 
 /**

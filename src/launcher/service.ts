@@ -138,8 +138,8 @@ export class NodeService implements LauncherService {
     }
     const user = job.user && caller.admin ? job.user : caller.user;
     if (user === "*") throw new ApiError(ErrCode.InvalidRequest, "user: a job needs a real user, not *");
-    // A job no registered node could ever run is refused here, before it exists.
-    checkPlaceable(this.registry.nodes(), jobQueues(job, this.defaultQueue()), job.placementConstraints);
+    // A job no registered node could ever run is refused here, before it exists (a 503 while no node is up to tell).
+    await checkPlaceable(this.registry, jobQueues(job, this.defaultQueue()), job.placementConstraints);
     // The Launcher's default profile, whichever front door the job came through.
     const key = opts.idempotencyKey === undefined ? undefined : checkIdempotencyKey(opts.idempotencyKey);
     return this.manager.submit({ ...job, resourceProfile: job.resourceProfile || "custom" }, user, key);
