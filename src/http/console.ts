@@ -34,6 +34,11 @@ export async function consolePlugin(app: FastifyInstance): Promise<void> {
     prefix: "/ui/",
     decorateReply: false,
     index: "index.html",
+    // Read-only and only the console's own files: GET and HEAD routes only (the plugin's default),
+    // no directory listing, no dotfiles (the plugin serves them unless told), and send() refuses
+    // any path that leaves `root` (`..`, encoded or not).
+    list: false,
+    dotfiles: "ignore",
     // A new build must reach browsers at once: they revalidate (ETag) on every load.
     cacheControl: true,
     maxAge: 0,
