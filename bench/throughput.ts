@@ -137,11 +137,10 @@ export async function throughput(ctx: Ctx): Promise<void> {
 
     // Terminal statuses arrive on one status stream (node-1), which sees every job of the fleet.
     const finalStatus = new Map<string, string>();
-    let firstFailure: string | undefined;
+    const failures = new Map<string, string>();
     const ends = await watchTerminalStatuses(stack, fleet.nodes[0]!.url, token, (msg) => {
       finalStatus.set(msg.id, String(msg.status));
-      if (msg.status !== "Finished")
-        firstFailure ??= `${msg.id}: ${msg.status} ${String(msg.statusMessage ?? "")}`;
+      if (msg.status !== "Finished") failures.set(msg.id, `${msg.status} ${String(msg.statusMessage ?? "")}`);
     });
 
     const nodePids = fleet.nodes.map((x) => x.pid!);
@@ -333,7 +332,10 @@ export async function throughput(ctx: Ctx): Promise<void> {
           ` Node spawn ${fmtNum(res.raw.at(-1)!.rate, 1)}/s (1 process), ${fmtNum(res.raw3.at(-1)!.rate, 1)}/s (3 processes)`,
       );
     }
-    if (firstFailure) ctx.log(`  a fleet job that did not finish: ${firstFailure}`);
+    // The stream sees every job of the fleet (other measures' too): only this measure's count.
+    const firstFailure = submitted.find((id) => failures.has(id));
+    if (firstFailure)
+      ctx.log(`  a fleet job that did not finish: ${firstFailure}: ${failures.get(firstFailure)}`);
     const owners = await ownerCounts(redis, prefix, submitted);
     ctx.log(
       `  jobs per owner: ${Object.entries(owners)
