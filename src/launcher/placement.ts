@@ -74,9 +74,9 @@ export interface FleetView {
 }
 
 /**
- * Why no node of `nodes` could ever run the job, or undefined when one could: one that serves one of
- * its queues and has every label it asks for, online or not (a job for a node that is away waits in
- * the fleet queue). The refusal is a 400 only when the view is live (some node in it is online): a
+ * Why no node of `nodes` could ever run the job, or undefined when one could: every queue it names is
+ * served by some node, and one that serves one of them has every label it asks for, online or not (a
+ * job for a node that is away waits in the fleet queue). The refusal is a 400 only when the view is live (some node in it is online): a
  * view with no live node (empty while this node starts or while Redis lost the records, or every
  * record stale for a moment) cannot tell a queue nobody serves from one whose nodes it cannot see
  * now, so it is a 503 to repeat (docs/reliability.md, bug 7).
@@ -86,20 +86,25 @@ export function placementRefusal(
   queues: readonly string[],
   constraints: readonly PlacementConstraint[] | undefined,
 ): ApiError | undefined {
+  // Every queue named must be one a known node serves ("any one will do" is about where the job runs):
+  // the queues are part of the job's fleet-queue class, and free names would let one user make a new
+  // class per submission (docs/architecture.md, "How many classes user input can make").
+  const served = new Set(nodes.flatMap((n) => n.queues));
+  const unserved = queues.filter((q) => !served.has(q));
   const serving = nodes.filter((n) => queues.some((q) => n.queues.includes(q)));
-  if (serving.some((n) => eligible(n, queues, constraints))) return undefined;
+  if (unserved.length === 0 && serving.some((n) => eligible(n, queues, constraints))) return undefined;
   const wanted = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
-  const named = queues.map((q) => JSON.stringify(q)).join(" or ");
+  const named = (unserved.length > 0 ? unserved : queues).map((q) => JSON.stringify(q)).join(" or ");
   if (!nodes.some((n) => n.online)) {
-    const field = serving.length === 0 ? "queues" : "placementConstraints";
-    const labels = serving.length === 0 || wanted.length === 0 ? "" : ` with the labels ${wanted.join(", ")}`;
+    const field = unserved.length > 0 ? "queues" : "placementConstraints";
+    const labels = unserved.length > 0 || wanted.length === 0 ? "" : ` with the labels ${wanted.join(", ")}`;
     return new ApiError(
       ErrCode.PluginRestarted,
       `${field}: no node is up to serve queue ${named}${labels} (no node of the fleet is online now); try again`,
     );
   }
-  if (serving.length === 0) {
-    const known = [...new Set(nodes.flatMap((n) => n.queues))].sort();
+  if (unserved.length > 0) {
+    const known = [...served].sort();
     return new ApiError(
       ErrCode.InvalidRequest,
       `queues: no node of the fleet serves ${named} (queues served: ${known.join(", ") || "none"})`,

@@ -38,6 +38,17 @@ describe("placementRefusal", () => {
     );
   });
 
+  it("every queue named must be served by a known node: free names would be a new class each", () => {
+    const fleet = [node(["default"], true), node(["gpu"], false)];
+    expect(placementRefusal(fleet, ["default", "gpu"], undefined)).toBeUndefined();
+    const extra = placementRefusal(fleet, ["default", "x1"], undefined);
+    expect(extra?.code).toBe(ErrCode.InvalidRequest);
+    expect(extra?.message).toBe('queues: no node of the fleet serves "x1" (queues served: default, gpu)');
+    expect(placementRefusal([node(["default"], false)], ["default", "x1"], undefined)?.code).toBe(
+      ErrCode.PluginRestarted,
+    );
+  });
+
   it("no node online to tell (an empty view, every record stale): 503 PluginRestarted, try again", () => {
     for (const fleet of [[], [node(["gpu"], false)], [node(["default"], false, { zone: "a" })]]) {
       const refusal = placementRefusal(fleet, ["default"], [{ name: "zone", value: "b" }]);
