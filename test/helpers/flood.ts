@@ -1,6 +1,8 @@
 // Many status events, fast, through the fleet's own event path: the scripts' `emit_event` (lib.lua:
 // XADD to the stream, then PUBLISH with the predecessor's id), so every node's status bus delivers
 // them exactly as it delivers real ones. Jobs are `flood-<n>` of one user, each event a new job.
+// The flood jobs have no hashes: `emit_event` records each event id in a scratch hash (KEYS[1]) in
+// place of the job's own.
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import { fleetKeys } from "../../src/cluster/keys.js";
@@ -9,11 +11,11 @@ const LIB = readFileSync(new URL("../../src/cluster/lua/lib.lua", import.meta.ur
 const SCRIPT = `${LIB}
 local from = tonumber(ARGV[3])
 for i = from, from + tonumber(ARGV[4]) - 1 do
-  emit_event(KEYS[1], KEYS[2], ARGV[1], ARGV[2], {
+  emit_event(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], {
     id = 'flood-' .. i, status = 'Running', ver = 1, user = ARGV[5], name = ARGV[6],
     statusMessage = ARGV[7], lastUpdateTime = '2026-01-01T00:00:00.000Z' })
 end
-return redis.call('GET', KEYS[2])
+return redis.call('GET', KEYS[3])
 `;
 
 export interface FloodOptions {
@@ -45,7 +47,8 @@ export class EventFlood {
     const k = fleetKeys(this.prefix);
     const last = (await this.redis.eval(
       SCRIPT,
-      2,
+      3,
+      `${this.prefix}test:flood`,
       k.events,
       k.eventsLast,
       k.eventsChannel,
