@@ -72,6 +72,17 @@ export async function makeApp(
   return { app, service, settings, registry };
 }
 
+/** POST /jobs as alice through inject (headers as given, no HTTP parser in the way). */
+export async function postJob(t: TestApp, body: unknown, headers: Record<string, string | string[]> = {}) {
+  const res = await t.app.inject({
+    method: "POST",
+    url: "/jobs",
+    headers: { ...(await bearer("alice")), ...headers },
+    payload: body as Record<string, unknown>,
+  });
+  return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
+}
+
 /** Listens on 127.0.0.1 and a free port; returns the base URL. */
 export async function listen(app: FastifyInstance): Promise<string> {
   return app.listen({ host: "127.0.0.1", port: 0 });

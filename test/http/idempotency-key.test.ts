@@ -2,7 +2,7 @@
 // (0x21–0x7E), sent once; anything else is a 400 naming the header, checked before the body, and
 // nothing reaches the service.
 import { afterEach, describe, expect, it } from "vitest";
-import { bearer, listen, makeApp, type TestApp, token } from "./helpers.js";
+import { listen, makeApp, postJob, type TestApp, token } from "./helpers.js";
 import { parseResponse, rawConnect, readToEnd } from "./raw-http.js";
 
 const apps: TestApp[] = [];
@@ -18,17 +18,6 @@ async function started() {
 /** The Idempotency-Key of each submission the service was handed. */
 const submittedKeys = (t: TestApp) =>
   t.service.callsTo("submit").map((c) => (c.args[1] as { idempotencyKey?: string }).idempotencyKey);
-
-/** POST /jobs through inject (headers as given, no HTTP parser in the way). */
-async function post(t: TestApp, body: unknown, headers: Record<string, string | string[]> = {}) {
-  const res = await t.app.inject({
-    method: "POST",
-    url: "/jobs",
-    headers: { ...(await bearer("alice")), ...headers },
-    payload: body as Record<string, unknown>,
-  });
-  return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
-}
 
 /** POST /jobs over a real connection, the header line written byte for byte (latin1). */
 async function rawPost(url: string, headerLines: string[]): Promise<{ status: number; body: string }> {
@@ -52,7 +41,7 @@ describe("Idempotency-Key", () => {
     const t = await started();
     const visible = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i)).join("");
     for (const key of ["k", visible, "x".repeat(255), "550e8400-e29b-41d4-a716-446655440000"]) {
-      const res = await post(t, { command: "true" }, { "idempotency-key": key });
+      const res = await postJob(t, { command: "true" }, { "idempotency-key": key });
       expect(res.status, key).toBe(201);
     }
     const keys = submittedKeys(t);
@@ -75,14 +64,14 @@ describe("Idempotency-Key", () => {
     ];
     for (const key of bad) {
       // A body that is bad too: the key is what the answer names.
-      const res = await post(t, { command: "true", exe: "/bin/true" }, { "idempotency-key": key });
+      const res = await postJob(t, { command: "true", exe: "/bin/true" }, { "idempotency-key": key });
       expect(res.status, JSON.stringify(key)).toBe(400);
       expect(res.body, JSON.stringify(key)).toMatchObject({ code: 2, name: "InvalidRequest" });
       expect(String(res.body.message), JSON.stringify(key)).toMatch(
         /^Idempotency-Key must be 1 to 255 visible ASCII/,
       );
     }
-    const twice = await post(t, { command: "true" }, { "idempotency-key": ["a", "b"] });
+    const twice = await postJob(t, { command: "true" }, { "idempotency-key": ["a", "b"] });
     expect(twice.status).toBe(400);
     expect(String(twice.body.message)).toContain("Idempotency-Key");
     expect(t.service.callsTo("submit")).toEqual([]);

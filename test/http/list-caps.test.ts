@@ -12,7 +12,7 @@ import {
   MAX_TAGS,
 } from "../../src/api/limits.js";
 import { parseSubmission } from "../../src/launcher/requests/index.js";
-import { bearer, makeApp, type TestApp } from "./helpers.js";
+import { makeApp, postJob, type TestApp } from "./helpers.js";
 
 const apps: TestApp[] = [];
 afterEach(async () => {
@@ -22,17 +22,6 @@ async function started() {
   const t = await makeApp();
   apps.push(t);
   return t;
-}
-
-/** POST /jobs through inject (headers as given, no HTTP parser in the way). */
-async function post(t: TestApp, body: unknown, headers: Record<string, string | string[]> = {}) {
-  const res = await t.app.inject({
-    method: "POST",
-    url: "/jobs",
-    headers: { ...(await bearer("alice")), ...headers },
-    payload: body as Record<string, unknown>,
-  });
-  return { status: res.statusCode, body: res.json<Record<string, unknown>>() };
 }
 
 /** Each list of a job, its cap, and an entry that the schema accepts. */
@@ -68,25 +57,25 @@ describe("every list of a job has a cap in its schema", () => {
   it("HTTP: one entry over a cap is a 400 naming the field, from the schema; at the cap it passes the schema", async () => {
     const t = await started();
     for (const [field, max, entry] of LISTS) {
-      const over = await post(t, { command: "true", [field]: Array(max + 1).fill(entry) });
+      const over = await postJob(t, { command: "true", [field]: Array(max + 1).fill(entry) });
       expect(over.status, field).toBe(400);
       expect(over.body, field).toMatchObject({
         code: 2,
         name: "InvalidRequest",
         message: `body/${field} must not have more than ${max} items`,
       });
-      const at = await post(t, { command: "true", [field]: Array(max).fill(entry) });
+      const at = await postJob(t, { command: "true", [field]: Array(max).fill(entry) });
       expect(String(at.body.message ?? ""), field).not.toMatch(/more than/);
     }
     const metadata = Object.fromEntries(
       Array.from({ length: MAX_METADATA_KEYS + 1 }, (_, i) => [`k${i}`, i]),
     );
-    const over = await post(t, { command: "true", metadata });
+    const over = await postJob(t, { command: "true", metadata });
     expect(over).toMatchObject({
       status: 400,
       body: { message: `body/metadata must not have more than ${MAX_METADATA_KEYS} properties` },
     });
-    const groups = await post(t, {
+    const groups = await postJob(t, {
       command: "true",
       container: { image: "x", supplementalGroupIds: Array(MAX_LIST + 1).fill(1) },
     });
