@@ -4,7 +4,8 @@
 // (INFO cpu), commands/s (INFO stats; commands run inside scripts count too), EVALSHA calls/s and
 // µs per call (INFO commandstats), `GET /nodes` latency of a real node, and the time the real node
 // takes to report a node that went silent as not online.
-// A real node also reads the silent range of the zset every heartbeat and the whole zset every 10th; a second
+// A real node also reads the silent range of the zset every heartbeat and the whole zset every
+// `fullRefreshBeats(N)`th (10 up to 100 nodes, then N/10; before session 7, every 10th); a second
 // window adds that read for simulated nodes (at most a million zset entries read per second; the
 // Redis CPU per read is projected linearly to all nodes), the whole per-node load of such a fleet.
 // Baselines in the same run: `redis-benchmark -t ping,set` (capacity in requests/s) and
@@ -16,9 +17,6 @@
 // Also printed: Redis CPU per beat, pipelined (the simulation) and not (redis-benchmark), and what
 // N unpipelined beats a second take of the one Redis core.
 import { readFileSync } from "node:fs";
-
-/** A real node re-reads the whole nodes zset every this many heartbeats (Registry default). */
-const FULL_REFRESH_BEATS = 10;
 
 import net from "node:net";
 import { join } from "node:path";
@@ -32,6 +30,7 @@ import {
   Http,
   keysModule,
   monoMs,
+  nodeTable,
   now,
   redisBenchmark,
   redisDelta,
@@ -324,10 +323,12 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
       // Redis CPU time per re-read, from CPU used over reads done: robust to Redis being starved
       // of CPU by other work (wall time per call is not). The whole tick of N nodes is projected.
       const cpuPerRead = (b.cpuShare - a.cpuShare) / zr.perSec;
-      // A real node reads the whole zset only every FULL_REFRESH_BEATS beats (Registry.fullRefreshMs);
-      // before that change it did so every beat (kept for comparison).
+      // A real node reads the whole zset only every fullRefreshBeats(N) beats (node-table.ts); it
+      // did so every 10th beat before session 7, and every beat before that (both kept for comparison).
+      const refreshBeats = nodeTable.fullRefreshBeats(size);
       const tickCpuEveryBeat = a.cpuShare + cpuPerRead * size;
-      const tickCpu = a.cpuShare + (cpuPerRead * size) / FULL_REFRESH_BEATS;
+      const tickCpuEvery10 = a.cpuShare + (cpuPerRead * size) / 10;
+      const tickCpu = a.cpuShare + (cpuPerRead * size) / refreshBeats;
       const projected = saturated || size > offeredZr;
       await sim.stop();
       await sim.remove();
@@ -365,8 +366,10 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
       });
       ctx.row({
         measure: MEASURE,
-        metric: `${fmtNum(size)} nodes: whole tick (beat + silent range; full re-read every ${FULL_REFRESH_BEATS} beats)`,
-        value: `Redis CPU ${fmtPct(tickCpu, 1)}${projected ? " (projected)" : ""}; was ${fmtPct(tickCpuEveryBeat, 1)} with a re-read every beat`,
+        metric: `${fmtNum(size)} nodes: whole tick (beat + silent range; full re-read every ${fmtNum(refreshBeats)} beats)`,
+        value:
+          `Redis CPU ${fmtPct(tickCpu, 1)}${projected ? " (projected)" : ""}; with a re-read every 10 beats` +
+          ` ${fmtPct(tickCpuEvery10, 1)}, every beat ${fmtPct(tickCpuEveryBeat, 1)}`,
         baseline: `${(cpuPerRead * 1e6).toFixed(0)} µs CPU per ZRANGE`,
         ratio: `${fmtNum(zr.perSec)}/${fmtNum(offeredZr)} reads/s done`,
       });

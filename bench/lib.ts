@@ -50,6 +50,9 @@ export const jobStore: typeof import("../src/cluster/job-store.js") = await impo
   distModule("cluster/job-store.js")
 );
 export const auth: typeof import("../src/http/auth.js") = await import(distModule("http/auth.js"));
+export const nodeTable: typeof import("../src/cluster/node-table.js") = await import(
+  distModule("cluster/node-table.js")
+);
 
 // ---------------------------------------------------------------------------------------------
 // Time and statistics

@@ -3,6 +3,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { JobStore } from "../../src/cluster/job-store.js";
 import { fleetKeys } from "../../src/cluster/keys.js";
+import { fullRefreshBeats } from "../../src/cluster/node-table.js";
 import { Registry } from "../../src/cluster/registry.js";
 import { defineScripts } from "../../src/cluster/scripts.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
@@ -17,7 +18,10 @@ afterAll(async () => {
   for (const c of conns) c.disconnect();
 });
 
-function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void> } = {}) {
+function node(
+  id: string,
+  opts: { skewMs?: number; onFenced?: () => Promise<void>; fullRefreshMs?: number } = {},
+) {
   const redis = defineScripts(new Redis(redisUrl(), { retryStrategy: () => 50, maxRetriesPerRequest: 1 }));
   const sub = new Redis(redisUrl());
   conns.push(redis, sub);
@@ -40,6 +44,7 @@ function node(id: string, opts: { skewMs?: number; onFenced?: () => Promise<void
       runningJobs: () => 0,
       onFenced: opts.onFenced ?? (async () => undefined),
       clock: () => Date.now() + (opts.skewMs ?? 0),
+      ...(opts.fullRefreshMs !== undefined ? { fullRefreshMs: opts.fullRefreshMs } : {}),
     },
   );
   registries.push(registry);
@@ -134,5 +139,28 @@ describe("registry", () => {
       status: "Online",
       online: true,
     });
+  });
+
+  it("a node that joined while a peer's subscriber was away is known to the peer once it is back", async () => {
+    // No periodic re-read within the test: only the reconnect can bring the missed join.
+    const h = node("h", { fullRefreshMs: 600_000 });
+    await h.registry.start();
+    h.sub.disconnect(); // the join notice below is lost to h
+    const i = node("i");
+    await i.registry.start();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.registry.node("i")).toBeUndefined();
+    await h.sub.connect();
+    await until(() => h.registry.node("i") !== undefined, 2000);
+    expect(h.registry.node("i")).toMatchObject({ status: "Online", host: "host-i" });
+  });
+});
+
+describe("fullRefreshBeats", () => {
+  it("re-reads every 10 beats up to 100 nodes, then every N/10, so a fleet's re-reads grow with N, not N²", () => {
+    expect([1, 3, 100, 101, 1_000, 10_000].map(fullRefreshBeats)).toEqual([10, 10, 10, 11, 100, 1_000]);
+    // Entries the whole fleet reads per beat: N nodes × N entries / period.
+    const perBeat = (n: number) => (n * n) / fullRefreshBeats(n);
+    expect(perBeat(10_000)).toBe(10 * 10_000);
   });
 });
