@@ -4,6 +4,7 @@
 import type { Redis } from "ioredis";
 import { NodeStatus, type NodeView, onlineAt } from "../api/index.js";
 import type { Keys } from "./keys.js";
+import { whileAvailable } from "./redis.js";
 import type { RedisClock } from "./redis-clock.js";
 
 export interface NodeTableOptions {
@@ -94,7 +95,7 @@ export class NodeTable {
     if (!r) {
       await this.refreshNode(nodeId);
     } else if (this.clock.local() - r.readAt > this.opts.heartbeatMs / 2) {
-      const score = await this.redis.zscore(this.keys.nodes, nodeId);
+      const score = await whileAvailable(this.redis.zscore(this.keys.nodes, nodeId));
       if (score === null) this.table.delete(nodeId);
       else if (this.staleRecord(r, Number(score))) await this.refreshNode(nodeId);
       else Object.assign(r, { lastSeenMs: Number(score), readAt: this.clock.local() });
@@ -164,7 +165,7 @@ export class NodeTable {
 
   private async readAll(): Promise<void> {
     const readAt = this.clock.local();
-    const flat = await this.redis.zrange(this.keys.nodes, 0, -1, "WITHSCORES");
+    const flat = await whileAvailable(this.redis.zrange(this.keys.nodes, 0, -1, "WITHSCORES"));
     const seen = new Set<string>();
     const toRead: string[] = []; // new ids, and records to re-read (see staleRecord)
     for (let i = 0; i < flat.length; i += 2) {
@@ -190,10 +191,10 @@ export class NodeTable {
   }
 
   async refreshNode(nodeId: string): Promise<void> {
-    const [h, score] = await Promise.all([
-      this.redis.hgetall(this.keys.node(nodeId)),
-      this.redis.zscore(this.keys.nodes, nodeId),
-    ]);
+    // Requests route through lookup(): a Redis that is away is their 503 code 4, not a 500.
+    const [h, score] = await whileAvailable(
+      Promise.all([this.redis.hgetall(this.keys.node(nodeId)), this.redis.zscore(this.keys.nodes, nodeId)]),
+    );
     if (!h.host) {
       this.table.delete(nodeId);
       return;

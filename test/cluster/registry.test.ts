@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { ApiError, ErrCode } from "../../src/api/index.js";
 import { JobStore } from "../../src/cluster/job-store.js";
 import { fleetKeys } from "../../src/cluster/keys.js";
 import { fullRefreshBeats } from "../../src/cluster/node-table.js";
@@ -153,6 +154,18 @@ describe("registry", () => {
     await h.sub.connect();
     await until(() => h.registry.node("i") !== undefined, 2000);
     expect(h.registry.node("i")).toMatchObject({ status: "Online", host: "host-i" });
+  });
+
+  it("a lookup while Redis is away is the API's 503 code 4 (requests route through it), not a raw Redis error", async () => {
+    const j = node("j");
+    await j.registry.start();
+    j.redis.disconnect();
+    const err = await j.registry.lookup("someone-else").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({
+      code: ErrCode.PluginRestarted,
+      message: expect.stringMatching(/^Redis is unreachable/),
+    });
   });
 });
 
