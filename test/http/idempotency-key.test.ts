@@ -71,9 +71,7 @@ describe("Idempotency-Key", () => {
         /^Idempotency-Key must be 1 to 255 visible ASCII/,
       );
     }
-    const twice = await postJob(t, { command: "true" }, { "idempotency-key": ["a", "b"] });
-    expect(twice.status).toBe(400);
-    expect(String(twice.body.message)).toContain("Idempotency-Key");
+    // A repeated header is the real-connection test's below: inject cannot send one.
     expect(t.service.callsTo("submit")).toEqual([]);
   });
 
