@@ -323,6 +323,8 @@ describe("control operations", () => {
 describe("job state: users, filters and fields", () => {
   let ids: string[];
   let bobId: string;
+  /** The one job tagged "y" (ids are sorted, so not ids[2] unless by chance). */
+  let yId: string;
   const tag = `f-${Math.random().toString(36).slice(2, 8)}`;
 
   beforeAll(async () => {
@@ -335,6 +337,7 @@ describe("job state: users, filters and fields", () => {
     });
     const b1 = await submit(a, "bob", { command: "true", tags: [tag] });
     ids = [j1.id, j2.id, j3.id].sort();
+    yId = j3.id;
     bobId = b1.id;
     for (const id of ids) await waitForStatus(a, "alice", id, ["Finished"]);
     await waitForStatus(a, "bob", bobId, ["Finished"]);
@@ -376,7 +379,7 @@ describe("job state: users, filters and fields", () => {
     const r = await list("alice", { fields: ["status", "exitCode"] });
     for (const j of r.jobs as Message[]) expect(Object.keys(j).sort()).toEqual(["exitCode", "id", "status"]);
     const env = await list("alice", { fields: ["env"], tags: [tag, "y"] });
-    expect(env.jobs).toEqual([{ id: ids[2], environment: [{ name: "A", value: "1" }] }]);
+    expect(env.jobs).toEqual([{ id: yId, environment: [{ name: "A", value: "1" }] }]);
     const one = await state(a, "alice", ids[0]!, { fields: ["user"] });
     expect(one.jobs).toEqual([{ id: ids[0], user: "alice" }]);
   });
