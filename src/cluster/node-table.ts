@@ -47,8 +47,14 @@ export interface NodeRecord {
   readAt: number;
 }
 
+/** What placement and the cluster info read of a node: no heartbeat, so no per-call work. */
+export type PlacementRecord = Readonly<Pick<NodeView, "id" | "status" | "queues" | "labels">>;
+
 export class NodeTable {
   private readonly table = new Map<string, NodeRecord>();
+  /** Bumped whenever a record is set or removed (joins, leaves, notices), never by a heartbeat. */
+  private version = 0;
+  private placement: { version: number; nodes: readonly PlacementRecord[] } | undefined;
   private lastFullRefresh = 0;
   private refreshing: Promise<void> | undefined;
   private readonly listeners = new Set<(nodeId: string) => void>();
@@ -96,11 +102,31 @@ export class NodeTable {
       await this.refreshNode(nodeId);
     } else if (this.clock.local() - r.readAt > this.opts.heartbeatMs / 2) {
       const score = await whileAvailable(this.redis.zscore(this.keys.nodes, nodeId));
-      if (score === null) this.table.delete(nodeId);
+      if (score === null) this.drop(nodeId);
       else if (this.staleRecord(r, Number(score))) await this.refreshNode(nodeId);
       else Object.assign(r, { lastSeenMs: Number(score), readAt: this.clock.local() });
     }
     return this.view(nodeId);
+  }
+
+  /** Changes with every change of the table's records (not their heartbeats): a cache key. */
+  get changes(): number {
+    return this.version;
+  }
+
+  /**
+   * Every node's id, status, queues and labels, sorted by id, as last read: one array, rebuilt only
+   * when the table changed. Every submission reads it (placement, the cluster info's default queue);
+   * building the nodes' full views each time cost ~10 ms of CPU per job in a fleet of 1,000.
+   */
+  placementNodes(): readonly PlacementRecord[] {
+    if (this.placement?.version !== this.version) {
+      const nodes = [...this.table.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([id, r]) => Object.freeze({ id, status: r.status, queues: r.queues, labels: r.labels }));
+      this.placement = { version: this.version, nodes: Object.freeze(nodes) };
+    }
+    return this.placement.nodes;
   }
 
   /** Every node known to the fleet, sorted by id, as last read (see listNodes for a fresh one). */
@@ -176,7 +202,7 @@ export class NodeTable {
         Object.assign(r, { lastSeenMs: Number(flat[i + 1]), readAt });
       else toRead.push(id);
     }
-    for (const id of this.table.keys()) if (!seen.has(id)) this.table.delete(id);
+    for (const id of [...this.table.keys()]) if (!seen.has(id)) this.drop(id);
     await Promise.all(toRead.map((id) => this.refreshNode(id)));
     this.lastFullRefresh = readAt;
   }
@@ -196,10 +222,10 @@ export class NodeTable {
       Promise.all([this.redis.hgetall(this.keys.node(nodeId)), this.redis.zscore(this.keys.nodes, nodeId)]),
     );
     if (!h.host) {
-      this.table.delete(nodeId);
+      this.drop(nodeId);
       return;
     }
-    this.table.set(nodeId, {
+    this.put(nodeId, {
       host: h.host,
       ipv4: h.ipv4 ?? "",
       port: h.port ?? "",
@@ -213,6 +239,15 @@ export class NodeTable {
       lastSeenMs: Number(score ?? h.lastSeenMs ?? 0),
       readAt: this.clock.local(),
     });
+  }
+
+  private put(nodeId: string, record: NodeRecord): void {
+    this.table.set(nodeId, record);
+    this.version++;
+  }
+
+  private drop(nodeId: string): void {
+    if (this.table.delete(nodeId)) this.version++;
   }
 }
 

@@ -9,7 +9,7 @@ import { NodeStatus, type NodeView } from "../api/index.js";
 import type { JobStore } from "./job-store.js";
 import type { Keys } from "./keys.js";
 import { LostNodeSettlement } from "./lost-nodes.js";
-import { NodeTable, type NodeTableOptions } from "./node-table.js";
+import { NodeTable, type NodeTableOptions, type PlacementRecord } from "./node-table.js";
 import { RedisClock } from "./redis-clock.js";
 import { NodeScripts, type ScriptedRedis } from "./scripts.js";
 import { SelfHeartbeat, type SelfHeartbeatOptions, type SelfInfo } from "./self-heartbeat.js";
@@ -136,6 +136,16 @@ export class Registry {
 
   node(nodeId: string): NodeView | undefined {
     return this.table.node(nodeId);
+  }
+
+  /** Every node's id, status, queues and labels as last read; the same array until the table changes. */
+  placementNodes(): readonly PlacementRecord[] {
+    return this.table.placementNodes();
+  }
+
+  /** Changes whenever a node joins, leaves or changes status, queues or labels: a cache key. */
+  get nodeChanges(): number {
+    return this.table.changes;
   }
 
   /** Periodic re-read: one sorted-set read for every lastSeen, full records only where needed. */

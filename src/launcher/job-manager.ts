@@ -273,7 +273,7 @@ export class JobManager {
     const constraints = job.placementConstraints;
     // As last seen: the script checks each candidate's status, heartbeat and free slots itself.
     const candidates = this.registry
-      .nodes()
+      .placementNodes()
       .filter((n) => n.status === "Online" && eligible(n, queues, constraints))
       .map((n) => n.id)
       .sort((a, b) => (a === this.opts.nodeId ? -1 : b === this.opts.nodeId ? 1 : 0));

@@ -69,8 +69,18 @@ export function waitingForUser(user: string, cap: number): string {
 
 /** What placement reads of the fleet: the nodes as last seen, and a fresh read (the Registry). */
 export interface FleetView {
-  nodes(): readonly Pick<NodeView, "queues" | "labels" | "online">[];
+  placementNodes(): readonly Pick<NodeView, "queues" | "labels">[];
   listNodes(): Promise<readonly Pick<NodeView, "queues" | "labels" | "online">[]>;
+}
+
+/** Whether some node of `nodes` could run the job: every queue it names is served, and a node serving one has its labels. */
+function placeable(
+  nodes: readonly Pick<NodeView, "queues" | "labels">[],
+  queues: readonly string[],
+  constraints: readonly PlacementConstraint[] | undefined,
+): boolean {
+  const unserved = queues.filter((q) => !nodes.some((n) => n.queues.includes(q)));
+  return unserved.length === 0 && nodes.some((n) => eligible(n, queues, constraints));
 }
 
 /**
@@ -89,10 +99,9 @@ export function placementRefusal(
   // Every queue named must be one a known node serves ("any one will do" is about where the job runs):
   // the queues are part of the job's fleet-queue class, and free names would let one user make a new
   // class per submission (docs/architecture.md, "How many classes user input can make").
+  if (placeable(nodes, queues, constraints)) return undefined;
   const served = new Set(nodes.flatMap((n) => n.queues));
   const unserved = queues.filter((q) => !served.has(q));
-  const serving = nodes.filter((n) => queues.some((q) => n.queues.includes(q)));
-  if (unserved.length === 0 && serving.some((n) => eligible(n, queues, constraints))) return undefined;
   const wanted = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
   const named = (unserved.length > 0 ? unserved : queues).map((q) => JSON.stringify(q)).join(" or ");
   if (!nodes.some((n) => n.online)) {
@@ -127,7 +136,7 @@ export async function checkPlaceable(
   queues: readonly string[],
   constraints: readonly PlacementConstraint[] | undefined,
 ): Promise<void> {
-  if (placementRefusal(fleet.nodes(), queues, constraints) === undefined) return;
+  if (placeable(fleet.placementNodes(), queues, constraints)) return;
   const refusal = placementRefusal(await fleet.listNodes(), queues, constraints);
   if (refusal) throw refusal;
 }

@@ -107,6 +107,7 @@ function summaryServes(filter: JobFilter): boolean {
 
 export class NodeService implements LauncherService {
   private readonly cluster: ClusterInfo;
+  private fleetInfo: { changes: number; configured: ClusterInfo; info: ClusterInfo } | undefined;
   /** Owner and user of recently located jobs: routing reads Redis once per job, not per request. */
   private readonly owners = new JobOwners(LOCATED_JOBS_REMEMBERED);
   private readonly statusStreams: StatusStreams;
@@ -288,8 +289,14 @@ export class NodeService implements LauncherService {
     return networkInfo();
   }
 
+  /** The fleet's cluster info; every submission asks (its default queue), so it is kept until the node table changes. */
   clusterInfo(configured: ClusterInfo = this.cluster): ClusterInfo {
-    return fleetClusterInfo(configured, this.registry.nodes());
+    const changes = this.registry.nodeChanges;
+    const kept = this.fleetInfo;
+    if (kept?.changes === changes && kept.configured === configured) return kept.info;
+    const info = fleetClusterInfo(configured, this.registry.placementNodes());
+    this.fleetInfo = { changes, configured, info };
+    return info;
   }
 
   async locateNode(id: string): Promise<JobLocation> {

@@ -10,7 +10,8 @@ import { defineScripts } from "../../src/cluster/scripts.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 
 const logger = pino({ level: "silent" });
-const keys = fleetKeys(uniquePrefix("reg"));
+const fleetKeysOfFile = fleetKeys(uniquePrefix("reg"));
+const keys = fleetKeysOfFile;
 const conns: Redis[] = [];
 const registries: Registry[] = [];
 
@@ -21,8 +22,15 @@ afterAll(async () => {
 
 function node(
   id: string,
-  opts: { skewMs?: number; onFenced?: () => Promise<void>; fullRefreshMs?: number } = {},
+  opts: {
+    skewMs?: number;
+    onFenced?: () => Promise<void>;
+    fullRefreshMs?: number;
+    fleet?: ReturnType<typeof fleetKeys>;
+    labels?: Record<string, string>;
+  } = {},
 ) {
+  const keys = opts.fleet ?? fleetKeysOfFile;
   const redis = defineScripts(new Redis(redisUrl(), { retryStrategy: () => 50, maxRetriesPerRequest: 1 }));
   const sub = new Redis(redisUrl());
   conns.push(redis, sub);
@@ -35,7 +43,7 @@ function node(
       ipv4: "127.0.0.1",
       port: "1",
       slots: 0,
-      labels: {},
+      labels: opts.labels ?? {},
       queues: ["default"],
     },
     {
@@ -166,6 +174,25 @@ describe("registry", () => {
       code: ErrCode.PluginRestarted,
       message: expect.stringMatching(/^Redis is unreachable/),
     });
+  });
+
+  it("placementNodes is one array until the table changes (heartbeats do not); a join changes it", async () => {
+    const fleet = fleetKeys(uniquePrefix("reg-placement")); // no other test's nodes come and go here
+    const m = node("m", { fleet });
+    await m.registry.start();
+    const before = m.registry.placementNodes();
+    expect(before.map((n) => n.id)).toEqual(["m"]);
+    const changes = m.registry.nodeChanges;
+    await new Promise((r) => setTimeout(r, 350)); // heartbeats do not change it
+    expect(m.registry.placementNodes()).toBe(before);
+    expect(m.registry.nodeChanges).toBe(changes);
+    const n = node("n", { fleet, labels: { gpu: "a100" } });
+    await n.registry.start();
+    await until(() => m.registry.placementNodes() !== before, 2000);
+    expect(m.registry.placementNodes()).toEqual([
+      { id: "m", status: "Online", queues: ["default"], labels: {} },
+      { id: "n", status: "Online", queues: ["default"], labels: { gpu: "a100" } },
+    ]);
   });
 });
 

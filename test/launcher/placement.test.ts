@@ -65,7 +65,7 @@ describe("checkPlaceable", () => {
   it("a refusal never rests on the cache: it is judged again on a fresh read", async () => {
     let fresh = 0;
     const view = (cached: Seen[], read: Seen[]): FleetView => ({
-      nodes: () => cached,
+      placementNodes: () => cached,
       listNodes: async () => {
         fresh++;
         return read;
