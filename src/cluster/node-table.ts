@@ -22,7 +22,7 @@ export interface NodeTableOptions {
  * Heartbeats between a node's full re-reads of a table of `nodes` nodes: 10 in a fleet of up to 100,
  * then N/10. A re-read reads N entries and N nodes re-read, so a fixed period would cost Redis N²
  * entries per period across the fleet (10,000 nodes every 10 beats: 2.3 Redis cores); N/10 keeps it
- * at 10·N entries a beat (10,000 nodes: ~2% of one core). Joins and status changes come at once as
+ * at 10·N entries a beat (10,000 nodes: ~3% of one core). Joins and status changes come at once as
  * notices, routing reads the owner's heartbeat itself, and a reconnected subscriber re-reads in
  * full, so the periodic re-read is only the net under a notice lost some other way.
  */
