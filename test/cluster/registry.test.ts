@@ -10,8 +10,7 @@ import { defineScripts } from "../../src/cluster/scripts.js";
 import { redisUrl, uniquePrefix } from "../helpers/redis.js";
 
 const logger = pino({ level: "silent" });
-const fleetKeysOfFile = fleetKeys(uniquePrefix("reg"));
-const keys = fleetKeysOfFile;
+const keys = fleetKeys(uniquePrefix("reg"));
 const conns: Redis[] = [];
 const registries: Registry[] = [];
 
@@ -30,13 +29,13 @@ function node(
     labels?: Record<string, string>;
   } = {},
 ) {
-  const keys = opts.fleet ?? fleetKeysOfFile;
+  const fleet = opts.fleet ?? keys;
   const redis = defineScripts(new Redis(redisUrl(), { retryStrategy: () => 50, maxRetriesPerRequest: 1 }));
   const sub = new Redis(redisUrl());
   conns.push(redis, sub);
-  const store = new JobStore(redis, keys, 1000);
+  const store = new JobStore(redis, fleet, 1000);
   const registry = new Registry(
-    { redis, sub, keys, store, logger },
+    { redis, sub, keys: fleet, store, logger },
     {
       nodeId: id,
       host: `host-${id}`,
