@@ -73,14 +73,18 @@ export interface FleetView {
   listNodes(): Promise<readonly Pick<NodeView, "queues" | "labels" | "online">[]>;
 }
 
+/** The queues of `queues` that no node of `nodes` serves. */
+function unservedQueues(nodes: readonly Pick<NodeView, "queues">[], queues: readonly string[]): string[] {
+  return queues.filter((q) => !nodes.some((n) => n.queues.includes(q)));
+}
+
 /** Whether some node of `nodes` could run the job: every queue it names is served, and a node serving one has its labels. */
 function placeable(
   nodes: readonly Pick<NodeView, "queues" | "labels">[],
   queues: readonly string[],
   constraints: readonly PlacementConstraint[] | undefined,
 ): boolean {
-  const unserved = queues.filter((q) => !nodes.some((n) => n.queues.includes(q)));
-  return unserved.length === 0 && nodes.some((n) => eligible(n, queues, constraints));
+  return unservedQueues(nodes, queues).length === 0 && nodes.some((n) => eligible(n, queues, constraints));
 }
 
 /**
@@ -100,8 +104,7 @@ export function placementRefusal(
   // the queues are part of the job's fleet-queue class, and free names would let one user make a new
   // class per submission (docs/architecture.md, "How many classes user input can make").
   if (placeable(nodes, queues, constraints)) return undefined;
-  const served = new Set(nodes.flatMap((n) => n.queues));
-  const unserved = queues.filter((q) => !served.has(q));
+  const unserved = unservedQueues(nodes, queues);
   const wanted = constraintPairs(constraints).map(([n, v]) => (v === "" ? n : `${n}=${v}`));
   const named = (unserved.length > 0 ? unserved : queues).map((q) => JSON.stringify(q)).join(" or ");
   if (!nodes.some((n) => n.online)) {
@@ -113,7 +116,7 @@ export function placementRefusal(
     );
   }
   if (unserved.length > 0) {
-    const known = [...served].sort();
+    const known = [...new Set(nodes.flatMap((n) => n.queues))].sort();
     return new ApiError(
       ErrCode.InvalidRequest,
       `queues: no node of the fleet serves ${named} (queues served: ${known.join(", ") || "none"})`,
