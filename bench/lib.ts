@@ -53,6 +53,9 @@ export const auth: typeof import("../src/http/auth.js") = await import(distModul
 export const nodeTable: typeof import("../src/cluster/node-table.js") = await import(
   distModule("cluster/node-table.js")
 );
+export const haproxyModule: typeof import("../src/topology/haproxy.js") = await import(
+  distModule("topology/haproxy.js")
+);
 
 // ---------------------------------------------------------------------------------------------
 // Time and statistics
@@ -587,7 +590,13 @@ export async function startFleet(
 }
 
 export function haproxyAvailable(): boolean {
-  return Boolean(process.env.PATH?.split(":").some((d) => d && existsSync(join(d, "haproxy"))) ?? false);
+  return haproxyPath() !== undefined;
+}
+
+/** The `haproxy` binary on PATH, if any. */
+export function haproxyPath(): string | undefined {
+  const dir = process.env.PATH?.split(":").find((d) => d && existsSync(join(d, "haproxy")));
+  return dir && join(dir, "haproxy");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents } from "bullmq";
+import { type Floor, startFloor } from "./floor.js";
 import {
   type BenchRedis,
   type Ctx,
@@ -20,6 +21,7 @@ import {
   fmtNum,
   fmtRatio,
   Http,
+  haproxyPath,
   keysModule,
   mapLimit,
   monoMs,
@@ -227,6 +229,10 @@ export async function throughput(ctx: Ctx): Promise<void> {
       return { ...result(count, starts, bull.ends, bull.failed() - failedBefore), cpu };
     };
 
+    // The floor (bench/floor.ts): skeleton nodes that do per job only what the contract requires.
+    const floorFleet = useHaproxy ? await startFloor(stack, redis, haproxyPath()!) : undefined;
+    const floor = floorFleet && (await floorRunner(stack, floorFleet, redis, concurrency));
+
     const raw = async (count: number): Promise<RunResult> => {
       const starts = new Map<string, number>();
       const ends = new Map<string, number>();
@@ -299,11 +305,13 @@ export async function throughput(ctx: Ctx): Promise<void> {
 
     // Warm up each (JIT, connections, first spawns).
     await ours(6);
+    await floor?.(6);
     await bullmq(6);
     await raw(6);
 
-    const res: Record<"ours" | "bullmq" | "raw" | "raw3", RunResult[]> = {
+    const res: Record<"ours" | "floor" | "bullmq" | "raw" | "raw3", RunResult[]> = {
       ours: [],
+      floor: [],
       bullmq: [],
       raw: [],
       raw3: [],
@@ -319,6 +327,8 @@ export async function throughput(ctx: Ctx): Promise<void> {
       res.ours.push(await ours(n));
       profile(r);
       await sleep(500);
+      if (floor) res.floor.push(await floor(n));
+      await sleep(500);
       res.bullmq.push(await bullmq(n));
       await sleep(500);
       res.raw.push(await raw(n));
@@ -327,7 +337,9 @@ export async function throughput(ctx: Ctx): Promise<void> {
       await sleep(500);
       limits.push(await posix(n));
       ctx.log(
-        `  round ${r + 1}: fleet ${fmtNum(res.ours.at(-1)!.rate, 1)} jobs/s, BullMQ ${fmtNum(res.bullmq.at(-1)!.rate, 1)} jobs/s,` +
+        `  round ${r + 1}: fleet ${fmtNum(res.ours.at(-1)!.rate, 1)} jobs/s,` +
+          (floor ? ` floor ${fmtNum(res.floor.at(-1)!.rate, 1)} jobs/s,` : "") +
+          ` BullMQ ${fmtNum(res.bullmq.at(-1)!.rate, 1)} jobs/s,` +
           ` posix_spawn ${fmtNum(limits.at(-1)!.rate, 1)}/s (1 process),` +
           ` Node spawn ${fmtNum(res.raw.at(-1)!.rate, 1)}/s (1 process), ${fmtNum(res.raw3.at(-1)!.rate, 1)}/s (3 processes)`,
       );
@@ -375,6 +387,34 @@ export async function throughput(ctx: Ctx): Promise<void> {
       target: "≥ 0.6x posix_spawn",
       verdict: verdict(o / lim >= 0.6 && fails(res.ours) === 0),
     });
+    if (res.floor.length > 0) {
+      const f = median(res.floor);
+      const fc = last(res.floor).cost!;
+      const oc = last(res.ours).cost!;
+      const sumCost = (x: FleetCost) => x.nodes + x.haproxy + x.daemons + x.jobs + x.redis;
+      const evalsha = (x: FleetCost) => (x.calls.evalsha ?? 0).toFixed(2);
+      ctx.row({
+        measure: MEASURE,
+        metric: "  the floor: the contract's least work, 3 skeleton nodes",
+        value: `${fmtNum(f, 1)} jobs/s`,
+        baseline: `BullMQ 3 workers ${fmtNum(b, 1)} jobs/s; posix_spawn ${fmtNum(lim, 1)}/s`,
+        ratio: `${fmtRatio(f / b)} BullMQ; ${fmtRatio(f / lim)} posix_spawn`,
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: "  fleet vs the floor",
+        value: `${fmtNum(o, 1)} jobs/s`,
+        baseline: `floor ${fmtNum(f, 1)} jobs/s`,
+        ratio: fmtRatio(o / f),
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: "  floor CPU per job by component",
+        value: `${sumCost(fc).toFixed(2)} ms = nodes ${fc.nodes.toFixed(2)} + HAProxy ${fc.haproxy.toFixed(2)} + supervisors ${fc.daemons.toFixed(2)} + jobs ${fc.jobs.toFixed(2)} + Redis ${fc.redis.toFixed(2)}; EVALSHA ${evalsha(fc)}/job`,
+        baseline: `fleet ${sumCost(oc).toFixed(2)} ms; EVALSHA ${evalsha(oc)}/job`,
+        ratio: `fleet ${fmtRatio(sumCost(oc) / sumCost(fc))} the floor's CPU`,
+      });
+    }
     ctx.row({
       measure: MEASURE,
       metric: "  BullMQ vs the limit",
@@ -454,6 +494,51 @@ export async function throughput(ctx: Ctx): Promise<void> {
   } finally {
     await stack.close();
   }
+}
+
+/** Runs rounds on the floor: the same submissions and wait as the fleet's, CPU per job by component. */
+async function floorRunner(stack: Stack, floor: Floor, redis: BenchRedis, concurrency: number) {
+  const failures = new Set<string>();
+  const ends = await watchTerminalStatuses(stack, floor.nodeUrl, floor.token, (msg) => {
+    if (msg.status !== "Finished" || msg.exitCode !== 0) failures.add(msg.id);
+  });
+  const entry = new Http(floor.url, floor.token, stack, concurrency);
+  return async (count: number): Promise<RunResult> => {
+    const starts = new Map<string, number>();
+    const c0 = floor.cpu();
+    const r0 = await redisSnapshot(redis);
+    await mapLimit(Array.from({ length: count }), concurrency, async () => {
+      const t0 = monoMs();
+      const job = await submit(entry, { command: "true", name: "bench-floor" });
+      starts.set(job.id, t0);
+    });
+    await waitAll("every floor job to finish", () => starts.keys(), ends, 120_000);
+    const c1 = floor.cpu();
+    const rd = redisDelta(r0, await redisSnapshot(redis));
+    const per = (k: keyof typeof c0) => (c1[k] - c0[k]) / count;
+    const failed = [...starts.keys()].filter((id) => failures.has(id)).length;
+    return {
+      ...result(count, starts, ends, failed),
+      cpu: {
+        parents: per("nodes") + per("haproxy"),
+        children: per("supervisors") + per("jobs"),
+        redis: (rd.cpuSec * 1000) / count,
+      },
+      cost: {
+        nodes: per("nodes"),
+        nodesMain: Number.NaN,
+        haproxy: per("haproxy"),
+        daemons: per("supervisors"),
+        jobs: per("jobs"),
+        redis: (rd.cpuSec * 1000) / count,
+        calls: Object.fromEntries(Object.entries(rd.calls).map(([k, v]) => [k, v / count])),
+        memPerJob: Number.NaN,
+        jobHashBytes: Number.NaN,
+        eventsPerJob: Number.NaN,
+        bytesPerEvent: Number.NaN,
+      },
+    };
+  };
 }
 
 async function ownerCounts(
