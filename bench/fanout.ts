@@ -9,6 +9,8 @@
 // the maximum print as shares of what one Redis takes, and its CPU per request beside ours per change.
 // DESIGN: at 5,000 changes/s, p99 within 1.25x of raw pub/sub's p99 at the same moments and under
 // 10 ms, zero lost or duplicated.
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { PhaseReport, PhaseRequest, WriterData } from "./fanout-writer.js";
 import {
@@ -28,6 +30,7 @@ import {
   Stack,
   scripts,
   sleep,
+  stopProcess,
   summarize,
   verdict,
 } from "./lib.js";
@@ -35,9 +38,13 @@ import {
 const MEASURE = "fan-out";
 const JOBS = 20;
 const WRITER = "bench-writer";
-/** Buckets of the same phase's copies: raw pub/sub (baseline) and the events channel itself. */
+/**
+ * Buckets of the same phase's copies: raw pub/sub (baseline), the events channel itself, and raw
+ * pub/sub carried by the raw relay to its HTTP client (the hop's baseline).
+ */
 const RAW = 1_000;
 const BUS = 2_000;
+const RELAY = 3_000;
 
 interface Received {
   latencies: number[];
@@ -175,6 +182,32 @@ export async function fanout(ctx: Ctx): Promise<void> {
     });
     await sub.subscribe(rawChannel, keys.eventsChannel);
 
+    // The raw relay (bench/raw-relay.ts): the same raw messages, carried by one more process to its
+    // HTTP client, as node C carries the fleet's events to ours.
+    const relayProc = fork(
+      fileURLToPath(new URL("./raw-relay.js", import.meta.url)),
+      [String(redis.port), rawChannel],
+      {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      },
+    );
+    stack.defer("stop the raw relay", () => stopProcess(relayProc));
+    const relayPort = await new Promise<number>((resolve, reject) => {
+      relayProc.once("message", (m) => resolve((m as { port: number }).port));
+      relayProc.once("exit", (code) => reject(new Error(`raw relay exited with ${code}`)));
+    });
+    const relayStream = await new Http(`http://127.0.0.1:${relayPort}`, token, stack, 1).stream(
+      "/",
+      (msg, at) => {
+        const [phase, seq, sent] = String(msg.m).split(" ");
+        record(RELAY + Number(phase), Number(seq), Number(sent), at);
+      },
+      abort.signal,
+    );
+    void relayStream.done.catch((err: Error) => {
+      streamError ??= `raw relay: ${err.message}`;
+    });
+
     const data: WriterData = {
       redisUrl: redis.url,
       prefix,
@@ -238,6 +271,7 @@ export async function fanout(ctx: Ctx): Promise<void> {
       const s = summarize(r.latencies);
       const bus = summarize(received.get(BUS + phase)?.latencies ?? []);
       const raw = summarize(received.get(RAW + phase)?.latencies ?? []);
+      const relay = summarize(received.get(RELAY + phase)?.latencies ?? []);
       const achieved = report.acked / (report.elapsedMs / 1000);
       ctx.log(
         `  @ ${rate ? `${fmtNum(rate)}/s` : "max"}: sent ${report.sent}, acked ${report.acked}, errors ${report.errors}` +
@@ -246,12 +280,13 @@ export async function fanout(ctx: Ctx): Promise<void> {
           ` p50 ${fmtMs(s.p50)} p99 ${fmtMs(s.p99)} max ${fmtMs(s.max)};` +
           ` at a plain subscriber of the events channel: p50 ${fmtMs(bus.p50)} p99 ${fmtMs(bus.p99)} max ${fmtMs(bus.max)};` +
           (kind === "both"
-            ? ` raw PUBLISH at the same moments: p50 ${fmtMs(raw.p50)} p99 ${fmtMs(raw.p99)} max ${fmtMs(raw.max)};`
+            ? ` raw PUBLISH at the same moments: p50 ${fmtMs(raw.p50)} p99 ${fmtMs(raw.p99)} max ${fmtMs(raw.max)};` +
+              ` the same through the raw relay: p50 ${fmtMs(relay.p50)} p99 ${fmtMs(relay.p99)} max ${fmtMs(relay.max)};`
             : "") +
           ` Redis CPU ${fmtPct(rd.cpuShare, 1)}, ${rd.command("evalsha").usecPerCall.toFixed(1)} µs per update_job;` +
           ` node CPU per change: ${cpuPerEvent.map((c) => `${c.toFixed(0)} µs`).join(" / ")} (node-1 / node-2 / node-3 with the client)`,
       );
-      return { report, s, bus, raw, lost, dup, achieved, rd, cpuPerEvent };
+      return { report, s, bus, raw, relay, lost, dup, achieved, rd, cpuPerEvent };
     };
 
     for (const rate of [1_000, 5_000]) {
@@ -277,6 +312,13 @@ export async function fanout(ctx: Ctx): Promise<void> {
               verdict: verdict(ours.s.p99 <= 1.25 * ours.raw.p99 && ours.s.p99 < 10),
             }
           : {}),
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: "  raw pub/sub through the raw relay (one hop, no logic), p50 / p99",
+        value: `${fmtMs(ours.relay.p50)} / ${fmtMs(ours.relay.p99)}`,
+        baseline: `${fmtMs(ours.raw.p50)} / ${fmtMs(ours.raw.p99)} raw pub/sub`,
+        ratio: `${fmtRatio(ours.relay.p99 / ours.raw.p99)} raw at p99; fleet ${fmtRatio(ours.s.p99 / ours.relay.p99)} the relay's p99`,
       });
       ctx.row({
         measure: MEASURE,
