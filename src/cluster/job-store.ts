@@ -31,6 +31,14 @@ export interface MutableFields {
   lastUpdateTime?: string;
 }
 
+/** What only the owner node reads back: never part of the public Job (see StoredJob). */
+export interface OwnerFields {
+  /** The output files the owner created for the job (removed on expiry). */
+  files?: string[];
+  /** What the job's process opened for its output (StoredJob.outputs). */
+  outputs?: string;
+}
+
 const MUTABLE: readonly (keyof MutableFields)[] = [
   "status",
   "host",
@@ -52,6 +60,11 @@ export interface StoredJob {
   ver: number;
   /** Output files this node created for the job (removed on expiry). */
   files: string[];
+  /**
+   * What the job's process opened for its output, recorded by its owner with Running (encoded by
+   * src/runner/output-records.ts; opaque here): the only files its output may be streamed from.
+   */
+  outputs?: string;
   /** Its owner may have started it (false: placed or queued, provably never started). */
   launching: boolean;
   /** The id of its newest status event (absent on jobs stored before it was recorded). */
@@ -133,6 +146,7 @@ export function decodeJob(id: string, h: Record<string, string>): StoredJob | un
     user: h.user ?? "",
     ver: Number(h.ver ?? 0),
     files: h.files ? (JSON.parse(h.files) as string[]) : [],
+    ...(h.outputs ? { outputs: h.outputs } : {}),
     launching: h.launching === "1",
     ...(h.eventId ? { lastEventId: h.eventId } : {}),
   };
@@ -292,12 +306,12 @@ export class JobStore {
     id: string,
     owner: Owner,
     fields: MutableFields,
-    /** The output files the owner created for the job (removed on expiry), when it names them. */
-    files?: string[],
+    owned: OwnerFields = {},
   ): Promise<{ ver: number; eventId: string }> {
     // Every field named is written; one set to undefined is cleared ('' deletes it).
     const set: Record<string, string> = {};
-    if (files) set.files = JSON.stringify(files);
+    if (owned.files) set.files = JSON.stringify(owned.files);
+    if (owned.outputs) set.outputs = owned.outputs;
     for (const key of MUTABLE) {
       const value = fields[key];
       if (key in fields) set[key] = value === undefined ? "" : stored(key, value);

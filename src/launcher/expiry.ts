@@ -50,7 +50,7 @@ export class JobExpiry {
       for (;;) {
         const removed = await this.store.expire(cutoff, this.opts.nodeId, BATCH);
         for (const { id, files } of removed) {
-          this.runner.removeOutputRecord(id);
+          this.runner.removeLegacyOutputRecord(id);
           await Promise.all(files.map((f) => rm(f, { force: true })));
         }
         if (removed.length) this.logger.info({ removed: removed.length }, "expired jobs removed");

@@ -18,9 +18,10 @@ import {
   terminalStatus,
   validForStatus,
 } from "../api/index.js";
-import { type JobStore, type MutableFields, StoreConflict } from "../cluster/job-store.js";
+import { type JobStore, type MutableFields, type OwnerFields, StoreConflict } from "../cluster/job-store.js";
 import type { Registry } from "../cluster/registry.js";
 import {
+  encodeOutputRecord,
   LaunchError,
   type LocalRunner,
   nodeAccount,
@@ -149,9 +150,9 @@ export class JobManager {
    * Records a change of the job's fields; a status change only as a move of the job lifecycle (the
    * store refuses any other, e.g. Suspended when the job is no longer Running). False when refused.
    */
-  private async write(id: string, fields: MutableFields, files?: string[]): Promise<boolean> {
+  private async write(id: string, fields: MutableFields, owned?: OwnerFields): Promise<boolean> {
     try {
-      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, files);
+      await this.store.update(id, this.owner(), { lastUpdateTime: this.now(), ...fields }, owned);
       return true;
     } catch (err) {
       if (err instanceof StoreConflict) {
@@ -359,7 +360,7 @@ export class JobManager {
       // The last moment a cancel can stop the job: from here its process may start.
       if (flag.canceled) return;
       flag.committed = true;
-      const { pid } = await this.runner.launch({
+      const { pid, outputs } = await this.runner.launch({
         id,
         ...(job.command ? { command: job.command } : {}),
         ...(job.exe ? { exe: job.exe } : {}),
@@ -374,9 +375,10 @@ export class JobManager {
       });
       launched = true;
       const chosen = created.length > 0 ? files : {};
+      const owned = { files: created, outputs: encodeOutputRecord(outputs) };
       // The process runs: Running is a fact, kept trying while Redis is away (never a relaunch).
       await this.chain(id, () =>
-        this.persist(() => this.write(id, { status: JobStatus.Running, pid, ...chosen }, created)),
+        this.persist(() => this.write(id, { status: JobStatus.Running, pid, ...chosen }, owned)),
       );
     } catch (err) {
       const message =
@@ -515,6 +517,13 @@ export class JobManager {
     return { statusMessage: `Job ${id} canceled`, operationComplete: true };
   }
 
+  /** An adopted job's output files as its supervisor recorded them, for a job never recorded Running. */
+  private async recordedOutputs(job: Job): Promise<OwnerFields> {
+    const account = await this.accountFor(job.user ?? "").catch(() => undefined);
+    const outputs = account && this.runner.recordedOutputs(job.id, account.uid);
+    return outputs ? { outputs: encodeOutputRecord(outputs) } : {};
+  }
+
   /**
    * After a restart (same node id, new epoch): every unfinished job this node owns is watched
    * again or finished with the exit code its supervisor recorded while the node was down.
@@ -527,8 +536,10 @@ export class JobManager {
       const state = this.runner.adopt(job.id);
       if (state === "running") {
         if (job.status === JobStatus.Pending) {
+          // Its node stopped between its launch and its Running write.
           const pid = this.runner.pid(job.id);
-          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) });
+          const owned = await this.recordedOutputs(job);
+          await this.write(job.id, { status: JobStatus.Running, ...(pid ? { pid } : {}) }, owned);
         }
       } else if (state === "lost") {
         // Placed here by a peer and not yet taken: the inbox still holds it (taken after this).
@@ -541,7 +552,8 @@ export class JobManager {
             statusMessage: `The job's process was lost on node ${this.opts.nodeId}`,
           });
       } else {
-        await this.write(job.id, { status: JobStatus.Finished, exitCode: state.exitCode });
+        const owned = job.status === JobStatus.Pending ? await this.recordedOutputs(job) : {};
+        await this.write(job.id, { status: JobStatus.Finished, exitCode: state.exitCode }, owned);
         this.runner.forget(job.id);
       }
     }

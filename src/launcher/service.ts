@@ -35,6 +35,7 @@ import {
 import type { Registry } from "../cluster/registry.js";
 import type { StatusBus } from "../cluster/status-bus.js";
 import {
+  decodeOutputRecord,
   type FollowedFileSpec,
   followOutput,
   type LocalRunner,
@@ -413,8 +414,10 @@ export class NodeService implements LauncherService {
     type: JobOutput,
     signal: AbortSignal,
   ): AsyncIterable<Omit<OutputChunk, "seqId">> {
-    let { job, owner } = await this.ownJob(caller, id);
-    if (owner === "") ({ job, owner } = await this.untilPlaced(id, signal));
+    let stored = await this.ownJob(caller, id);
+    if (stored.owner === "") stored = await this.untilPlaced(id, signal);
+    const { owner } = stored;
+    let { job } = stored;
     if (owner !== this.opts.nodeId && !terminalStatus(job.status ?? "")) {
       throw new ApiError(
         ErrCode.PluginRestarted,
@@ -430,10 +433,11 @@ export class NodeService implements LauncherService {
         const status = await this.waitForStatus(id, (s) => s !== JobStatus.Pending, signal);
         if (terminalStatus(status)) finished = true;
         // Its output files are recorded when it starts (chosen by this node unless it named them).
-        job = (await this.store.get(id))?.job ?? job;
+        stored = (await this.store.get(id)) ?? stored;
+        job = stored.job;
       }
       if (signal.aborted) return;
-      const files = this.streamableFiles(job, type);
+      const files = await this.streamableFiles(stored, type);
       const chunks = followOutput({ files, signal, isDone: async () => finished });
       try {
         for await (const chunk of chunks) {
@@ -453,9 +457,18 @@ export class NodeService implements LauncherService {
    * The output files to stream, each with what its process opened at launch: nothing for a job
    * that never started; JobOutputNotFound for one that opened no regular file (a FIFO, a device).
    */
-  private streamableFiles(job: Job, type: JobOutput): FollowedFileSpec[] {
-    const record = this.runner.outputRecord(job.id);
+  private async streamableFiles({ job, outputs }: StoredJob, type: JobOutput): Promise<FollowedFileSpec[]> {
+    const record = decodeOutputRecord(outputs) ?? this.runner.legacyOutputRecord(job.id);
     if (!record) return [];
+    // The record lives in Redis: it may name only files of the uid the job runs as here (so one
+    // written by whoever can write Redis reaches no file a job of that user could not read).
+    const account = await this.manager.accountFor(job.user ?? "").catch(() => undefined);
+    if (account?.uid !== record.uid) {
+      throw new ApiError(
+        ErrCode.JobOutputNotFound,
+        `Job ${job.id}: its output files were opened as uid ${record.uid}, not as its user here`,
+      );
+    }
     return outputFiles(job, type).map(({ path, type: kind }) => {
       const identity = record[kind];
       if (!identity) {

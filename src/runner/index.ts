@@ -14,6 +14,7 @@ export {
   readProcStat,
   sampleProcessGroup,
 } from "./proc.js";
+export { decodeOutputRecord, encodeOutputRecord } from "./output-records.js";
 export { buildArgv, shellQuote } from "./shell.js";
 export { DEFAULT_PATH, LOST_EXIT_CODE } from "./supervisor.js";
 export {

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join, resolve } from "node:path";
 import { launchHelper } from "./launch-helper.js";
-import { OutputDirs, OutputRecords } from "./output-records.js";
+import { LegacyOutputRecords, OutputDirs } from "./output-records.js";
 import { type CpuSnapshot, type ResourceUsage, sampleProcessGroup } from "./proc.js";
 import { buildArgv } from "./shell.js";
 import {
@@ -19,6 +19,7 @@ import {
   jobDir,
   jobsDir,
   LOST_EXIT_CODE,
+  parseFileId,
   readStatus,
   recordedJobIds,
   removeJobDir,
@@ -96,7 +97,7 @@ export class LocalRunner {
   private connections = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly outputs: OutputRecords;
+  private readonly legacyOutputs: LegacyOutputRecords;
   private readonly outputDirs = new OutputDirs();
   private readonly self = nodeAccount();
   /** Why jobs of other users start by forking (no launch helper), if they do. */
@@ -109,7 +110,7 @@ export class LocalRunner {
     this.maxConnections = opts.maxWatchedConnections ?? 512;
     ensureDir(jobsDir(this.stateDir));
     this.spares = new SpareJobDirs(this.stateDir);
-    this.outputs = new OutputRecords(join(this.stateDir, "outputs"));
+    this.legacyOutputs = new LegacyOutputRecords(join(this.stateDir, "outputs"));
     const helper =
       opts.switchUsers && opts.useLaunchHelper !== false ? launchHelper(this.stateDir) : undefined;
     this.helperMissing = helper && "missing" in helper ? helper.missing : undefined;
@@ -126,23 +127,33 @@ export class LocalRunner {
     return this.supervisors.lookupUser(name);
   }
 
-  /**
-   * The output files the job's process opened at launch: the only files its output may be
-   * streamed from. Kept after the job ends (until removeOutputRecord), unlike its other state.
-   */
-  outputRecord(id: string): OutputRecord | undefined {
-    return this.outputs.read(id);
+  /** The output record an earlier version kept in a file for job `id` (see output-records.ts). */
+  legacyOutputRecord(id: string): OutputRecord | undefined {
+    return this.legacyOutputs.read(id);
   }
 
-  removeOutputRecord(id: string): void {
-    this.outputs.remove(id);
+  removeLegacyOutputRecord(id: string): void {
+    this.legacyOutputs.remove(id);
   }
 
   /**
-   * Starts a job; resolves with its pid once it has exec'd (the job is Running). Rejects with a
-   * LaunchError when it cannot start; nothing is left behind then.
+   * The output files an adopted job's process opened, as its supervisor recorded them (while its
+   * state is kept: until forget). `uid`: the user it runs as.
    */
-  async launch(spec: LaunchSpec): Promise<{ pid: number }> {
+  recordedOutputs(id: string, uid: number): OutputRecord | undefined {
+    const status = readStatus(jobDir(this.stateDir, id));
+    if (!status?.stdoutId && !status?.stderrId) return undefined;
+    const stdout = parseFileId(status.stdoutId);
+    const stderr = parseFileId(status.stderrId);
+    return { uid, ...(stdout ? { stdout } : {}), ...(stderr ? { stderr } : {}) };
+  }
+
+  /**
+   * Starts a job; resolves with its pid once it has exec'd (the job is Running), and the output
+   * files its process opened: the only files its output may be streamed from, for the caller to
+   * record. Rejects with a LaunchError when it cannot start; nothing is left behind then.
+   */
+  async launch(spec: LaunchSpec): Promise<{ pid: number; outputs: OutputRecord }> {
     this.assertOpen();
     if (spec.outputDir) this.outputDirs.ensure(spec.outputDir, spec.switchUser ? spec.user : undefined);
     const { dir, input } = this.prepareJobDir(spec);
@@ -153,10 +164,10 @@ export class LocalRunner {
       throw new LaunchError(started.error);
     }
     const uid = spec.switchUser && spec.user ? spec.user.uid : (process.getuid?.() ?? 0);
-    this.outputs.write(spec.id, { uid, ...started.outputs });
+    const outputs: OutputRecord = { uid, ...started.outputs };
     if (this.closed) {
       started.conn.destroy(); // closed meanwhile: the job stays recorded for the next runner to adopt
-      return { pid: started.pid };
+      return { pid: started.pid, outputs };
     }
     const job: WatchedJob = {
       id: spec.id,
@@ -173,7 +184,7 @@ export class LocalRunner {
       started.conn.destroy();
       this.startPolling();
     }
-    return { pid: started.pid };
+    return { pid: started.pid, outputs };
   }
 
   /**

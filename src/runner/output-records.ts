@@ -1,26 +1,24 @@
-// What the node keeps about a job's output files, beside the job's process state: the identity of
-// each file the job's process opened (the only file its output may be streamed from), and the
-// users' default output dirs, the one thing the node creates for a job.
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// What the node keeps about a job's output files: the identity of each file the job's process
+// opened (the only file its output may be streamed from), and the users' default output dirs, the
+// one thing the node creates for a job.
+// The identities are recorded in the job's Redis hash with its Running status (encoded here); until
+// session 8 they were one file per job under the runner's `outputs/` dir, which cost an inode per
+// job (40-500 µs of system CPU on an ext4 virtual disk) and grew one directory by every job for a
+// day. Those files are still read and removed for jobs started before.
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type FileIdentity, LaunchError, type OutputRecord, type UserAccount } from "./types.js";
 
-/** One small file per job under `dir`, kept until the job expires (its other state goes at exit). */
-export class OutputRecords {
-  constructor(private readonly dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  }
+/** The per-job record files of earlier versions under `dir`: read, and removed when a job expires. */
+export class LegacyOutputRecords {
+  constructor(private readonly dir: string) {}
 
   read(id: string): OutputRecord | undefined {
     try {
-      return decode(readFileSync(this.path(id), "utf8"));
+      return decodeOutputRecord(readFileSync(this.path(id), "utf8"));
     } catch {
       return undefined;
     }
-  }
-
-  write(id: string, record: OutputRecord): void {
-    writeFileSync(this.path(id), encode(record), { mode: 0o600 });
   }
 
   remove(id: string): void {
@@ -61,19 +59,21 @@ export class OutputDirs {
   }
 }
 
-/** On disk: JSON, with the identities' big numbers as strings. */
-function encode(record: OutputRecord): string {
+/** Stored: JSON, with the identities' big numbers as strings. */
+export function encodeOutputRecord(record: OutputRecord): string {
   const id = (f: FileIdentity | undefined) => f && { ...f, dev: String(f.dev), ino: String(f.ino) };
   return JSON.stringify({ uid: record.uid, stdout: id(record.stdout), stderr: id(record.stderr) });
 }
 
-function decode(text: string): OutputRecord | undefined {
-  const raw = JSON.parse(text) as {
-    uid?: unknown;
-    stdout?: Record<string, unknown>;
-    stderr?: Record<string, unknown>;
-  };
-  if (typeof raw.uid !== "number") return undefined;
+/** The record `text` holds; undefined when it holds none (empty, not JSON, no uid). */
+export function decodeOutputRecord(text: string | undefined): OutputRecord | undefined {
+  let raw: { uid?: unknown; stdout?: Record<string, unknown>; stderr?: Record<string, unknown> };
+  try {
+    raw = JSON.parse(text ?? "") as typeof raw;
+  } catch {
+    return undefined;
+  }
+  if (typeof raw?.uid !== "number") return undefined;
   const id = (f: Record<string, unknown> | undefined): FileIdentity | undefined =>
     f && typeof f.dev === "string" && typeof f.ino === "string"
       ? { dev: BigInt(f.dev), ino: BigInt(f.ino), uid: Number(f.uid), created: f.created === true }

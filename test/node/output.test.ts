@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, readStream, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
-import { uniquePrefix } from "../helpers/redis.js";
+import { fleetKeys } from "../../src/cluster/keys.js";
+import { redisClient, uniquePrefix } from "../helpers/redis.js";
 import { control, endAll, getJob, running, submit, waitTerminal } from "./helpers.js";
 
 type Msg = { seqId: number; output?: string; outputType?: string; complete?: boolean; error?: unknown };
@@ -210,6 +211,24 @@ describe("edge cases", () => {
       expect(status).toBe(200);
       expect(messages).toEqual([{ seqId: 1, complete: true }]);
     }
+  });
+
+  it("an output record naming another uid's file (written to Redis by someone else) streams nothing: 404 code 7", async () => {
+    const job = await submit(n, alice, { command: "echo mine" });
+    await waitTerminal(n, alice, job.id);
+    const redis = redisClient();
+    try {
+      const key = fleetKeys(n.settings.keyPrefix).job(job.id);
+      const record = JSON.parse((await redis.hget(key, "outputs"))!) as { uid: number };
+      expect(record.uid).toBe(process.getuid!()); // the node's own user: unprivileged mode
+      await redis.hset(key, "outputs", JSON.stringify({ ...record, uid: record.uid + 4242 }));
+    } finally {
+      redis.disconnect();
+    }
+    const res = await api<{ code: number; message: string }>(n.url, "GET", `/jobs/${job.id}/output`, { token: alice });
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ code: 7 });
+    expect(res.body.message).toContain("not as its user here");
   });
 
   it("empty output of a failed launch is not an error either", async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Settings } from "../../src/config.js";
-import { type ChildNode, startChildNode, testSettings, token, until } from "../helpers/nodes.js";
+import { type ChildNode, readStream, startChildNode, testSettings, token, until } from "../helpers/nodes.js";
 import { uniquePrefix } from "../helpers/redis.js";
 import {
   alive,
@@ -42,7 +42,7 @@ describe("restart with the same node id", () => {
     const first = await startChildNode(settings);
     children.push(first);
     const [quick, long, later] = await Promise.all([
-      submit(first, alice, { command: "sleep 1; exit 7" }),
+      submit(first, alice, { command: "echo before the restart; sleep 1; exit 7" }),
       submit(first, alice, { command: "sleep 30" }),
       // Ends once the test says so (after the restart), whatever the machine's speed.
       submit(first, alice, { command: `while [ ! -e ${flag} ]; do sleep 0.05; done; exit 5` }),
@@ -61,6 +61,10 @@ describe("restart with the same node id", () => {
     children.push(second);
     const q = await waitTerminal(second, alice, quick.id);
     expect(q).toMatchObject({ status: "Finished", exitCode: 7 });
+    // Its output record (the file its process opened) outlived the node: its output streams.
+    const out = await readStream<{ output?: string }>(second.url, `/jobs/${quick.id}/output`, { token: alice });
+    expect(out.status).toBe(200);
+    expect(out.messages.map((m) => m.output ?? "").join("")).toBe("before the restart\n");
 
     // The later job was still running when the node came back; it ends under the new node.
     expect(alive(laterPid!)).toBe(true);

@@ -132,6 +132,19 @@ describe("LocalRunner: launching", () => {
     expect(combined.stdout).toBe("out\nerr\nout2\n");
   });
 
+  it("reports the output files its process opened, and its supervisor's record says the same", async () => {
+    const { runner, recorder, spec } = setup();
+    const s = spec({ command: "sleep 30" });
+    const { outputs } = await runner.launch(s);
+    const ino = (path: string) => BigInt(statSync(path).ino);
+    expect(outputs.stdout).toMatchObject({ ino: ino(s.stdoutFile), created: true });
+    expect(outputs.stderr).toMatchObject({ ino: ino(s.stderrFile), created: true });
+    // What a restarted node reads for a job it adopts before its Running was recorded.
+    expect(runner.recordedOutputs(s.id, 4242)).toEqual({ ...outputs, uid: 4242 });
+    await runner.signal(s.id, "SIGKILL");
+    expect(await recorder.wait(s.id)).toBe(137);
+  });
+
   it("creates no directory for an output file: a missing one fails the launch", async () => {
     const { runner, spec, out } = setup();
     const nested = join(out, "nested", "dir", "out.log");
@@ -320,7 +333,7 @@ describe.runIf(RUN_PRIVILEGED)("LocalRunner: jobs of other users (root)", () => 
         stdoutFile: out,
         stderrFile: out,
       });
-      await runner.launch(s);
+      const { outputs } = await runner.launch(s);
       expect(await recorder.wait(s.id)).toBe(0);
       const [uid, gid, groups, env] = readFileSync(out, "utf8").trim().split("\n");
       expect(Number(uid)).toBe(u.uid);
@@ -329,7 +342,8 @@ describe.runIf(RUN_PRIVILEGED)("LocalRunner: jobs of other users (root)", () => 
       expect(u.groups.length).toBeGreaterThan(1); // the extra group is there
       expect(env).toBe(`${u.home} ${u.name} ${u.name} ${u.shell}`);
       expect(statSync(out).uid).toBe(u.uid); // created by the job's process, as the user
-      expect(runner.outputRecord(s.id)).toMatchObject({ uid: u.uid, stdout: { uid: u.uid, created: true } });
+      expect(outputs).toMatchObject({ uid: u.uid, stdout: { uid: u.uid, created: true } });
+      expect(outputs.stdout?.ino).toBe(BigInt(statSync(out).ino));
     });
 
     it(`opens output and enters directories only as the user may (${how})`, async () => {
