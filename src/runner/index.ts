@@ -7,6 +7,7 @@ export {
   type OutputChunk,
   OutputNotFoundError,
 } from "./output.js";
+export { decodeOutputRecord, encodeOutputRecord } from "./output-records.js";
 export {
   type CpuSnapshot,
   type ProcStat,
@@ -14,7 +15,6 @@ export {
   readProcStat,
   sampleProcessGroup,
 } from "./proc.js";
-export { decodeOutputRecord, encodeOutputRecord } from "./output-records.js";
 export { buildArgv, shellQuote } from "./shell.js";
 export { DEFAULT_PATH, LOST_EXIT_CODE } from "./supervisor.js";
 export {

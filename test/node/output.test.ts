@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, readStream, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
 import { fleetKeys } from "../../src/cluster/keys.js";
+import { api, readStream, startTestNode, type TestNode, token, until } from "../helpers/nodes.js";
 import { redisClient, uniquePrefix } from "../helpers/redis.js";
 import { control, endAll, getJob, running, submit, waitTerminal } from "./helpers.js";
 
@@ -225,7 +225,9 @@ describe("edge cases", () => {
     } finally {
       redis.disconnect();
     }
-    const res = await api<{ code: number; message: string }>(n.url, "GET", `/jobs/${job.id}/output`, { token: alice });
+    const res = await api<{ code: number; message: string }>(n.url, "GET", `/jobs/${job.id}/output`, {
+      token: alice,
+    });
     expect(res.status).toBe(404);
     expect(res.body).toMatchObject({ code: 7 });
     expect(res.body.message).toContain("not as its user here");

@@ -62,7 +62,9 @@ describe("restart with the same node id", () => {
     const q = await waitTerminal(second, alice, quick.id);
     expect(q).toMatchObject({ status: "Finished", exitCode: 7 });
     // Its output record (the file its process opened) outlived the node: its output streams.
-    const out = await readStream<{ output?: string }>(second.url, `/jobs/${quick.id}/output`, { token: alice });
+    const out = await readStream<{ output?: string }>(second.url, `/jobs/${quick.id}/output`, {
+      token: alice,
+    });
     expect(out.status).toBe(200);
     expect(out.messages.map((m) => m.output ?? "").join("")).toBe("before the restart\n");
 
