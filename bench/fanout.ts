@@ -4,7 +4,9 @@
 // the event at the streaming client; every change is counted, so lost and duplicated events show.
 // Baseline at the same moments: the writer also PUBLISHes a plain message with every change, which a
 // plain subscriber receives; that subscriber also listens on the fleet's events channel, which
-// splits our latency into "script → pub/sub" and "node C → HTTP client".
+// splits our latency into "script → pub/sub" and "node C → HTTP client". The hop's floor: the raw
+// messages also go through the raw relay (raw-relay.ts), one process that only writes each to its
+// HTTP client, as node C does with ours.
 // Redis baseline: `redis-benchmark` PUBLISH (and SET) in the same run, so the changes/s carried and
 // the maximum print as shares of what one Redis takes, and its CPU per request beside ours per change.
 // DESIGN: at 5,000 changes/s, p99 within 1.25x of raw pub/sub's p99 at the same moments and under

@@ -6,6 +6,9 @@
 // `sh -c true` from one small Python process with 9 in flight (bench/spawn-paths.py, the shape of
 // the supervisor daemon); and Node's own `spawn("true")` from one and from three processes (it
 // forks the Node process, far slower than posix_spawn on some VMs, so it is not the limit).
+// The floor (floor.ts): skeleton nodes behind their own HAProxy doing per job only what the
+// contract requires, on the same machine in the same rounds: the most any launcher built of these
+// parts gets here, and the fleet's rate as a share of it.
 // Also the cost model's figures: CPU per job per component (nodes, HAProxy, supervisor daemons,
 // the jobs, Redis), Redis commands per job (INFO commandstats) and Redis bytes per job (INFO memory).
 // DESIGN: at least 1.5x BullMQ's throughput with 3 workers, and at least 0.6x the posix_spawn limit.
