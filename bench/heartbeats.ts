@@ -32,6 +32,7 @@ import {
   monoMs,
   nodeTable,
   now,
+  procCpuMs,
   redisBenchmark,
   redisDelta,
   redisSnapshot,
@@ -46,6 +47,8 @@ import {
 const MEASURE = "heartbeats";
 const PERIOD_MS = 1_000;
 const OFFLINE_AFTER_MS = 3_000;
+/** Sequential GET /readyz per scale (what HAProxy asks each node twice a second). */
+const READY_CHECKS = 200;
 
 /**
  * A connection that sends commands and throws the replies away unparsed (reading a 1,000-entry
@@ -178,6 +181,9 @@ class Simulation {
       for (const id of this.ids.slice(i, i + 1000)) {
         p.del(keys.node(id));
         p.zrem(keys.nodes, id);
+        // The notice a leaving node's record change sends: every real node drops it from its table
+        // now, not at its next full re-read (every N/10 beats: 17 minutes after 10,000 nodes).
+        p.publish(keys.nodesChannel, id);
       }
       await p.exec();
     }
@@ -244,6 +250,11 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
     const conns: ScriptedRedis[] = [];
     for (let i = 0; i < 4; i++)
       conns.push(scripts.defineScripts(await redis.connect(`bench-hb-${i}`, { autoPipelining: true })));
+    // Every real node's count of known nodes (GET /status), to see the simulated ones leave again.
+    const statusOf = fleet.nodes.map((node) => new Http(node.url, token, stack, 1));
+    const known = async (http: Http) =>
+      (await http.json<{ fleet: { total: number } }>("GET", "/status")).body.fleet.total;
+    const knownBefore = await known(statusOf[0]!);
     for (const size of scales) {
       const blind = Array.from({ length: 4 }, () => new BlindConnection(redis.port));
       const sim = new Simulation(prefix, conns, blind, size);
@@ -287,6 +298,19 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
       const hbRate = ((sim.acked - acked0) / (a1.at - a0.at)) * 1000;
       const a = redisDelta(a0, a1);
       const evalsha = a.command("evalsha");
+
+      // What HAProxy's health checks cost a node that knows this many: GET /readyz, sequentially.
+      const readyLatency: number[] = [];
+      const realPid = fleet.nodes[0]!.pid!;
+      const readyCpu0 = procCpuMs(realPid);
+      for (let i = 0; i < READY_CHECKS; i++) {
+        const t0 = now();
+        const res = await real.json("GET", "/readyz");
+        readyLatency.push(now() - t0);
+        if (res.status !== 200) throw new Error(`GET /readyz: HTTP ${res.status}`);
+      }
+      const readyCpuUs = ((procCpuMs(realPid) - readyCpu0) / READY_CHECKS) * 1000;
+      const ready = summarize(readyLatency);
 
       // Dead node: one simulated node stops beating; the real node must report it offline.
       const victim = 0;
@@ -333,6 +357,12 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
       await sim.stop();
       await sim.remove();
       removed = true;
+      await until(
+        "every real node to forget the simulated nodes",
+        async () => (await Promise.all(statusOf.map(known))).every((n) => n <= knownBefore),
+        30_000,
+        200,
+      );
 
       const lat = summarize(nodesLatency);
       const reqShare = evalsha.perSec / capacity;
@@ -377,6 +407,12 @@ export async function heartbeats(ctx: Ctx): Promise<void> {
         measure: MEASURE,
         metric: `${fmtNum(size)} nodes: GET /nodes p50 / p99 (n=${lat.n})`,
         value: `${fmtMs(lat.p50)} / ${fmtMs(lat.p99)}`,
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: `${fmtNum(size)} nodes: GET /readyz (HAProxy's check) p50 / p99 (n=${ready.n})`,
+        value: `${fmtMs(ready.p50)} / ${fmtMs(ready.p99)}`,
+        baseline: `node CPU ${readyCpuUs.toFixed(0)} µs per check`,
       });
       ctx.row({
         measure: MEASURE,

@@ -129,6 +129,26 @@ export class NodeTable {
     return this.placement.nodes;
   }
 
+  /**
+   * How many nodes are known and how many are online (onlineAt's rule), as last read: counted from
+   * the records, no view built. Every health check asks (HAProxy's, twice a second per node); building
+   * every node's view for it cost ~0.1 s of CPU per check at 10,000 nodes.
+   */
+  counts(): { online: number; total: number } {
+    const now = this.clock.nowMs();
+    let online = 0;
+    for (const r of this.table.values()) {
+      if (r.status === NodeStatus.Online && now - r.lastSeenMs < this.opts.offlineAfterMs) online++;
+    }
+    return { online, total: this.table.size };
+  }
+
+  /** counts() after a re-read of every heartbeat, if the last is older than half a beat. */
+  async freshCounts(): Promise<{ online: number; total: number }> {
+    if (this.clock.local() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
+    return this.counts();
+  }
+
   /** Every node known to the fleet, sorted by id, as last read (see listNodes for a fresh one). */
   nodes(): NodeView[] {
     return [...this.table.keys()].sort().map((id) => this.view(id)!);

@@ -129,6 +129,11 @@ export class Registry {
     return this.table.lookup(nodeId);
   }
 
+  /** How many nodes are known and online: as last read, or (`fresh`) after a re-read if due. */
+  fleetCounts(fresh = false): Promise<{ online: number; total: number }> {
+    return fresh ? this.table.freshCounts() : Promise.resolve(this.table.counts());
+  }
+
   /** Every node known to the fleet, sorted by id, as last read (see listNodes for a fresh one). */
   nodes(): NodeView[] {
     return this.table.nodes();

@@ -530,17 +530,16 @@ export class NodeService implements LauncherService {
       online: reasons.length === 0,
       runningJobs: this.manager.runningCount(),
     };
-    const nodes =
-      opts.fleet === false
-        ? this.registry.nodes()
-        : await this.registry.listNodes().catch(() => this.registry.nodes());
+    const fleet = await this.registry
+      .fleetCounts(opts.fleet !== false)
+      .catch(() => this.registry.fleetCounts());
     const status = this.opts.isClosing() ? "Red" : reasons.length === 0 ? "Green" : "Yellow";
     return {
       status,
       ready: reasons.length === 0 && !this.opts.isClosing(),
       node: self,
       redis: { connected: redisConnected, latencyMs: this.registry.latencyMs },
-      fleet: { online: nodes.filter((n) => n.online).length, total: nodes.length },
+      fleet,
       reasons,
     };
   }

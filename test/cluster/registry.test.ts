@@ -195,6 +195,29 @@ describe("registry", () => {
   });
 });
 
+describe("fleetCounts (every health check reads it)", () => {
+  it("counts known and online nodes as the views judge them, a silent node not online", async () => {
+    const fleet = fleetKeys(uniquePrefix("reg-counts"));
+    const p = node("p", { fleet });
+    const q = node("q", { fleet });
+    await Promise.all([p.registry.start(), q.registry.start()]);
+    await until(async () => (await p.registry.fleetCounts(true)).online === 2);
+    expect(await p.registry.fleetCounts()).toEqual({ online: 2, total: 2 });
+
+    q.redis.disconnect(false); // q falls silent; its record still says Online
+    await until(async () => (await p.registry.fleetCounts()).online === 1);
+    const views = p.registry.nodes();
+    expect(await p.registry.fleetCounts()).toEqual({
+      online: views.filter((v) => v.online).length,
+      total: views.length,
+    });
+    expect(views.map((v) => [v.id, v.online])).toEqual([
+      ["p", true],
+      ["q", false],
+    ]);
+  });
+});
+
 describe("fullRefreshBeats", () => {
   it("re-reads every 10 beats up to 100 nodes, then every N/10, so a fleet's re-reads grow with N, not N²", () => {
     expect([1, 3, 100, 101, 1_000, 10_000].map(fullRefreshBeats)).toEqual([10, 10, 10, 11, 100, 1_000]);
