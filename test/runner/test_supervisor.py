@@ -4,6 +4,7 @@ library's unittest: `python3 -m unittest discover -s test/runner -p 'test_*.py'`
 whole is tested from TypeScript (test/runner/*.test.ts), through real launches.
 """
 import importlib.util
+import json
 import os
 import pwd
 import stat
@@ -111,6 +112,10 @@ class Helpers(unittest.TestCase):
     def test_json_strings_escape_quotes_backslashes_and_controls(self):
         self.assertEqual(supervisor.json_string('a"b\\c\n\x01'), '"a\\"b\\\\c\\u000a\\u0001"')
         self.assertEqual(supervisor.json_pair("exitCode", 3), '"exitCode":3')
+
+    def test_json_strings_read_back_as_written(self):
+        for text in ["/tmp/job dir/é€😀", "2049:1234:0:1", "tab\there", "\x7f\u2028", "bad byte \udcff", ""]:
+            self.assertEqual(json.loads(supervisor.json_string(text)), text)
 
     def test_a_script_without_shebang_runs_with_the_shell(self):
         self.assertEqual(supervisor.as_script("/x/s", ["s", "a"]), ["/bin/sh", "/x/s", "a"])
