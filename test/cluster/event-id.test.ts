@@ -15,6 +15,27 @@ describe("event ids", () => {
     expect(compareEventIds("5", "5-1")).toBe(-1);
   });
 
+  it("agree with a BigInt reading of the ids on thousands of random pairs", () => {
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const digits = () =>
+      "0".repeat(rand(3)) + String(rand(4) === 0 ? rand(3) : rand(10 ** 6) * 10 ** rand(12));
+    const id = () => (rand(5) === 0 ? digits() : `${digits()}-${digits()}`);
+    const reference = (x: string, y: string) => {
+      const [xm, xs = "0"] = x.split("-").map(BigInt) as [bigint, bigint?];
+      const [ym, ys = "0"] = y.split("-").map(BigInt) as [bigint, bigint?];
+      const d = xm === ym ? BigInt(xs) - BigInt(ys) : xm - ym;
+      return d < 0n ? -1 : d > 0n ? 1 : 0;
+    };
+    for (let i = 0; i < 5_000; i++) {
+      const [x, y] = [id(), id()];
+      expect([x, y, compareEventIds(x, y)]).toEqual([x, y, reference(x, y)]);
+    }
+  });
+
   it("sort malformed ids first and recognise well-formed ones", () => {
     expect(compareEventIds("", "0-0")).toBe(-1);
     expect(compareEventIds("1-x", "0-0")).toBe(-1);
