@@ -19,7 +19,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
 import type { StreamBudget } from "../launcher/port.js";
-import { nextOrAbort } from "../launcher/requests/index.js";
+import { AbortableNext, nextOrAbort } from "../launcher/requests/index.js";
 import { classifyError } from "./errors.js";
 import type { HttpMetrics, StreamKind } from "./metrics.js";
 
@@ -117,12 +117,21 @@ export function wantsEventStream(request: FastifyRequest): boolean {
   return (request.headers.accept ?? "").includes(EVENT_STREAM);
 }
 
-type Framer = (message: object, eventId?: string) => string;
+type Framer = (seqId: number, message: object, eventId?: string) => string;
 
-const ndjsonFrame: Framer = (message) => `${JSON.stringify(message)}\n`;
+/**
+ * `{"seqId":n, ...message}` as JSON, without building that object: one per message of every stream
+ * (`message` never has a seqId of its own).
+ */
+function withSeqId(seqId: number, message: object): string {
+  const json = JSON.stringify(message);
+  return json.length > 2 ? `{"seqId":${seqId},${json.slice(1)}` : `{"seqId":${seqId}}`;
+}
+
+const ndjsonFrame: Framer = (seqId, message) => `${withSeqId(seqId, message)}\n`;
 // JSON.stringify never emits a raw newline, so one `data:` line always holds the whole message.
-const sseFrame: Framer = (message, eventId) =>
-  `${eventId === undefined ? "" : `id: ${eventId}\n`}data: ${JSON.stringify(message)}\n\n`;
+const sseFrame: Framer = (seqId, message, eventId) =>
+  `${eventId === undefined ? "" : `id: ${eventId}\n`}data: ${withSeqId(seqId, message)}\n\n`;
 
 export function streamHeaders(sse: boolean): Record<string, string> {
   return {
@@ -300,23 +309,25 @@ export async function sendStream<T extends object>(
     : undefined;
 
   let seqId = 0;
+  const nexts = new AbortableNext(signal);
   try {
-    let result = first === GRACE_EXPIRED ? await nextOrAbort(next, signal) : first;
+    let result = first === GRACE_EXPIRED ? await nexts.next(next) : first;
     while (!result.done) {
       const message = result.value;
       const eventId = spec.eventId?.(message);
       if (eventId !== undefined) lastEventId = eventId;
-      await write(res, frame({ seqId: ++seqId, ...message }, eventId), signal);
+      const full = write(res, frame(++seqId, message, eventId), signal);
+      if (full) await full; // only when the client is behind: an `await` per message costs a promise
       next = iterator.next();
-      result = await nextOrAbort(next, signal);
+      result = await nexts.next(next);
     }
-    if (spec.completeLine) writeLast(res, frame({ seqId: ++seqId, complete: true }));
+    if (spec.completeLine) writeLast(res, frame(++seqId, { complete: true }));
   } catch (err) {
     if (signal.reason !== CLIENT_CLOSED) {
       const failure = signal.aborted ? signal.reason : err;
       const error = streamErrorBody(failure);
       if (error.code === ErrCode.Unknown) request.log.error({ err: failure }, "stream failed");
-      writeLast(res, frame({ seqId: ++seqId, error }));
+      writeLast(res, frame(++seqId, { error }));
     }
   } finally {
     clearInterval(keepAlive);

@@ -20,8 +20,9 @@ export function byId(a: string, b: string): number {
  * without one), as the Launcher sends it.
  */
 function publicEvent(ev: BusEvent): StatusEventItem {
-  const { ver: _v, user: _u, ...rest } = ev;
-  return { ...rest, name: rest.name ?? "" } as StatusEventItem;
+  const { ver: _v, user: _u, ...rest } = ev; // a new object: `name` may be set on it
+  rest.name ??= "";
+  return rest as StatusEventItem;
 }
 
 async function* once<T>(item: T): AsyncIterable<T> {

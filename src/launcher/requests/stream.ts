@@ -27,15 +27,39 @@ export function nextOrAbort<T>(
   });
 }
 
+/**
+ * nextOrAbort for every item of one stream, with one abort listener for the stream's life instead of
+ * one per item: adding and removing an EventTarget listener per status event was ~4% of what a
+ * streaming node allocated per event.
+ */
+export class AbortableNext {
+  /** Rejects the promise last handed out; a no-op once that one has settled. */
+  private rejectWaiting: ((reason: unknown) => void) | undefined;
+
+  constructor(private readonly signal: AbortSignal) {
+    signal.addEventListener("abort", () => this.rejectWaiting?.(signal.reason), { once: true });
+  }
+
+  /** Resolves with the iterator's next result, or rejects with the signal's reason once it aborts. */
+  next<T>(next: Promise<IteratorResult<T>>): Promise<IteratorResult<T>> {
+    if (this.signal.aborted) return Promise.reject(this.signal.reason);
+    return new Promise((resolve, reject) => {
+      this.rejectWaiting = reject;
+      next.then(resolve, reject);
+    });
+  }
+}
+
 const ABORTED = Symbol("aborted");
 
 /** The iterator's next result, or ABORTED as soon as the signal fires. */
 async function nextUnlessAborted<T>(
   next: Promise<IteratorResult<T>>,
   signal: AbortSignal,
+  nexts: AbortableNext,
 ): Promise<IteratorResult<T> | typeof ABORTED> {
   try {
-    return await nextOrAbort(next, signal);
+    return await nexts.next(next);
   } catch (err) {
     if (signal.aborted) return ABORTED;
     throw err;
@@ -52,12 +76,13 @@ export async function forEachUntilAborted<T>(
   fn: (item: T) => Promise<void> | void,
 ): Promise<boolean> {
   const iterator = iterable[Symbol.asyncIterator]();
+  const nexts = new AbortableNext(signal);
   let next: Promise<IteratorResult<T>> | undefined;
   let done = false;
   try {
     for (;;) {
       next = iterator.next();
-      const result = await nextUnlessAborted(next, signal);
+      const result = await nextUnlessAborted(next, signal, nexts);
       if (result === ABORTED) return false;
       next = undefined;
       if (result.done) {
