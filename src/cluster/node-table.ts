@@ -91,7 +91,7 @@ export class NodeTable {
 
   /** Every node, with lastSeen at most half a heartbeat old (one read of the nodes set if needed). */
   async listNodes(): Promise<NodeView[]> {
-    if (this.clock.local() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
+    await this.refreshIfStale();
     return [...this.table.keys()].sort().map((id) => this.view(id, true)!);
   }
 
@@ -145,8 +145,13 @@ export class NodeTable {
 
   /** counts() after a re-read of every heartbeat, if the last is older than half a beat. */
   async freshCounts(): Promise<{ online: number; total: number }> {
-    if (this.clock.local() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
+    await this.refreshIfStale();
     return this.counts();
+  }
+
+  /** A full re-read when the last one is older than half a heartbeat. */
+  private async refreshIfStale(): Promise<void> {
+    if (this.clock.local() - this.lastFullRefresh > this.opts.heartbeatMs / 2) await this.refreshAll();
   }
 
   /** Every node known to the fleet, sorted by id, as last read (see listNodes for a fresh one). */

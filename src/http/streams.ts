@@ -19,7 +19,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
 import type { StreamBudget } from "../launcher/port.js";
-import { AbortableNext, nextOrAbort } from "../launcher/requests/index.js";
+import { AbortableNext } from "../launcher/requests/index.js";
 import { classifyError } from "./errors.js";
 import type { HttpMetrics, StreamKind } from "./metrics.js";
 
@@ -229,14 +229,14 @@ const GRACE_EXPIRED = Symbol("grace expired");
 /** The first result if it comes within the grace period, else GRACE_EXPIRED. Rejects on error/abort. */
 async function firstWithin<T>(
   next: Promise<IteratorResult<T>>,
-  signal: AbortSignal,
+  nexts: AbortableNext,
 ): Promise<IteratorResult<T> | typeof GRACE_EXPIRED> {
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<typeof GRACE_EXPIRED>((resolve) => {
     timer = setTimeout(() => resolve(GRACE_EXPIRED), FIRST_MESSAGE_GRACE_MS);
   });
   try {
-    return await Promise.race([nextOrAbort(next, signal), grace]);
+    return await Promise.race([nexts.next(next), grace]);
   } finally {
     clearTimeout(timer);
   }
@@ -257,6 +257,7 @@ export async function sendStream<T extends object>(
   const tracker = request.server.streams;
   const controller = new AbortController();
   const { signal } = controller;
+  const nexts = new AbortableNext(signal);
   const onClose = () => controller.abort(CLIENT_CLOSED);
   res.once("close", onClose);
   tracker.add(spec.kind, controller);
@@ -284,7 +285,7 @@ export async function sendStream<T extends object>(
 
   let first: IteratorResult<T> | typeof GRACE_EXPIRED;
   try {
-    first = await firstWithin(next, signal);
+    first = await firstWithin(next, nexts);
   } catch (err) {
     cleanup();
     if (err === CLIENT_CLOSED) {
@@ -309,7 +310,6 @@ export async function sendStream<T extends object>(
     : undefined;
 
   let seqId = 0;
-  const nexts = new AbortableNext(signal);
   try {
     let result = first === GRACE_EXPIRED ? await nexts.next(next) : first;
     while (!result.done) {
