@@ -8,8 +8,9 @@
 //   every open stream with a PluginRestarted error line so clients know to reconnect.
 // - Bounded (LAUNCHER_STREAM_BUFFER_BYTES): the writer waits for the client (`drain`) before it asks
 //   the service for more, so a pulled stream (output, resource) holds at most the connection's
-//   buffer and one message. A service that queues what arrives by itself (status events) gets a
-//   StreamBudget and calls `exceeded()` when its queue plus the unread bytes pass the limit: the
+//   buffer and one message. A service that queues or pushes what arrives by itself (status events:
+//   a PushStream, written as they come once live) gets a StreamBudget and calls `exceeded()` when
+//   what it holds plus the unread bytes pass the limit: the
 //   stream then ends at once, even while waiting for the client, with a final Timeout error line
 //   (`resume with ?since=<last eventId>`), and its connection is closed.
 // - An ended stream whose client does not take its last bytes within ENDED_STREAM_GRACE_MS loses its
@@ -19,7 +20,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { ApiError, ErrCode, type ErrorBody, errorText } from "../api/index.js";
 import type { StreamBudget } from "../launcher/port.js";
-import { AbortableNext } from "../launcher/requests/index.js";
+import { AbortableNext, isPushStream } from "../launcher/requests/index.js";
 import { classifyError } from "./errors.js";
 import type { HttpMetrics, StreamKind } from "./metrics.js";
 
@@ -46,8 +47,8 @@ const STREAM_ENDED = Symbol("stream ended");
 export interface StreamSpec<T extends object> {
   kind: StreamKind;
   /**
-   * Opens the service's iterable; called once, with the stream's AbortSignal and its budget (for
-   * services that queue messages by themselves; see the top of this file).
+   * Opens the service's iterable (or PushStream); called once, with the stream's AbortSignal and
+   * its budget (for services that queue messages by themselves; see the top of this file).
    */
   open(signal: AbortSignal, budget: StreamBudget): AsyncIterable<T>;
   /** Output and resource streams end with `{"seqId":n,"complete":true}`. */
@@ -155,14 +156,11 @@ export function coalesceWrites(res: ServerResponse): void {
   });
 }
 
-/**
- * Writes with backpressure: waits for `drain` (or the connection closing, or the stream's signal)
- * when the buffer is full.
- */
-function write(res: ServerResponse, chunk: string, signal: AbortSignal): Promise<void> | undefined {
-  if (res.destroyed || res.writableEnded) return undefined;
+/** Writes at once; false when the connection's buffer is full (the client is behind). */
+function write(res: ServerResponse, chunk: string): boolean {
+  if (res.destroyed || res.writableEnded) return true;
   coalesceWrites(res);
-  return res.write(chunk) ? undefined : drained(res, signal);
+  return res.write(chunk);
 }
 
 /** A stream's last line: `res.end()` follows at once, so there is nothing to wait for. */
@@ -273,7 +271,10 @@ export async function sendStream<T extends object>(
       return overflow;
     },
   };
-  const iterator = spec.open(signal, budget)[Symbol.asyncIterator]();
+  const source = spec.open(signal, budget);
+  // A push stream is pulled until it is live, then hands over each live message as it arrives.
+  const push = isPushStream(source) ? source : undefined;
+  const iterator = push ? push.catchUp() : source[Symbol.asyncIterator]();
   let next = iterator.next();
   const cleanup = () => {
     tracker.remove(controller);
@@ -305,22 +306,26 @@ export async function sendStream<T extends object>(
   // Only on a quiet connection: while bytes wait for the client, the connection is not idle anyway.
   const keepAlive = sse
     ? setInterval(() => {
-        if (res.writableLength === 0) void write(res, ": keep-alive\n\n", signal);
+        if (res.writableLength === 0) write(res, ": keep-alive\n\n");
       }, SSE_KEEPALIVE_MS)
     : undefined;
 
   let seqId = 0;
+  /** Frames and writes a message; false when the client is behind. */
+  const send = (message: T): boolean => {
+    const eventId = spec.eventId?.(message);
+    if (eventId !== undefined) lastEventId = eventId;
+    return write(res, frame(++seqId, message, eventId));
+  };
   try {
     let result = first === GRACE_EXPIRED ? await nexts.next(next) : first;
     while (!result.done) {
-      const message = result.value;
-      const eventId = spec.eventId?.(message);
-      if (eventId !== undefined) lastEventId = eventId;
-      const full = write(res, frame(++seqId, message, eventId), signal);
-      if (full) await full; // only when the client is behind: an `await` per message costs a promise
+      // Waits only when the client is behind: an `await` per message costs a promise.
+      if (!send(result.value)) await drained(res, signal);
       next = iterator.next();
       result = await nexts.next(next);
     }
+    if (push) await push.follow({ write: send, drained: () => drained(res, signal) });
     if (spec.completeLine) writeLast(res, frame(++seqId, { complete: true }));
   } catch (err) {
     if (signal.reason !== CLIENT_CLOSED) {

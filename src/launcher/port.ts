@@ -59,6 +59,30 @@ export interface StreamBudget {
   exceeded(): Error;
 }
 
+/**
+ * A stream that pushes once it is live. Iterated as a plain AsyncIterable it gives every message;
+ * a writer that can take messages as they come instead pulls `catchUp()` (a replay or a snapshot)
+ * and then hands `follow` a function that gets every live message in the same turn it arrives: no
+ * promise, iterator step or queue per message (a status stream carries thousands a second).
+ */
+export interface PushStream<T> extends AsyncIterable<T> {
+  /** The messages up to the live point, pulled. Errors before any message (not found, bad `since`) reject its first `next()`. */
+  catchUp(): AsyncIterator<T>;
+  /**
+   * After `catchUp()` is done: writes each live message to `sink` until the stream ends by itself
+   * (resolves) or fails or its signal aborts (rejects with the reason).
+   */
+  follow(sink: PushSink<T>): Promise<void>;
+}
+
+/** Where a PushStream's live messages go: the writer of its connection. */
+export interface PushSink<T> {
+  /** Takes a message at once; false when the client is behind (what it has not read is over its buffer). */
+  write(message: T): boolean;
+  /** Resolves once the client has caught up, or the stream ended. */
+  drained(): Promise<void>;
+}
+
 export interface StatusStreamOptions {
   /** Resume after this fleet-wide event id (`?since=` or `Last-Event-ID`). */
   since?: string;
@@ -114,6 +138,7 @@ export interface LauncherService {
   locate(caller: Caller, id: string): Promise<JobLocation>;
   /** Owner-only: runs on this node; the front door routes to the owner first (`routeToOwner`). */
   control(caller: Caller, id: string, operation: JobOperation): Promise<ControlResult>;
+  /** A PushStream when the writer can take live events as they come (the node's own service is). */
   statusStream(caller: Caller, id: string, opts: StatusStreamOptions): AsyncIterable<StatusStreamItem>;
   /** Owner-only. Ends after the last byte once the job is terminal. */
   outputStream(

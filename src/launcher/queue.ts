@@ -1,44 +1,22 @@
 // A push queue read as an async iterator: status streams never drop an event (the Launcher's Go
-// cache does), and abort ends the reader at once. Unbounded unless given a
-// bound: then, once the queue holds more than the bound allows (a reader that stopped reading), it
-// lets go of everything it holds and fails the reader, rather than skip events silently.
+// cache does), and abort ends the reader at once. Unbounded: its writers bound what they push
+// (status streams count it against the stream's budget).
 
-export interface QueueBound<T> {
-  /** The (estimated) bytes an item holds. */
-  sizeOf(item: T): number;
-  /** Whether the queue may hold `bytes` (the sum of its items' sizes). */
-  fits(bytes: number): boolean;
-  /** Called once when it may not: the error the reader then gets. */
-  overflow(): unknown;
-}
+import type { PushStream } from "./port.js";
 
 export class AsyncQueue<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
-  private bytes = 0;
   private failure: { error: unknown } | undefined;
 
-  constructor(
-    signal?: AbortSignal,
-    private readonly bound?: QueueBound<T>,
-  ) {
+  constructor(signal?: AbortSignal) {
     signal?.addEventListener("abort", () => this.end(), { once: true });
   }
 
   push(item: T): void {
     if (this.ended) return;
     this.items.push(item);
-    if (this.bound) {
-      this.bytes += this.bound.sizeOf(item);
-      if (!this.bound.fits(this.bytes)) {
-        this.items.length = 0;
-        this.bytes = 0;
-        this.failure = { error: this.bound.overflow() };
-        this.end();
-        return;
-      }
-    }
     this.notify();
   }
 
@@ -47,13 +25,15 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.notify();
   }
 
-  get size(): number {
-    return this.items.length;
+  /** Ends the queue with an error: the reader gets what is queued, then `error`. */
+  fail(error: unknown): void {
+    if (this.ended) return;
+    this.failure = { error };
+    this.end();
   }
 
-  /** The sum of the queued items' sizes (0 without a bound). */
-  get byteSize(): number {
-    return this.bytes;
+  get size(): number {
+    return this.items.length;
   }
 
   private notify(): void {
@@ -65,9 +45,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       while (this.items.length > 0) {
-        const item = this.items.shift()!;
-        if (this.bound) this.bytes -= this.bound.sizeOf(item);
-        yield item;
+        yield this.items.shift()!;
       }
       if (this.failure) throw this.failure.error;
       if (this.ended) return;
@@ -76,6 +54,27 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       });
     }
   }
+}
+
+/**
+ * A PushStream read as a plain AsyncIterable: its catch-up, then its live messages through a queue
+ * (for readers that pull, such as the plugin's status stream). Ends quietly when `signal` aborts.
+ */
+export async function* iteratePushStream<T>(stream: PushStream<T>, signal: AbortSignal): AsyncGenerator<T> {
+  yield* { [Symbol.asyncIterator]: () => stream.catchUp() };
+  const live = new AsyncQueue<T>(signal);
+  const sink = {
+    write: (message: T) => {
+      live.push(message);
+      return true;
+    },
+    drained: async () => {},
+  };
+  stream.follow(sink).then(
+    () => live.end(),
+    (err: unknown) => live.fail(err),
+  );
+  yield* live;
 }
 
 /** Resolves after `ms`, or at once when the signal aborts. */

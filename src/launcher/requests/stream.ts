@@ -3,7 +3,15 @@
 // canceled, even while the source waits for its next item. The framing (NDJSON/SSE lines, plugin
 // messages) and the seqIds that number them stay with each front door.
 
+import type { PushStream } from "../port.js";
+
 function noop(): void {}
+
+/** Whether a service's stream can push its live messages (see PushStream). */
+export function isPushStream<T>(stream: AsyncIterable<T>): stream is PushStream<T> {
+  const s = stream as Partial<PushStream<T>>;
+  return typeof s.catchUp === "function" && typeof s.follow === "function";
+}
 
 /**
  * A stream's iterator results, each given up as soon as the stream's signal aborts (even while the
