@@ -151,9 +151,11 @@ export function streamHeaders(sse: boolean): Record<string, string> {
 export function coalesceWrites(res: ServerResponse): void {
   if (res.writableCorked > 0 || res.destroyed) return;
   res.cork();
-  setImmediate(() => {
-    if (res.writableCorked > 0) res.uncork();
-  });
+  setImmediate(uncorkLater, res); // no closure per call: a live stream corks once per event
+}
+
+function uncorkLater(res: ServerResponse): void {
+  if (res.writableCorked > 0) res.uncork();
 }
 
 /** Writes at once; false when the connection's buffer is full (the client is behind). */
