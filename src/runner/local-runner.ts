@@ -109,7 +109,9 @@ export class LocalRunner {
     this.pollMs = opts.pollMs ?? 200;
     this.maxConnections = opts.maxWatchedConnections ?? 512;
     ensureDir(jobsDir(this.stateDir));
-    this.spares = new SpareJobDirs(this.stateDir);
+    // As many spares as jobs it watches at once: a burst of exits fills the pool, a burst of
+    // launches empties it, and neither then creates or deletes a dir.
+    this.spares = new SpareJobDirs(this.stateDir, this.maxConnections);
     this.legacyOutputs = new LegacyOutputRecords(join(this.stateDir, "outputs"));
     const helper =
       opts.switchUsers && opts.useLaunchHelper !== false ? launchHelper(this.stateDir) : undefined;
