@@ -73,6 +73,8 @@ export interface PushStream<T> extends AsyncIterable<T> {
    * (resolves) or fails or its signal aborts (rejects with the reason).
    */
   follow(sink: PushSink<T>): Promise<void>;
+  /** Ends the stream early (its reader stopped): it stops listening, `follow` resolves. */
+  close(): void;
 }
 
 /** Where a PushStream's live messages go: the writer of its connection. */

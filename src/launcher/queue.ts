@@ -61,20 +61,24 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
  * (for readers that pull, such as the plugin's status stream). Ends quietly when `signal` aborts.
  */
 export async function* iteratePushStream<T>(stream: PushStream<T>, signal: AbortSignal): AsyncGenerator<T> {
-  yield* { [Symbol.asyncIterator]: () => stream.catchUp() };
-  const live = new AsyncQueue<T>(signal);
-  const sink = {
-    write: (message: T) => {
-      live.push(message);
-      return true;
-    },
-    drained: async () => {},
-  };
-  stream.follow(sink).then(
-    () => live.end(),
-    (err: unknown) => live.fail(err),
-  );
-  yield* live;
+  try {
+    yield* { [Symbol.asyncIterator]: () => stream.catchUp() };
+    const live = new AsyncQueue<T>(signal);
+    const sink = {
+      write: (message: T) => {
+        live.push(message);
+        return true;
+      },
+      drained: async () => {},
+    };
+    stream.follow(sink).then(
+      () => live.end(),
+      (err: unknown) => live.fail(err),
+    );
+    yield* live;
+  } finally {
+    stream.close(); // a reader that stopped early (without aborting): the stream stops listening
+  }
 }
 
 /** Resolves after `ms`, or at once when the signal aborts. */

@@ -228,6 +228,10 @@ class StatusStream implements PushStream<StatusStreamItem> {
     return ended;
   }
 
+  close(): void {
+    this.end("done");
+  }
+
   private inScope(ev: { id: string; user: string }): boolean {
     return this.one ? ev.id === this.id : this.caller.admin || ev.user === this.caller.user;
   }

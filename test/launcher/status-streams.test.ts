@@ -260,4 +260,18 @@ describe("StatusStreams (push)", () => {
     expect(seen).toEqual(["a@6-0", "a@8-0", "a@9-0"]);
     expect(bus.listening).toBe(0);
   });
+
+  it("a plain reader that stops early, live and without aborting, stops the stream listening", async () => {
+    const { bus, streams } = setup([stored("a", "Running", 2)]);
+    const signal = new AbortController().signal; // never aborted: the reader just stops
+    const stream = streams.open(root, "*", { signal });
+    let n = 0;
+    for await (const _m of stream) {
+      if (++n === 1) setImmediate(() => bus.emit(event(6, "a", "Running", 3))); // live by then
+      if (n === 2) break;
+    }
+    expect(n).toBe(2);
+    expect(bus.listening).toBe(0);
+    bus.emit(event(7, "a", "Running", 4)); // nobody queues it any more
+  });
 });
