@@ -193,8 +193,8 @@ export class StatusBus {
 /**
  * The event a message carries, decoded in place: the object JSON.parse returns gets its eventId
  * rather than being copied with a spread. That copy per event was half of what a streaming node
- * promoted to its old generation (V8 pretenured the spread's allocation site), which made for its
- * major GCs and a fan-out p99 tail (docs/benchmarks.md, "Fan-out: promoted bytes").
+ * promoted to its old generation (as if V8 had pretenured the spread's allocation site), which
+ * made for its major GCs and a fan-out p99 tail (docs/benchmarks.md, "Fan-out: live status events pushed").
  */
 function decodeEvent(json: string, eventId: string): BusEvent {
   const ev = JSON.parse(json) as BusEvent;

@@ -8,11 +8,11 @@
 //   every open stream with a PluginRestarted error line so clients know to reconnect.
 // - Bounded (LAUNCHER_STREAM_BUFFER_BYTES): the writer waits for the client (`drain`) before it asks
 //   the service for more, so a pulled stream (output, resource) holds at most the connection's
-//   buffer and one message. A service that queues or pushes what arrives by itself (status events:
-//   a PushStream, written as they come once live) gets a StreamBudget and calls `exceeded()` when
-//   what it holds plus the unread bytes pass the limit: the
-//   stream then ends at once, even while waiting for the client, with a final Timeout error line
-//   (`resume with ?since=<last eventId>`), and its connection is closed.
+//   buffer and one message. A service that holds what arrives by itself (status events: a
+//   PushStream, pulled until live, then written as each event comes) gets a StreamBudget and calls
+//   `exceeded()` when what it holds plus the unread bytes pass the limit: the stream then ends at
+//   once, even while waiting for the client, with a final Timeout error line (`resume with
+//   ?since=<last eventId>`), and its connection is closed.
 // - An ended stream whose client does not take its last bytes within ENDED_STREAM_GRACE_MS loses its
 //   connection: a client that stopped reading holds nothing after its stream ended.
 import type { ServerResponse } from "node:http";

@@ -6,7 +6,7 @@
 // each event straight to the writer, in the turn it arrives. Pulling every live event through a
 // queue, an async generator and the writer's await cost a streaming node ~3.8 KB of garbage and
 // ~25 µs of CPU per event, and its young-generation collections were the fan-out's p99 tail
-// (docs/benchmarks.md, "Fan-out in full mode").
+// (docs/benchmarks.md, "Fan-out: live status events pushed").
 import { ApiError, ErrCode, isWildcard, type Job, JobStatus, terminalStatus } from "../api/index.js";
 import { compareEventIds, isEventId } from "../cluster/event-id.js";
 import type { JobStore, StoredJob } from "../cluster/job-store.js";
@@ -25,7 +25,7 @@ export function byId(a: string, b: string): number {
  * A bus event as clients see it: no internal `ver`/`user`, and `name` always there (`""` for a job
  * without one), as the Launcher sends it. One literal of one shape (absent fields stay undefined,
  * which JSON leaves out): a rest-destructured copy here was most of what a streaming node promoted
- * to its old generation per event (docs/benchmarks.md, "Fan-out: promoted bytes").
+ * to its old generation per event (docs/benchmarks.md, "Fan-out: live status events pushed").
  */
 function publicEvent(ev: BusEvent): StatusEventItem {
   return {
