@@ -32,10 +32,6 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.end();
   }
 
-  get size(): number {
-    return this.items.length;
-  }
-
   private notify(): void {
     const w = this.wake;
     this.wake = undefined;

@@ -100,7 +100,7 @@ export class StatusStreams {
     /** The job if the caller may see it, else JobNotFound. */
     visibleJob: (caller: Caller, id: string) => Promise<StoredJob>,
   ) {
-    this.sources = { bus, visibleJob, snapshot: (caller, id) => this.snapshot(caller, id, visibleJob) };
+    this.sources = { bus, visibleJob, snapshot: (caller, id) => this.snapshot(caller, id) };
   }
 
   /**
@@ -118,10 +118,9 @@ export class StatusStreams {
   private async snapshot(
     caller: Caller,
     id: string,
-    visibleJob: StreamSources["visibleJob"],
   ): Promise<{ position: string; jobs: AsyncIterable<StoredJob[]> }> {
     const position = this.sources.bus.position;
-    if (!isWildcard(id)) return { position, jobs: once([await visibleJob(caller, id)]) };
+    if (!isWildcard(id)) return { position, jobs: once([await this.sources.visibleJob(caller, id)]) };
     const ids = await this.store.listIds(caller.admin ? {} : { user: caller.user });
     return { position, jobs: this.store.readBatches(ids.sort(byId), { summary: true }) };
   }
@@ -258,13 +257,19 @@ class StatusStream implements PushStream<StatusStreamItem> {
     if (!this.catchingUp) void this.drain();
   }
 
-  /** What is held counts against the budget with what the connection holds unread. */
   private hold(item: Held): void {
     this.held.push(item);
-    const { budget } = this.opts;
-    if (budget === undefined) return;
+    if (this.opts.budget === undefined) return;
     this.heldBytes += queuedBytes(item);
-    if (this.heldBytes + budget.unread() > budget.limit) this.end({ error: budget.exceeded() });
+    this.checkBudget();
+  }
+
+  /** What is held counts against the budget with what the connection holds unread. */
+  private checkBudget(): void {
+    const { budget } = this.opts;
+    if (budget !== undefined && this.heldBytes + budget.unread() > budget.limit) {
+      this.end({ error: budget.exceeded() });
+    }
   }
 
   /** Sends what was held, in order (a resync: a fresh snapshot), then lets events through live. */
@@ -294,8 +299,7 @@ class StatusStream implements PushStream<StatusStreamItem> {
       this.end("done");
       return;
     }
-    const { budget } = this.opts;
-    if (budget !== undefined && budget.unread() > budget.limit) this.end({ error: budget.exceeded() });
+    this.checkBudget();
   }
 
   /** After the bus lost events: a resync notice, then every job in scope as it is now. */
