@@ -187,7 +187,11 @@ export async function routing(ctx: Ctx): Promise<void> {
     };
     await cpuPerRequest("/network request", network, ctx.full ? 2_000 : 200);
     await compare("output stream (3 lines)", output, nOutput, warmup / 2);
+    // With BENCH_PROFILE_DIR set, the peer profiles the forwarded output streams (bench/cpu-profile.cjs).
+    const profilePeer = () => process.env.BENCH_PROFILE_DIR && process.kill(fleet.nodes[1]!.pid!, "SIGUSR2");
+    profilePeer();
     await cpuPerRequest("output stream", output, ctx.full ? 1_000 : 100);
+    profilePeer();
   } finally {
     await stack.close();
   }

@@ -5,10 +5,10 @@
 // upstream request at once (which in turn cancels the owner's stream).
 //
 // This is the hot path of every forwarded request, so it avoids per-request work that a profile
-// showed: no stream pipeline for plain answers, no AbortController.abort() (which builds a
-// DOMException) unless the client really left early, no URL parsing, no `request.routeOptions`
-// (a getter that builds a new object on every access).
-import type { ServerResponse } from "node:http";
+// showed: the answer comes through undici's dispatch handler (OwnerAnswer: no body stream, promise
+// or AbortController per request), no URL parsing, no `request.routeOptions` (a getter that builds
+// a new object on every access).
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import fp from "fastify-plugin";
 import type { Dispatcher } from "undici";
@@ -18,7 +18,7 @@ import type { JobLocation, LauncherService } from "../launcher/port.js";
 import { ownerRoute, ownerUnavailable } from "../launcher/requests/index.js";
 import type { StreamKind } from "./metrics.js";
 import { describeFailure, PeerPools } from "./peers.js";
-import { coalesceWrites, drained, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
+import { coalesceWrites, EVENT_STREAM, FIRST_MESSAGE_GRACE_MS, NDJSON } from "./streams.js";
 import { peerTls } from "./tls.js";
 
 /** Hop header: the id of the node that forwarded the request (loop guard). */
@@ -47,8 +47,6 @@ declare module "fastify" {
 const FORWARDED_REQUEST_HEADERS = ["authorization", "accept", "last-event-id"] as const;
 /** Response headers that travel back to the client (content-length is set from the body read). */
 const RELAYED_RESPONSE_HEADERS = ["content-type", "cache-control", "x-accel-buffering", "www-authenticate"];
-
-type Upstream = Dispatcher.ResponseData;
 
 export interface ForwardPluginOptions {
   service: LauncherService;
@@ -94,7 +92,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       };
     }
 
-    async function relay(
+    function relay(
       request: FastifyRequest,
       reply: FastifyReply,
       id: string,
@@ -102,71 +100,20 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       baseUrl: string,
       streamKind: StreamKind | undefined,
     ): Promise<FastifyReply> {
-      const res = reply.raw;
-      const controller = new AbortController();
-      // Only a client that leaves before its answer is complete cancels the upstream request:
-      // every path below removes this listener before ending the response, whose normal `close`
-      // would otherwise abort (and build a DOMException) for nothing.
-      const onClose = () => controller.abort();
-      res.once("close", onClose);
-      const clientLeft = () => {
-        res.off("close", onClose);
-        reply.hijack(); // nobody to answer
-        res.destroy();
-        return reply;
-      };
-
-      let upstream: Upstream;
-      try {
-        upstream = await pools.get(baseUrl).request({
+      const answer = new OwnerAnswer(request, reply, id, location.owner, streamKind);
+      pools.get(baseUrl).dispatch(
+        {
           method: request.method as Dispatcher.HttpMethod,
           path: request.url,
           headers: forwardHeaders(request, settings.nodeId),
           body: request.body === undefined ? null : JSON.stringify(request.body),
-          signal: controller.signal,
           headersTimeout,
           // Streams may be quiet for as long as the job is; plain answers must come promptly.
           bodyTimeout: streamKind ? 0 : headersTimeout,
-        });
-      } catch (err) {
-        if (controller.signal.aborted) return clientLeft();
-        res.off("close", onClose);
-        throw ownerUnavailable(id, location.owner, describeFailure(err), err);
-      }
-
-      const contentType = upstream.headers["content-type"];
-      if (streamKind && typeof contentType === "string" && isStreamType(contentType)) {
-        // Hijacked: a reply sent from a preHandler with a still-flowing body would not count as
-        // "sent" yet, and fastify would go on to run the route handler locally.
-        reply.hijack();
-        coalesceWrites(res);
-        res.writeHead(upstream.statusCode, relayedHeaders(upstream, location.owner));
-        res.flushHeaders();
-        await relayStream(request, res, upstream.body, contentType, streamKind, controller, () =>
-          ownerUnavailable(id, location.owner, "closed the stream"),
-        );
-        res.off("close", onClose);
-        if (!res.writableEnded && !res.destroyed) res.end();
-        return reply;
-      }
-
-      let body: Uint8Array;
-      try {
-        body = await upstream.body.bytes();
-      } catch (err) {
-        if (controller.signal.aborted) return clientLeft();
-        res.off("close", onClose);
-        // Nothing was sent yet, so the client still gets a proper answer.
-        throw ownerUnavailable(id, location.owner, `broke off its answer (${errorText(err)})`, err);
-      }
-      res.off("close", onClose);
-      reply.hijack();
-      // A HEAD answer has no body but the length the GET's would have.
-      const length = request.method === "HEAD" ? upstream.headers["content-length"] : String(body.length);
-      res.writeHead(upstream.statusCode, relayedHeaders(upstream, location.owner, length));
-      // Headers and body leave in one write.
-      res.end(body);
-      return reply;
+        },
+        answer,
+      );
+      return answer.settled;
     }
   },
   { name: "launcher-forward", fastify: "5.x", dependencies: ["launcher-auth", "launcher-streams"] },
@@ -188,72 +135,178 @@ function forwardHeaders(request: FastifyRequest, nodeId: string): Record<string,
 
 /** The owner's response headers the client gets, plus who served it; `length` for plain answers. */
 function relayedHeaders(
-  upstream: Upstream,
+  upstream: IncomingHttpHeaders,
   owner: string,
   length?: string | string[],
 ): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = { [SERVED_BY_HEADER]: owner };
   for (const name of RELAYED_RESPONSE_HEADERS) {
-    const value = upstream.headers[name];
+    const value = upstream[name];
     if (value !== undefined) headers[name] = value;
   }
   if (length !== undefined) headers["content-length"] = length;
   return headers;
 }
 
+/** Why the request to the owner was aborted when the client hung up first. */
+const CLIENT_LEFT = new Error("the client left");
+
 /**
- * Passes the owner's stream to the client chunk by chunk, with backpressure, as an open stream of
- * this node too (so app.close() ends it). Resolves when the owner's stream ended, broke, or the
- * client left; never rejects.
+ * The owner's answer to one forwarded request, relayed as undici's dispatch hands it over: no body
+ * stream, promise or async iterator per request or per chunk, and no AbortController for plain
+ * answers (a profile of a peer relaying output streams had those among its top costs).
+ *
+ * - A plain answer (small JSON) is gathered and sent in one write with its length.
+ * - A stream passes through chunk by chunk, pausing the owner's connection while the client is
+ *   behind, and counts as an open stream of this node (so app.close() ends it). If the owner's
+ *   stream breaks (the owner died mid-stream) the client still gets a final error line in the
+ *   stream's framing; if this node is closing, that error names why.
+ * - A client hanging up aborts the request to the owner at once (which cancels the owner's stream).
+ *
+ * `settled` is what the preHandler returns: it resolves once the answer is sent (a plain one) or
+ * committed (a stream's headers; the stream then goes on by itself), and rejects with the 503 only
+ * while nothing was sent yet, so the client still gets a proper answer.
  */
-async function relayStream(
-  request: FastifyRequest,
-  res: ServerResponse,
-  body: AsyncIterable<Buffer>,
-  contentType: string,
-  kind: StreamKind,
-  controller: AbortController,
-  lost: () => ApiError,
-): Promise<void> {
-  const tracker = request.server.streams;
-  tracker.add(kind, controller);
-  try {
-    for await (const chunk of streamChunks(body, contentType, controller.signal, lost)) {
-      coalesceWrites(res);
-      if (!res.write(chunk)) await drained(res, controller.signal); // app.close() must not wait on a stalled client
-      if (res.destroyed) break;
+class OwnerAnswer implements Dispatcher.DispatchHandler {
+  readonly settled: Promise<FastifyReply>;
+  private resolve!: (reply: FastifyReply) => void;
+  private reject!: (err: ApiError) => void;
+  private readonly res: ServerResponse;
+  private upstream: Dispatcher.DispatchController | undefined;
+  private clientGone = false;
+  private statusCode = 0;
+  private headers: IncomingHttpHeaders = {};
+  private readonly chunks: Buffer[] = [];
+  /** Set once a stream is committed: its tracker entry, framing and last byte sent. */
+  private stream: { controller: AbortController; contentType: string; last: number } | undefined;
+
+  constructor(
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly id: string,
+    private readonly owner: string,
+    private readonly streamKind: StreamKind | undefined,
+  ) {
+    this.settled = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.res = reply.raw;
+    // Removed before every normal end of the response, whose `close` would otherwise abort.
+    this.res.once("close", this.onClientClose);
+  }
+
+  private readonly onClientClose = (): void => {
+    this.clientGone = true;
+    this.upstream?.abort(CLIENT_LEFT);
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.upstream = controller;
+    if (this.clientGone) controller.abort(CLIENT_LEFT);
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // informational: the answer follows
+    this.statusCode = statusCode;
+    this.headers = headers;
+    const contentType = headers["content-type"];
+    if (this.streamKind && typeof contentType === "string" && isStreamType(contentType)) {
+      this.commitStream(this.streamKind, contentType);
     }
-  } catch (err) {
-    request.log.debug({ err: errorText(err) }, "forwarded stream ended early");
-  } finally {
-    tracker.remove(controller);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const stream = this.stream;
+    if (stream === undefined) {
+      this.chunks.push(chunk);
+      return;
+    }
+    if (chunk.length > 0) stream.last = chunk[chunk.length - 1]!;
+    if (this.res.destroyed) return;
+    coalesceWrites(this.res);
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once("drain", () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.off("close", this.onClientClose);
+    if (this.stream !== undefined) {
+      this.request.server.streams.remove(this.stream.controller);
+      if (!this.res.writableEnded && !this.res.destroyed) this.res.end();
+      return;
+    }
+    this.reply.hijack();
+    const body = Buffer.concat(this.chunks);
+    // A HEAD answer has no body but the length the GET's would have.
+    const length = this.request.method === "HEAD" ? this.headers["content-length"] : String(body.length);
+    this.res.writeHead(this.statusCode, relayedHeaders(this.headers, this.owner, length));
+    this.res.end(body); // headers and body leave in one write
+    this.resolve(this.reply);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController | null, err: Error): void {
+    this.res.off("close", this.onClientClose);
+    if (this.stream !== undefined) {
+      this.endStream(this.stream, err);
+    } else if (this.clientGone) {
+      this.reply.hijack(); // nobody to answer
+      this.res.destroy();
+      this.resolve(this.reply);
+    } else {
+      this.refuse(err);
+    }
+  }
+
+  /** Nothing was sent yet: the client gets the 503 naming the owner. */
+  private refuse(err: Error): void {
+    const why = this.statusCode === 0 ? describeFailure(err) : `broke off its answer (${errorText(err)})`;
+    this.reject(ownerUnavailable(this.id, this.owner, why, err));
+  }
+
+  /**
+   * Hijacked: a reply sent from a preHandler with a still-flowing body would not count as "sent"
+   * yet, and fastify would go on to run the route handler locally.
+   */
+  private commitStream(kind: StreamKind, contentType: string): void {
+    this.reply.hijack();
+    coalesceWrites(this.res);
+    this.res.writeHead(this.statusCode, relayedHeaders(this.headers, this.owner));
+    this.res.flushHeaders();
+    const controller = new AbortController();
+    controller.signal.addEventListener(
+      "abort",
+      () => this.upstream?.abort(controller.signal.reason as Error),
+      {
+        once: true,
+      },
+    );
+    this.request.server.streams.add(kind, controller);
+    this.stream = { controller, contentType, last: NEWLINE };
+    this.resolve(this.reply);
+  }
+
+  /** The owner's stream broke, or this node is closing: a final error line, unless the client left. */
+  private endStream(stream: NonNullable<OwnerAnswer["stream"]>, err: Error): void {
+    const { controller, contentType } = stream;
+    this.request.server.streams.remove(controller);
+    this.request.log.debug({ err: errorText(err) }, "forwarded stream ended early");
+    if (this.clientGone || this.res.destroyed || this.res.writableEnded) return;
+    const reason: unknown = controller.signal.aborted ? controller.signal.reason : err;
+    const error = (
+      reason instanceof ApiError ? reason : ownerUnavailable(this.id, this.owner, "closed the stream")
+    ).toBody();
+    const line = JSON.stringify({ error });
+    const atLineStart = stream.last === NEWLINE;
+    // Finish a torn line/event first so the error message parses on its own.
+    coalesceWrites(this.res);
+    if (contentType.startsWith(EVENT_STREAM))
+      this.res.write(`${atLineStart ? "\n" : "\n\n"}data: ${line}\n\n`);
+    else this.res.write(`${atLineStart ? "" : "\n"}${line}\n`);
+    this.res.end();
   }
 }
 
-/**
- * The owner's stream chunk by chunk. If the owner's stream breaks (the owner died mid-stream) the
- * client still gets a proper final error line in the stream's framing; if this node is closing,
- * that error names why; if the client left, the stream just ends.
- */
-async function* streamChunks(
-  body: AsyncIterable<Buffer>,
-  contentType: string,
-  signal: AbortSignal,
-  lost: () => ApiError,
-): AsyncGenerator<Buffer | string> {
-  let last = "";
-  try {
-    for await (const chunk of body) {
-      if (chunk.length > 0) last = String.fromCharCode(chunk[chunk.length - 1]!);
-      yield chunk;
-    }
-  } catch (err) {
-    const reason: unknown = signal.aborted ? signal.reason : err;
-    if (!(reason instanceof ApiError) && signal.aborted) return; // the client left
-    const error = (reason instanceof ApiError ? reason : lost()).toBody();
-    const line = JSON.stringify({ error });
-    // Finish a torn line/event first so the error message parses on its own.
-    if (contentType.startsWith(EVENT_STREAM)) yield `${last === "\n" ? "\n" : "\n\n"}data: ${line}\n\n`;
-    else if (contentType.startsWith(NDJSON)) yield `${last === "\n" || last === "" ? "" : "\n"}${line}\n`;
-  }
-}
+const NEWLINE = 0x0a;

@@ -187,6 +187,50 @@ describe("forwarding owner-only requests", () => {
     expect(lines.at(-1)).toMatchObject({ error: { code: 4, name: "PluginRestarted" } });
     expect(JSON.stringify(lines.at(-1))).toContain("node-a");
   });
+
+  it("closing B ends a forwarded stream with B's own PluginRestarted line, and the stream on A", async () => {
+    const { a, b, auth } = pair;
+    let abortedOnA = false;
+    a.service.outputImpl = async function* (_c, _id, _t, signal) {
+      yield { output: "tick", outputType: "stdout" };
+      await whenAborted(signal);
+      abortedOnA = true;
+    };
+    const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth });
+    const text = res.text();
+    await eventually(() => b.app.streams.size === 1 && a.app.streams.size === 1);
+    await b.app.close();
+    const lines = ndjson(await text);
+    expect(lines[0]).toMatchObject({ seqId: 1, output: "tick" });
+    expect(lines.at(-1)).toMatchObject({ error: { code: 4, name: "PluginRestarted" } });
+    expect(JSON.stringify(lines.at(-1))).toContain("node-b");
+    await eventually(() => abortedOnA && a.app.streams.size === 0, 1000);
+  });
+
+  it("a client that stops reading a forwarded stream stops B reading from A (B holds no backlog)", async () => {
+    const { a, b, auth } = pair;
+    const chunk = "x".repeat(64 * 1024);
+    let sent = 0;
+    a.service.outputImpl = async function* () {
+      for (let i = 0; i < 2_000; i++) {
+        sent++;
+        yield { output: chunk, outputType: "stdout" };
+      }
+    };
+    const client = new AbortController();
+    const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth, signal: client.signal });
+    expect(res.status).toBe(200);
+    // Nothing read: the socket buffers on the way fill, then A's stream waits for B, B for the client.
+    for (let before = -1, i = 0; before !== sent && i < 50; i++) {
+      before = sent;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    // 2,000 messages of 64 KiB are 128 MiB: far less than that waits in buffers between A and the client.
+    expect(sent).toBeLessThan(1_000);
+    expect(b.app.streams.size).toBe(1);
+    client.abort();
+    await eventually(() => b.app.streams.size === 0 && a.app.streams.size === 0, 2000);
+  });
 });
 
 describe("plain (non-stream) answers", () => {
