@@ -55,5 +55,15 @@ export function onlineAt(
 ): boolean {
   if (!nodeOnline(n) || typeof n.lastSeen !== "string") return false;
   const seen = parseRfc3339(n.lastSeen);
-  return seen !== undefined && nowMs - seen.epochMs < offlineAfterMs;
+  return seen !== undefined && onlineAtMs(n.status, seen.epochMs, nowMs, offlineAfterMs);
+}
+
+/** onlineAt for a heartbeat already in epoch ms (the node table's records): nothing to parse. */
+export function onlineAtMs(
+  status: string,
+  lastSeenMs: number,
+  nowMs: number,
+  offlineAfterMs: number,
+): boolean {
+  return status === NodeStatus.Online && nowMs - lastSeenMs < offlineAfterMs;
 }

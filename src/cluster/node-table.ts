@@ -2,7 +2,7 @@
 // nodes channel bring joins and status changes at once; the heartbeats in the nodes zset are
 // re-read in full only every few beats, and otherwise one node or one list at a time on demand.
 import type { Redis } from "ioredis";
-import { NodeStatus, type NodeView, onlineAt } from "../api/index.js";
+import { NodeStatus, type NodeView, onlineAtMs } from "../api/index.js";
 import type { Keys } from "./keys.js";
 import { whileAvailable } from "./redis.js";
 import type { RedisClock } from "./redis-clock.js";
@@ -138,7 +138,7 @@ export class NodeTable {
     const now = this.clock.nowMs();
     let online = 0;
     for (const r of this.table.values()) {
-      if (r.status === NodeStatus.Online && now - r.lastSeenMs < this.opts.offlineAfterMs) online++;
+      if (onlineAtMs(r.status, r.lastSeenMs, now, this.opts.offlineAfterMs)) online++;
     }
     return { online, total: this.table.size };
   }
@@ -179,7 +179,8 @@ export class NodeTable {
     const r = this.table.get(id);
     if (!r) return undefined;
     const lastSeen = new Date(r.lastSeenMs).toISOString();
-    const online = onlineAt({ status: r.status, lastSeen }, this.clock.nowMs(), this.opts.offlineAfterMs);
+    // The record's epoch ms, not lastSeen parsed back: every forwarded request looks its owner up.
+    const online = onlineAtMs(r.status, r.lastSeenMs, this.clock.nowMs(), this.opts.offlineAfterMs);
     return {
       id,
       host: r.host,
