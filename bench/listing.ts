@@ -219,6 +219,8 @@ async function measureListings(
   try {
     // One warm-up round (the node's code is cold), counted for the checks only.
     for (let r = -1; r < rounds; r++) {
+      // With BENCH_PROFILE_DIR set, the node profiles the measured rounds (bench/cpu-profile.cjs).
+      if (process.env.BENCH_PROFILE_DIR && r === 0) process.kill(pid, "SIGUSR2");
       for (const v of VARIANTS) {
         const r0 = await redisCpuMs();
         const c0 = procCpuMs(pid);
@@ -243,6 +245,7 @@ async function measureListings(
       if (r >= 0) rawTimes.push(now() - t);
       if (n !== expectTotal) throw new Error(`raw read gave ${n} jobs, expected ${expectTotal}`);
     }
+    if (process.env.BENCH_PROFILE_DIR) process.kill(pid, "SIGUSR2");
   } finally {
     clearInterval(sampler);
   }
