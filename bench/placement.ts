@@ -719,7 +719,7 @@ async function scaleRun(
     const perNode = new Array<number>(sims.length).fill(0);
     const claims = await driveLoops(redis, sims.length * 2, claimTarget, maxMs, async (l) => {
       const i = l % sims.length;
-      const got = await stores[i]!.claim({
+      const { claimed: got } = await stores[i]!.claim({
         node: sims[i]!,
         max: 1,
         perUserCap: 0,

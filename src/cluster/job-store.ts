@@ -5,7 +5,7 @@ import type { Keys } from "./keys.js";
 import { isUnavailable, redisUnavailable, whileAvailable } from "./redis.js";
 import {
   type ClaimArgs,
-  type Claimed,
+  type ClaimResult,
   type Created,
   type Idempotency,
   JobScripts,
@@ -441,8 +441,11 @@ export class JobStore {
     return this.scripts.settleLost({ nodeId, lostAfterMs, statusMessage, requeueMessage, nowIso });
   }
 
-  /** Takes queued jobs for `node` (up to its free slots and `max`); they are its to start now. */
-  async claim(a: ClaimArgs): Promise<Claimed[]> {
+  /**
+   * Takes queued jobs for `node` (up to its free slots and `max`); they are its to start now.
+   * `queueEmpty`: nothing was queued for any node.
+   */
+  async claim(a: ClaimArgs): Promise<ClaimResult> {
     try {
       return await this.scripts.claimJobs(a);
     } catch (err) {

@@ -195,6 +195,12 @@ export interface Claimed {
   queuedMs: number;
 }
 
+/** What a claim took, and whether the fleet queue was empty (nothing queued for any node). */
+export interface ClaimResult {
+  claimed: Claimed[];
+  queueEmpty: boolean;
+}
+
 export interface UpdateJobArgs {
   id: string;
   owner: Writer;
@@ -362,9 +368,9 @@ export class JobScripts {
   }
 
   /** Takes the oldest queued jobs `node` may run, up to its free slots; errors FENCED <epoch>. */
-  async claimJobs(a: ClaimArgs): Promise<Claimed[]> {
+  async claimJobs(a: ClaimArgs): Promise<ClaimResult> {
     const k = this.keys;
-    const flat = (await run(
+    const reply = (await run(
       this.redis,
       "claimJobs",
       {
@@ -390,10 +396,11 @@ export class JobScripts {
         a.nowIso,
         a.statusMessage,
       ],
-    )) as string[];
-    const out: Claimed[] = [];
-    for (let i = 0; i < flat.length; i += 2) out.push({ id: flat[i]!, queuedMs: Number(flat[i + 1]) });
-    return out;
+    )) as string[] | 0;
+    if (reply === 0) return { claimed: [], queueEmpty: true };
+    const claimed: Claimed[] = [];
+    for (let i = 0; i < reply.length; i += 2) claimed.push({ id: reply[i]!, queuedMs: Number(reply[i + 1]) });
+    return { claimed, queueEmpty: false };
   }
 
   /** The jobs peers placed on `node`, now marked launching; errors FENCED <epoch>. */

@@ -2,6 +2,11 @@
 // it claims jobs from the fleet queue whenever it has a free slot (claim_jobs.lua). Both are
 // triggered by a notice on the queue channel, by a job of this node ending, and by a periodic
 // sweep, because pub/sub is at-most-once and a missed notice must never strand a job.
+//
+// A job ending does not claim while the fleet queue is known to be empty: the last claim found it
+// empty and no "queued" notice came since (every script that queues a job publishes one). That
+// spares a script call per job when nothing waits; a notice lost with its connection costs a
+// queued job at most one sweep, since the sweep always claims.
 import type { Logger } from "pino";
 import type { JobStore } from "../cluster/job-store.js";
 import type { QueueNotices } from "../cluster/queue-notices.js";
@@ -57,6 +62,11 @@ export class Dispatcher {
   private readonly claimTask = new Serial(() => this.claimQueued());
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * The last claim found the fleet queue empty, and no "queued" notice arrived since. A notice that
+   * arrives while a claim runs makes the claim run once more (Serial), and that one decides.
+   */
+  private queueEmpty = false;
 
   constructor(
     private readonly store: JobStore,
@@ -70,8 +80,10 @@ export class Dispatcher {
 
   async start(): Promise<void> {
     await this.notices.listen((notice) => {
-      if (notice.kind === "queued") this.wake();
-      else if (notice.nodeId === this.opts.nodeId) this.wakeInbox();
+      if (notice.kind === "queued") {
+        this.queueEmpty = false;
+        this.wake();
+      } else if (notice.nodeId === this.opts.nodeId) this.wakeInbox();
     });
     this.schedule();
     await Promise.all([this.takeTask.request(), this.claimTask.request()]);
@@ -82,9 +94,12 @@ export class Dispatcher {
     if (!this.stopped) void this.takeTask.request();
   }
 
-  /** Claims from the fleet queue if this node has a free slot (a job ended, or jobs were queued). */
+  /**
+   * Claims from the fleet queue if this node has a free slot (a job ended, or jobs were queued),
+   * unless the queue is known to be empty (see the top of this file).
+   */
   wake(): void {
-    if (!this.stopped && this.jobs.freeSlots() > 0) void this.claimTask.request();
+    if (!this.stopped && !this.queueEmpty && this.jobs.freeSlots() > 0) void this.claimTask.request();
   }
 
   /** Draining: jobs peers placed here and that never started go back to the fleet queue. */
@@ -110,6 +125,7 @@ export class Dispatcher {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.wakeInbox();
+      this.queueEmpty = false; // the sweep asks anyway: a notice may have been lost
       this.wake();
       this.schedule();
     }, this.opts.sweepMs);
@@ -135,9 +151,9 @@ export class Dispatcher {
       const free = this.jobs.freeSlots();
       if (free <= 0 || this.stopped) return;
       const max = Math.min(free, CLAIM_BATCH);
-      let claimed: Awaited<ReturnType<JobStore["claim"]>>;
+      let result: Awaited<ReturnType<JobStore["claim"]>>;
       try {
-        claimed = await this.store.claim({
+        result = await this.store.claim({
           node: this.owner(),
           max,
           perUserCap: this.opts.perUserCap,
@@ -149,6 +165,8 @@ export class Dispatcher {
         this.logger.warn({ err: (err as Error).message }, "could not claim jobs from the fleet queue");
         return;
       }
+      this.queueEmpty = result.queueEmpty;
+      const { claimed } = result;
       if (claimed.length === 0) return;
       const now = this.registry.nowMs();
       for (const c of claimed) this.observeWait(Math.max(0, now - c.queuedMs) / 1000);

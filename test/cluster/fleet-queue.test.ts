@@ -67,7 +67,7 @@ async function fleet(nodes: TestNode[]) {
     return { id, ...placed };
   }
 
-  const claim = (nodeId: string, max = 100, cap = 0) =>
+  const claimResult = (nodeId: string, max = 100, cap = 0) =>
     store.claim({
       node: writer(nodeId),
       max,
@@ -76,12 +76,13 @@ async function fleet(nodes: TestNode[]) {
       nowIso: new Date().toISOString(),
       statusMessage: `Starting on node ${nodeId}`,
     });
+  const claim = async (nodeId: string, max = 100, cap = 0) => (await claimResult(nodeId, max, cap)).claimed;
 
   /** A job ends on its node: its slot (and its user's) frees. */
   const finish = (id: string, nodeId: string) =>
     store.update(id, writer(nodeId), { status: "Finished", exitCode: 0 });
 
-  return { keys, store, submit, claim, finish, writer, epochs };
+  return { keys, store, submit, claim, claimResult, finish, writer, epochs };
 }
 
 async function placedOn(keys: Keys, nodeId: string): Promise<string[]> {
@@ -133,6 +134,21 @@ describe("placement at submission", () => {
     expect(job).toMatchObject({ owner: "b", launching: true });
     expect(job.job.host).toBe("host-b");
     expect(await placedOn(f.keys, "b")).toEqual([queued[0]!.id]);
+  });
+
+  it("a claim says when the fleet queue is empty; a queue with jobs the node cannot take now is not", async () => {
+    const f = await fleet([{ id: "a", slots: 1 }]);
+    expect(await f.claimResult("a")).toEqual({ claimed: [], queueEmpty: true });
+    const running = await f.submit("a");
+    const queued = await f.submit("a");
+    expect(queued.nodeId).toBe("");
+    // No free slot: nothing claimed, but something waits.
+    expect(await f.claimResult("a")).toEqual({ claimed: [], queueEmpty: false });
+    await f.finish(running.id, "a");
+    const taken = await f.claimResult("a");
+    expect(taken.claimed.map((c) => c.id)).toEqual([queued.id]);
+    expect(taken.queueEmpty).toBe(false);
+    expect(await f.claimResult("a")).toEqual({ claimed: [], queueEmpty: true });
   });
 
   it("a job waits behind older queued jobs of its class even when a slot is free", async () => {

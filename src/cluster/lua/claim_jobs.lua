@@ -16,10 +16,11 @@ ARGV[1] node id   ARGV[2] epoch   ARGV[3] events max length   ARGV[4] events cha
 ARGV[5] job key prefix   ARGV[6] queue class key prefix   ARGV[7] user active prefix
 ARGV[8] per-user cap     ARGV[9] most jobs to claim        ARGV[10] offline after (ms)
 ARGV[11] now (RFC 3339)  ARGV[12] status message of a claimed job
-Returns a flat list: id, queuedMs, … of the claimed jobs; errors FENCED <epoch>. ]]
+Returns a flat list: id, queuedMs, … of the claimed jobs, or 0 when the fleet queue is empty (no
+class has a job: a node then need not ask again until a job is queued); errors FENCED <epoch>. ]]
 local fenced = check_epoch(KEYS[1], ARGV[2])
 if fenced then return fenced end
-if redis.call('ZCARD', KEYS[7]) == 0 then return {} end
+if redis.call('ZCARD', KEYS[7]) == 0 then return 0 end
 local nodeId, jobPrefix, classPrefix, activePrefix = ARGV[1], ARGV[5], ARGV[6], ARGV[7]
 local cap = tonumber(ARGV[8])
 local free, host = free_slots(KEYS[1], KEYS[3], nodeId, KEYS[2], now_ms(), tonumber(ARGV[10]))
