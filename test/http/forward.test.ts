@@ -76,6 +76,17 @@ async function startPair(): Promise<Pair> {
   return { a: { ...a, url: urlA }, b: { ...b, url: urlB }, seenByA, auth: await bearer("alice", ["dev"]) };
 }
 
+/** A's output stream: one "tick", then nothing until it is aborted (which `aborted` then says). */
+function tickUntilAborted(a: TestApp): { aborted: boolean } {
+  const state = { aborted: false };
+  a.service.outputImpl = async function* (_c, _id, _t, signal) {
+    yield { output: "tick", outputType: "stdout" };
+    await whenAborted(signal);
+    state.aborted = true;
+  };
+  return state;
+}
+
 beforeEach(async () => {
   pair = await startPair();
 });
@@ -156,28 +167,20 @@ describe("forwarding owner-only requests", () => {
 
   it("a client disconnect at B cancels the stream on A at once", async () => {
     const { a, b, auth } = pair;
-    let abortedOnA = false;
-    a.service.outputImpl = async function* (_c, _id, _t, signal) {
-      yield { output: "tick", outputType: "stdout" };
-      await whenAborted(signal);
-      abortedOnA = true;
-    };
+    const onA = tickUntilAborted(a);
     const client = new AbortController();
     const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth, signal: client.signal });
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toContain("tick");
     expect(b.app.streams.size).toBe(1);
     client.abort();
-    await eventually(() => abortedOnA, 1000);
+    await eventually(() => onA.aborted, 1000);
     await eventually(() => b.app.streams.size === 0 && a.app.streams.size === 0, 1000);
   });
 
   it("the owner dying mid-stream ends the stream with an error line", async () => {
     const { a, b, auth } = pair;
-    a.service.outputImpl = async function* (_c, _id, _t, signal) {
-      yield { output: "tick", outputType: "stdout" };
-      await whenAborted(signal);
-    };
+    tickUntilAborted(a);
     const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth });
     const text = res.text();
     await eventually(() => a.app.streams.size === 1);
@@ -190,12 +193,7 @@ describe("forwarding owner-only requests", () => {
 
   it("closing B ends a forwarded stream with B's own PluginRestarted line, and the stream on A", async () => {
     const { a, b, auth } = pair;
-    let abortedOnA = false;
-    a.service.outputImpl = async function* (_c, _id, _t, signal) {
-      yield { output: "tick", outputType: "stdout" };
-      await whenAborted(signal);
-      abortedOnA = true;
-    };
+    const onA = tickUntilAborted(a);
     const res = await fetch(`${b.url}/jobs/X/output`, { headers: auth });
     const text = res.text();
     await eventually(() => b.app.streams.size === 1 && a.app.streams.size === 1);
@@ -204,7 +202,7 @@ describe("forwarding owner-only requests", () => {
     expect(lines[0]).toMatchObject({ seqId: 1, output: "tick" });
     expect(lines.at(-1)).toMatchObject({ error: { code: 4, name: "PluginRestarted" } });
     expect(JSON.stringify(lines.at(-1))).toContain("node-b");
-    await eventually(() => abortedOnA && a.app.streams.size === 0, 1000);
+    await eventually(() => onA.aborted && a.app.streams.size === 0, 1000);
   });
 
   it("a client that stops reading a forwarded stream stops B reading from A (B holds no backlog)", async () => {
