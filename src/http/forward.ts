@@ -148,6 +148,13 @@ function relayedHeaders(
   return headers;
 }
 
+/** A committed relayed stream: its open-stream tracker entry, its framing and the last byte sent. */
+interface RelayedStream {
+  controller: AbortController;
+  contentType: string;
+  last: number;
+}
+
 /** Why the request to the owner was aborted when the client hung up first. */
 const CLIENT_LEFT = new Error("the client left");
 
@@ -177,8 +184,8 @@ class OwnerAnswer implements Dispatcher.DispatchHandler {
   private statusCode = 0;
   private headers: IncomingHttpHeaders = {};
   private readonly chunks: Buffer[] = [];
-  /** Set once a stream is committed: its tracker entry, framing and last byte sent. */
-  private stream: { controller: AbortController; contentType: string; last: number } | undefined;
+  /** Set once a stream is committed. */
+  private stream: RelayedStream | undefined;
 
   constructor(
     private readonly request: FastifyRequest,
@@ -289,7 +296,7 @@ class OwnerAnswer implements Dispatcher.DispatchHandler {
   }
 
   /** The owner's stream broke, or this node is closing: a final error line, unless the client left. */
-  private endStream(stream: NonNullable<OwnerAnswer["stream"]>, err: Error): void {
+  private endStream(stream: RelayedStream, err: Error): void {
     const { controller, contentType } = stream;
     this.request.server.streams.remove(controller);
     this.request.log.debug({ err: errorText(err) }, "forwarded stream ended early");
