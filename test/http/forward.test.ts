@@ -336,13 +336,18 @@ describe("owner unavailable", () => {
 
   it("offline owner → 503 code 4 naming the node, without trying it", async () => {
     const { b, auth, seenByA } = pair;
-    b.service.locations.set("X", { owner: "node-a", local: false, online: false, draining: false });
-    const t0 = Date.now();
+    // Its address never answers (TEST-NET-1): had the node tried it, the answer would be a timeout.
+    b.service.locations.set("X", {
+      owner: "node-a",
+      local: false,
+      online: false,
+      draining: false,
+      baseUrl: "http://192.0.2.1:5559",
+    });
     await expect503(
       await fetch(`${b.url}/jobs/X/network`, { headers: auth }),
-      /Job X is owned by node node-a, which is offline/,
+      /^Job X is owned by node node-a, which is offline/,
     );
-    expect(Date.now() - t0).toBeLessThan(200);
     expect(seenByA).toHaveLength(0);
   });
 
@@ -358,7 +363,7 @@ describe("owner unavailable", () => {
     await expect503(await fetch(`${b.url}/jobs/X/output`, { headers: auth }), /node-a, which is draining/);
   });
 
-  it("unreachable owner (closed port) → 503 code 4 within peerTimeoutMs + slack", async () => {
+  it("unreachable owner (closed port) → 503 code 4 saying it refused the connection", async () => {
     const { b, auth } = pair;
     const port = await freePort();
     b.service.locations.set("X", {
@@ -368,19 +373,17 @@ describe("owner unavailable", () => {
       draining: false,
       baseUrl: `http://127.0.0.1:${port}`,
     });
-    const t0 = Date.now();
     await expect503(
       await fetch(`${b.url}/jobs/X/control`, {
         method: "POST",
         headers: { ...auth, "content-type": "application/json" },
         body: JSON.stringify({ operation: "stop" }),
       }),
-      /node-a/,
+      /node-a.*refused the connection/,
     );
-    expect(Date.now() - t0).toBeLessThan(500 + 500);
   });
 
-  it("an address that never answers → 503 code 4 within peerTimeoutMs + slack", async () => {
+  it("an address that never answers → 503 code 4 once peerTimeoutMs has passed (not the OS's minutes)", async () => {
     const { b, auth } = pair;
     // TEST-NET-1 (RFC 5737): never routed, so the connect either fails or times out.
     b.service.locations.set("X", {
@@ -390,9 +393,12 @@ describe("owner unavailable", () => {
       draining: false,
       baseUrl: "http://192.0.2.1:5559",
     });
-    const t0 = Date.now();
-    await expect503(await fetch(`${b.url}/jobs/X/network`, { headers: auth }), /node-a/);
-    expect(Date.now() - t0).toBeLessThan(500 + 700);
+    // Without the node's own connect timeout this would wait for the OS's (minutes) and the test's
+    // timeout would fail it. Some sandboxes refuse or fail the connect at once instead.
+    await expect503(
+      await fetch(`${b.url}/jobs/X/network`, { headers: auth }),
+      /node-a, which (did not accept a connection in time|could not be reached|refused the connection)/,
+    );
   });
 
   it("a request that was already forwarded is not forwarded again (loop guard)", async () => {

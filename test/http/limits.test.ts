@@ -62,8 +62,8 @@ describe("LAUNCHER_BODY_TIMEOUT_MS", () => {
         name: "InvalidRequest",
         message: expect.stringMatching(/timed out.*1000 ms/),
       });
+      // Not before the setting (a hang would be the test's timeout, 40 s of trickle its body).
       expect(elapsed).toBeGreaterThanOrEqual(BODY_TIMEOUT - 50);
-      expect(elapsed).toBeLessThan(BODY_TIMEOUT + 4_000);
       expect(sent).toBeLessThan(body.length);
       expect(service.callsTo("submit")).toEqual([]);
     } finally {

@@ -167,14 +167,12 @@ describe("followOutput", () => {
       files: [opened(path)],
       signal: controller.signal,
       isDone: () => false,
-      pollMs: 10_000,
+      pollMs: 3_600_000,
     });
     expect((await gen.next()).value).toEqual({ output: "x", outputType: "stdout" });
-    // Now in a 10 s poll; the abort must end it long before that.
+    // Now in an hour-long poll: only the abort can end it before the test's timeout fails it.
     setTimeout(() => controller.abort(), 50);
-    const started = Date.now();
     expect((await gen.next()).done).toBe(true);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it("closes its files when the consumer stops early", async () => {
@@ -207,9 +205,8 @@ describe("followOutput: only the file the job opened", () => {
     const spec = opened(path);
     unlinkSync(path);
     execFileSync("mkfifo", [path]);
-    const started = Date.now();
+    // A FIFO with no writer blocks a plain open for ever: the test's timeout would fail it.
     await expect(refused(spec)).rejects.toThrow(/is not a regular file/);
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("refuses another file renamed over it", async () => {

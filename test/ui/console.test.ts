@@ -286,12 +286,10 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
     if (longOne) await api("POST", `/jobs/${longOne}/control`, { operation: "kill" });
     const victim = fleet.nodes[2]!;
     await fleet.stopNode(2, "SIGKILL");
-    const started = Date.now();
     await waitForCount(`#nodes tr[data-node="${victim.id}"] [data-status="Offline"]`, 1);
     expect(await page.locator(`#nodes tr[data-node="${victim.id}"] [data-col="online"]`).textContent()).toBe(
       "no",
     );
-    expect(Date.now() - started).toBeLessThan(WAIT_MS);
     // The others stay Online.
     await waitForCount('#nodes tr[data-node] [data-col="status"] [data-status="Online"]', 2);
   }, 60_000);
