@@ -336,7 +336,8 @@ describe("owner unavailable", () => {
 
   it("offline owner → 503 code 4 naming the node, without trying it", async () => {
     const { b, auth, seenByA } = pair;
-    // Its address never answers (TEST-NET-1): had the node tried it, the answer would be a timeout.
+    // An address (TEST-NET-1) that never accepts: had the node tried it, the message would name a
+    // connection failure, not "offline".
     b.service.locations.set("X", {
       owner: "node-a",
       local: false,
