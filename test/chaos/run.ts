@@ -194,10 +194,16 @@ async function main(): Promise<number> {
   printReport(report);
   if (values.results) {
     // The shape of vitest's JSON report that .ci/run's summary reads: one test per invariant.
-    const failed = report.rows.filter((r) => r.violations > 0).length;
+    const violated = report.rows.filter((r) => r.violations > 0);
+    const assertionResults = violated.map((r) => ({
+      status: "failed",
+      fullName: `chaos invariant: ${r.invariant}`,
+      failureMessages: [`${r.violations} violations, e.g. ${r.examples[0] ?? "(none kept)"}`],
+    }));
+    const testResults = [{ name: "chaos", status: violated.length ? "failed" : "passed", assertionResults }];
     writeFileSync(
       values.results,
-      `${JSON.stringify({ numPassedTests: report.rows.length - failed, numFailedTests: failed, testResults: [] })}\n`,
+      `${JSON.stringify({ numPassedTests: report.rows.length - violated.length, numFailedTests: violated.length, testResults })}\n`,
     );
   }
   console.log(`chaos: run directory ${runDir}`);

@@ -11,7 +11,11 @@ import unittest
 here = os.path.dirname(os.path.abspath(__file__))
 result = unittest.TextTestRunner(verbosity=2).run(unittest.defaultTestLoader.discover(here, pattern="test_*.py"))
 failed = len(result.failures) + len(result.errors)
-report = {"numPassedTests": result.testsRun - failed - len(result.skipped), "numFailedTests": failed + len(result.skipped), "testResults": []}
+# Failures, errors and skips by name, so that the summary at the end of CI's log names them.
+bad = [(t, text) for t, text in result.failures + result.errors] + [(t, "skipped: " + why) for t, why in result.skipped]
+assertions = [{"status": "failed", "fullName": t.id(), "failureMessages": [text.strip().splitlines()[-1]]} for t, text in bad]
+files = [{"name": "python unit tests", "status": "failed" if bad else "passed", "assertionResults": assertions}]
+report = {"numPassedTests": result.testsRun - failed - len(result.skipped), "numFailedTests": failed + len(result.skipped), "testResults": files}
 with open(sys.argv[1], "w") as f:
     json.dump(report, f)
 sys.exit(0 if failed == 0 and not result.skipped else 1)
