@@ -172,6 +172,57 @@ function writeLast(res: ServerResponse, chunk: string): void {
   res.write(chunk);
 }
 
+/**
+ * A push stream's live messages, held as one text until the event loop's next turn, or until the
+ * client has read what it was sent (`drain`) when it is behind: then what arrived meanwhile leaves in
+ * one write, one Writable entry and one chunk, instead of those (and chunked encoding's pieces)
+ * per message, which a node streaming to a slow reader kept alive from one scavenge to the next
+ * (docs/benchmarks.md, "Session 13").
+ */
+class LiveBatch {
+  private text = "";
+  /** A flush is due (next turn, or the next `drain`). */
+  private due = false;
+
+  constructor(private readonly res: ServerResponse) {}
+
+  /** What it holds, in UTF-16 units (about its bytes: the budget's bound, not an exact count). */
+  get length(): number {
+    return this.text.length;
+  }
+
+  /** False when the client is behind (a `drain` will follow). */
+  add(chunk: string): boolean {
+    this.text += chunk;
+    if (!this.due) {
+      this.due = true;
+      setImmediate(flushWhenReady, this);
+    }
+    return !this.res.writableNeedDrain;
+  }
+
+  /** Writes what it holds now (before a stream's last line, or once the client can take it). */
+  flush(): void {
+    const { res, text } = this;
+    if (text === "" || res.destroyed || res.writableEnded) return;
+    this.text = "";
+    res.write(text);
+  }
+
+  whenReady(): void {
+    if (this.res.writableNeedDrain && !this.res.destroyed) {
+      this.res.once("drain", () => this.whenReady());
+      return;
+    }
+    this.due = false;
+    this.flush();
+  }
+}
+
+function flushWhenReady(batch: LiveBatch): void {
+  batch.whenReady();
+}
+
 /** Resolves once the response can take more data, or is gone, or `signal` aborts. */
 export function drained(res: ServerResponse, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -264,9 +315,10 @@ export async function sendStream<T extends object>(
 
   let lastEventId: string | undefined;
   let overflow: ApiError | undefined;
+  let live: LiveBatch | undefined;
   const budget: StreamBudget = {
     limit: tracker.bufferBytes,
-    unread: () => res.writableLength,
+    unread: () => res.writableLength + (live?.length ?? 0),
     exceeded: () => {
       overflow ??= tooSlow(spec.kind, tracker.bufferBytes, lastEventId);
       if (!signal.aborted) controller.abort(overflow);
@@ -313,12 +365,16 @@ export async function sendStream<T extends object>(
     : undefined;
 
   let seqId = 0;
-  /** Frames and writes a message; false when the client is behind. */
-  const send = (message: T): boolean => {
+  const framed = (message: T): string => {
     const eventId = spec.eventId?.(message);
     if (eventId !== undefined) lastEventId = eventId;
-    return write(res, frame(++seqId, message, eventId));
+    return frame(++seqId, message, eventId);
   };
+  /** Frames and writes a message; false when the client is behind. */
+  const send = (message: T): boolean => write(res, framed(message));
+  live = new LiveBatch(res);
+  const batch = live;
+  const sendLive = (message: T): boolean => batch.add(framed(message));
   try {
     let result = first === GRACE_EXPIRED ? await nexts.next(next) : first;
     while (!result.done) {
@@ -327,10 +383,12 @@ export async function sendStream<T extends object>(
       next = iterator.next();
       result = await nexts.next(next);
     }
-    if (push) await push.follow({ write: send, drained: () => drained(res, signal) });
+    if (push) await push.follow({ write: sendLive, drained: () => drained(res, signal) });
+    batch.flush();
     if (spec.completeLine) writeLast(res, frame(++seqId, { complete: true }));
   } catch (err) {
     if (signal.reason !== CLIENT_CLOSED) {
+      batch.flush();
       const failure = signal.aborted ? signal.reason : err;
       const error = streamErrorBody(failure);
       if (error.code === ErrCode.Unknown) request.log.error({ err: failure }, "stream failed");
