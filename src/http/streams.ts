@@ -9,7 +9,7 @@
 // - Bounded (LAUNCHER_STREAM_BUFFER_BYTES): the writer waits for the client (`drain`) before it asks
 //   the service for more, so a pulled stream (output, resource) holds at most the connection's
 //   buffer and one message. A service that holds what arrives by itself (status events: a
-//   PushStream, pulled until live, then written as each event comes) gets a StreamBudget and calls
+//   PushStream, pulled until live, then pushed; see LiveBatch) gets a StreamBudget and calls
 //   `exceeded()` when what it holds plus the unread bytes pass the limit: the stream then ends at
 //   once, even while waiting for the client, with a final Timeout error line (`resume with
 //   ?since=<last eventId>`), and its connection is closed.
