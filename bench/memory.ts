@@ -2,10 +2,14 @@
 // child-process node as it holds more: N jobs it owns in Redis (created fast through the store's
 // own `create_job`/`update_job` scripts with the node's id and epoch, plus some real `true` jobs
 // through POST /jobs), served in full by `GET /jobs` and a `GET /jobs/*/status` snapshot; then
-// R running `sleep` jobs; then S open status streams.
+// R running `sleep` jobs; then S open status streams; then K `*` status streams whose clients stop
+// reading, filled with status events until the node ends each at its budget
+// (LAUNCHER_STREAM_BUFFER_BYTES): the peak it took to hold them, against what they held unread.
 // DESIGN: a node tracking 10,000 jobs stays under 150 MB resident.
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
+import { writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import {
   type Ctx,
   fmtMB,
@@ -29,6 +33,8 @@ import {
 
 const MEASURE = "memory";
 const PREFIX = "mem";
+/** The node's LAUNCHER_STREAM_BUFFER_BYTES (its default): what a stream may hold unread. */
+const STREAM_BUDGET = 4 * 1024 * 1024;
 
 export async function memory(ctx: Ctx): Promise<void> {
   const stack = new Stack(MEASURE);
@@ -37,6 +43,7 @@ export async function memory(ctx: Ctx): Promise<void> {
     const nReal = ctx.full ? 300 : 50;
     const nRunning = ctx.full ? 200 : 30;
     const nStreams = ctx.full ? 1_000 : 300;
+    const nSlow = 8;
     // Its own node (a fresh process, so its peak RSS is its own), on the shared Redis.
     const { redis } = await ctx.shared();
     const fleet = await startFleet(stack, ctx, {
@@ -180,9 +187,22 @@ export async function memory(ctx: Ctx): Promise<void> {
     ctx.log(
       `  + ${nStreams} open status streams: VmRSS ${fmtMB(withStreams.rssKB)}, peak ${fmtMB(withStreams.hwmKB)} (${perStreamKB.toFixed(1)} kB/stream)`,
     );
-    await killJobs(http, runningIds);
     streamsAbort.abort();
     await Promise.allSettled(opened.map((o) => o.done));
+    const slow = await slowReaders({
+      http,
+      pid,
+      url: node.url,
+      token,
+      store,
+      owner,
+      jobIds: runningIds,
+      count: nSlow,
+    });
+    ctx.log(
+      `  + ${nSlow} status streams whose clients stopped reading, each ended at its ${fmtMB(STREAM_BUDGET / 1024)} budget after ${fmtNum(slow.events)} events: peak +${fmtMB(slow.peakKB)} over ${fmtMB(slow.beforeKB)}`,
+    );
+    await killJobs(http, runningIds);
 
     const show = (m: { rssKB: number; hwmKB: number; anonKB: number }) =>
       `${fmtMB(m.rssKB)} (peak ${fmtMB(m.hwmKB)}, private ${fmtMB(m.anonKB)})`;
@@ -212,7 +232,73 @@ export async function memory(ctx: Ctx): Promise<void> {
       value: show(withStreams),
       baseline: `${perStreamKB.toFixed(1)} kB/stream`,
     });
+    const held = (nSlow * STREAM_BUDGET) / 1024;
+    ctx.row({
+      measure: MEASURE,
+      metric: `${nSlow} status streams whose clients stopped reading, each until the node ended it`,
+      value: `peak RSS +${fmtMB(slow.peakKB)}`,
+      baseline: `${nSlow} × ${fmtMB(STREAM_BUDGET / 1024)} budget = ${fmtMB(held)} unread`,
+      ratio: `${(slow.peakKB / held).toFixed(2)}x the unread bytes`,
+    });
   } finally {
     await stack.close();
+  }
+}
+
+/** A status stream of every job whose client never reads (the kernel's buffers fill, then the node's). */
+function pausedStream(url: string, token: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) }, () => {
+      socket.pause();
+      socket.write(`GET /jobs/*/status HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+async function openStatusStreams(http: Http): Promise<number> {
+  const text = await http.text("/metrics");
+  return Number(/^launcher_open_streams\{kind="status"\} (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+/**
+ * `count` streams that stop reading, then status events of a usual size (a running job's
+ * statusMessage changed) until the node has ended them all: what that cost at the peak.
+ */
+async function slowReaders(o: {
+  http: Http;
+  pid: number;
+  url: string;
+  token: string;
+  store: InstanceType<typeof jobStore.JobStore>;
+  owner: { nodeId: string; epoch: number };
+  jobIds: string[];
+  count: number;
+}): Promise<{ peakKB: number; beforeKB: number; events: number }> {
+  await sleep(500);
+  writeFileSync(`/proc/${o.pid}/clear_refs`, "5"); // the peak (VmHWM) restarts from now
+  const before = procMemory(o.pid);
+  const sockets = await Promise.all(Array.from({ length: o.count }, () => pausedStream(o.url, o.token)));
+  try {
+    await until(
+      "the paused streams to open",
+      async () => (await openStatusStreams(o.http)) === o.count,
+      30_000,
+      50,
+    );
+    let events = 0;
+    while ((await openStatusStreams(o.http)) > 0) {
+      if (events > 400_000) throw new Error("the node never ended the paused streams");
+      await mapLimit(Array.from({ length: 500 }), 16, async () => {
+        const n = events++;
+        await o.store.update(o.jobIds[n % o.jobIds.length]!, o.owner, { statusMessage: `slow reader ${n}` });
+      });
+    }
+    const peak = procMemory(o.pid);
+    return { peakKB: peak.hwmKB - before.rssKB, beforeKB: before.rssKB, events };
+  } finally {
+    for (const socket of sockets) socket.destroy();
   }
 }

@@ -172,28 +172,41 @@ function writeLast(res: ServerResponse, chunk: string): void {
   res.write(chunk);
 }
 
+/** Held text packed into bytes past this size (see LiveBatch). */
+const PACK_CHARS = 64 * 1024;
+
 /**
  * A push stream's live messages, held as one text until the event loop's next turn, or until the
  * client has read what it was sent (`drain`) when it is behind: then what arrived meanwhile leaves in
- * one write, one Writable entry and one chunk, instead of those (and chunked encoding's pieces)
- * per message, which a node streaming to a slow reader kept alive from one scavenge to the next
+ * one write per 64 KiB instead of a Writable entry and chunked encoding's pieces per message, which
+ * a node streaming to a slow reader kept alive from one scavenge to the next. Past 64 KiB the text
+ * is packed into a Buffer: a string built of thousands of framed lines is a tree of pieces, ~2.6x
+ * its bytes of heap, where a behind client's budget should cost about the budget
  * (docs/benchmarks.md, "Session 13").
  */
 class LiveBatch {
   private text = "";
+  private packed: Buffer[] = [];
+  private packedBytes = 0;
   /** A flush is due (next turn, or the next `drain`). */
   private due = false;
 
   constructor(private readonly res: ServerResponse) {}
 
-  /** What it holds, in UTF-16 units (about its bytes: the budget's bound, not an exact count). */
+  /** What it holds: bytes packed, plus the text's UTF-16 units (about its bytes; a bound, not a count). */
   get length(): number {
-    return this.text.length;
+    return this.packedBytes + this.text.length;
   }
 
   /** False when the client is behind (a `drain` will follow). */
   add(chunk: string): boolean {
     this.text += chunk;
+    if (this.text.length >= PACK_CHARS) {
+      const bytes = Buffer.from(this.text, "utf8");
+      this.packed.push(bytes);
+      this.packedBytes += bytes.length;
+      this.text = "";
+    }
     if (!this.due) {
       this.due = true;
       setImmediate(flushWhenReady, this);
@@ -203,10 +216,19 @@ class LiveBatch {
 
   /** Writes what it holds now (before a stream's last line, or once the client can take it). */
   flush(): void {
-    const { res, text } = this;
-    if (text === "" || res.destroyed || res.writableEnded) return;
+    const { res, text, packed } = this;
+    if (res.destroyed || res.writableEnded) return;
     this.text = "";
-    res.write(text);
+    if (packed.length > 0) {
+      this.packed = [];
+      this.packedBytes = 0;
+      res.cork(); // one writev for all of it
+      for (const bytes of packed) res.write(bytes);
+      if (text !== "") res.write(text);
+      res.uncork();
+    } else if (text !== "") {
+      res.write(text);
+    }
   }
 
   whenReady(): void {

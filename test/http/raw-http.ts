@@ -30,18 +30,23 @@ export function readToEnd(socket: Socket): Promise<Buffer> {
   });
 }
 
-/** Decodes a chunked body (a torn last chunk gives what arrived of it). */
-export function dechunk(raw: string): string {
-  let out = "";
+/** The chunks of a chunked body, in order (a torn last chunk gives what arrived of it). */
+export function chunks(raw: string): string[] {
+  const out: string[] = [];
   let at = 0;
   for (;;) {
     const eol = raw.indexOf("\r\n", at);
     if (eol < 0) return out;
     const size = Number.parseInt(raw.slice(at, eol), 16);
     if (!Number.isFinite(size) || size === 0) return out;
-    out += raw.slice(eol + 2, eol + 2 + size);
+    out.push(raw.slice(eol + 2, eol + 2 + size));
     at = eol + 2 + size + 2;
   }
+}
+
+/** Decodes a chunked body. */
+export function dechunk(raw: string): string {
+  return chunks(raw).join("");
 }
 
 /** Parses one raw HTTP response. */
