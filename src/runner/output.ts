@@ -155,7 +155,10 @@ export async function* followOutput(opts: FollowOutputOptions): AsyncGenerator<O
       let progressed = false;
       // Files are opened together and first read together: each file system call is a trip to the
       // thread pool and back, and a finished job's whole output is then ready in one go.
-      await Promise.all(files.map((f) => f.tryOpen(done)));
+      // Settled together: an open still in flight when another file was refused would otherwise
+      // take its descriptor after `finally` closed the files, leaving it to the garbage collector.
+      const opens = await Promise.allSettled(files.map((f) => f.tryOpen(done)));
+      for (const o of opens) if (o.status === "rejected") throw o.reason;
       const firstReads = files.map((f) => f.read());
       for (const p of firstReads) p.catch(() => undefined); // awaited below, unless the stream ends first
       for (const [i, file] of files.entries()) {

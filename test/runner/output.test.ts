@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import {
   appendFileSync,
   chownSync,
+  readdirSync,
   renameSync,
   statSync,
   symlinkSync,
@@ -197,6 +198,23 @@ describe("followOutput: only the file the job opened", () => {
     unlinkSync(path);
     symlinkSync("/etc/passwd", path);
     await expect(refused(spec)).rejects.toThrow(/is a symbolic link/);
+  });
+
+  it("a refused file leaves the other one closed (no descriptor left to the garbage collector)", async () => {
+    const openFds = () => readdirSync("/proc/self/fd").length;
+    const before = openFds();
+    for (let i = 0; i < 20; i++) {
+      const dir = fx.tempDir();
+      const out = opened(join(dir, "out"));
+      const err = opened(join(dir, "err"), "stderr");
+      unlinkSync(out.path);
+      symlinkSync("/etc/passwd", out.path);
+      await expect(
+        collect(followOutput({ files: [out, err], signal: never, isDone: () => true })),
+      ).rejects.toThrow(/is a symbolic link/);
+    }
+    await sleep(200); // an open still in flight when the refusal came would have finished by now
+    expect(openFds()).toBeLessThanOrEqual(before);
   });
 
   it("refuses a FIFO put in the file's place, at once (opening it does not block)", async () => {
