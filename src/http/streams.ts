@@ -337,10 +337,10 @@ export async function sendStream<T extends object>(
 
   let lastEventId: string | undefined;
   let overflow: ApiError | undefined;
-  let live: LiveBatch | undefined;
+  const live = new LiveBatch(res);
   const budget: StreamBudget = {
     limit: tracker.bufferBytes,
-    unread: () => res.writableLength + (live?.length ?? 0),
+    unread: () => res.writableLength + live.length,
     exceeded: () => {
       overflow ??= tooSlow(spec.kind, tracker.bufferBytes, lastEventId);
       if (!signal.aborted) controller.abort(overflow);
@@ -394,9 +394,7 @@ export async function sendStream<T extends object>(
   };
   /** Frames and writes a message; false when the client is behind. */
   const send = (message: T): boolean => write(res, framed(message));
-  live = new LiveBatch(res);
-  const batch = live;
-  const sendLive = (message: T): boolean => batch.add(framed(message));
+  const sendLive = (message: T): boolean => live.add(framed(message));
   try {
     let result = first === GRACE_EXPIRED ? await nexts.next(next) : first;
     while (!result.done) {
@@ -406,11 +404,11 @@ export async function sendStream<T extends object>(
       result = await nexts.next(next);
     }
     if (push) await push.follow({ write: sendLive, drained: () => drained(res, signal) });
-    batch.flush();
+    live.flush();
     if (spec.completeLine) writeLast(res, frame(++seqId, { complete: true }));
   } catch (err) {
     if (signal.reason !== CLIENT_CLOSED) {
-      batch.flush();
+      live.flush();
       const failure = signal.aborted ? signal.reason : err;
       const error = streamErrorBody(failure);
       if (error.code === ErrCode.Unknown) request.log.error({ err: failure }, "stream failed");
