@@ -1,6 +1,6 @@
 // A push queue read as an async iterator: status streams never drop an event (the Launcher's Go
 // cache does), and abort ends the reader at once. Unbounded: its writers bound what they push
-// (status streams count it against the stream's budget).
+// (status streams count what waits in it against the stream's budget, through `QueueCount`).
 
 import type { PushStream } from "./port.js";
 
@@ -52,16 +52,27 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   }
 }
 
+/** Told of each live message as it is queued for the reader and as the reader takes it. */
+export interface QueueCount<T> {
+  queued(message: T): void;
+  taken(message: T): void;
+}
+
 /**
  * A PushStream read as a plain AsyncIterable: its catch-up, then its live messages through a queue
  * (for readers that pull, such as the plugin's status stream). Ends quietly when `signal` aborts.
  */
-export async function* iteratePushStream<T>(stream: PushStream<T>, signal: AbortSignal): AsyncGenerator<T> {
+export async function* iteratePushStream<T>(
+  stream: PushStream<T>,
+  signal: AbortSignal,
+  count?: QueueCount<T>,
+): AsyncGenerator<T> {
   try {
     yield* { [Symbol.asyncIterator]: () => stream.catchUp() };
     const live = new AsyncQueue<T>(signal);
     const sink = {
       write: (message: T) => {
+        count?.queued(message);
         live.push(message);
         return true;
       },
@@ -71,7 +82,10 @@ export async function* iteratePushStream<T>(stream: PushStream<T>, signal: Abort
       () => live.end(),
       (err: unknown) => live.fail(err),
     );
-    yield* live;
+    for await (const message of live) {
+      count?.taken(message);
+      yield message;
+    }
   } finally {
     stream.close(); // a reader that stopped early (without aborting): the stream stops listening
   }

@@ -47,8 +47,8 @@ async function* once<T>(item: T): AsyncIterable<T> {
  * plus the JSON around them. (Every string field of an event is bounded: name and user by the
  * submission limits, statusMessage by the store.)
  */
-function queuedBytes(ev: BusEvent | "resync"): number {
-  if (ev === "resync") return 32;
+function queuedBytes(ev: BusEvent | StatusStreamItem | "resync"): number {
+  if (ev === "resync" || "resync" in ev) return 32;
   return (
     128 +
     ev.eventId.length +
@@ -141,6 +141,8 @@ class StatusStream implements PushStream<StatusStreamItem> {
   /** Live events that arrive while the stream catches up (at first, and on a resync). */
   private held: Held[] = [];
   private heldBytes = 0;
+  /** Read as a plain iterable: what waits in its queue for the reader (counted like `held`). */
+  private waitingBytes = 0;
   private catchingUp = true;
   private sink: PushSink<StatusStreamItem> | undefined;
   private stopListening: (() => void) | undefined;
@@ -159,8 +161,23 @@ class StatusStream implements PushStream<StatusStreamItem> {
     else signal.addEventListener("abort", () => this.end({ error: signal.reason }), { once: true });
   }
 
+  /**
+   * Read as a plain iterable (the plugin), live events wait in a queue until the reader takes them;
+   * with a budget, what waits there counts against it, as a connection's unread bytes do.
+   */
   [Symbol.asyncIterator](): AsyncIterator<StatusStreamItem> {
-    return iteratePushStream(this, this.opts.signal);
+    const count =
+      this.opts.budget === undefined
+        ? undefined
+        : {
+            queued: (m: StatusStreamItem) => {
+              this.waitingBytes += queuedBytes(m);
+            },
+            taken: (m: StatusStreamItem) => {
+              this.waitingBytes -= queuedBytes(m);
+            },
+          };
+    return iteratePushStream(this, this.opts.signal, count);
   }
 
   async *catchUp(): AsyncGenerator<StatusStreamItem> {
@@ -267,7 +284,7 @@ class StatusStream implements PushStream<StatusStreamItem> {
   /** What is held counts against the budget with what the connection holds unread. */
   private checkBudget(): void {
     const { budget } = this.opts;
-    if (budget !== undefined && this.heldBytes + budget.unread() > budget.limit) {
+    if (budget !== undefined && this.heldBytes + this.waitingBytes + budget.unread() > budget.limit) {
       this.end({ error: budget.exceeded() });
     }
   }

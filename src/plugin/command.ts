@@ -438,7 +438,13 @@ export async function runPlugin(argv: string[]): Promise<number> {
       "plugin node ready; serving the Launcher on stdin/stdout",
     );
     const clusterInfo = () => node.service.clusterInfo(cluster.current());
-    return { service: node.service, owners, clusterInfo, reloadConfig: cluster.reload };
+    return {
+      service: node.service,
+      owners,
+      clusterInfo,
+      reloadConfig: cluster.reload,
+      streamBufferBytes: settings.streamBufferBytes,
+    };
   });
   const server = new PluginServer({
     writer,

@@ -51,6 +51,11 @@ export interface PluginDeps {
   clusterInfo?: () => ClusterInfo;
   /** Config reload (type 202); without it the reload succeeds with nothing to do. */
   reloadConfig?: () => ReloadResult | Promise<ReloadResult>;
+  /**
+   * LAUNCHER_STREAM_BUFFER_BYTES: what a status stream may hold for a Launcher that reads slowly
+   * before it ends with a Timeout error; without it, unbounded.
+   */
+  streamBufferBytes?: number;
 }
 
 /** A response before the server gives it its responseId. */

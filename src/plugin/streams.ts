@@ -5,7 +5,8 @@
 // in STREAM_ROUTES, part of the dispatch table (HANDLERS in ./handlers.ts).
 
 import { Type } from "typebox";
-import { parseOutputType } from "../api/index.js";
+import { ApiError, ErrCode, parseOutputType } from "../api/index.js";
+import type { StreamBudget } from "../launcher/port.js";
 import { forEachUntilAborted, OutputTypeSchema, onOwner, routeToOwner } from "../launcher/requests/index.js";
 import type { StreamHandler } from "./handlers.js";
 import { type Route, streamFields, streamRoute } from "./messages.js";
@@ -44,12 +45,32 @@ export function splitOutput(output: string, maxSize: number): string[] {
   return pieces;
 }
 
+/**
+ * What a status stream may hold for the Launcher: live events wait for it while it reads slowly
+ * (its stdin full); past `limit` the stream ends with a Timeout error, which the Launcher answers by
+ * asking again.
+ */
+function launcherBudget(limit: number): StreamBudget {
+  return {
+    limit,
+    unread: () => 0, // what the writer holds is bounded by its own backpressure (framing.ts)
+    exceeded: () =>
+      new ApiError(
+        ErrCode.Timeout,
+        `status stream ended: the Launcher read too slowly (more than ${limit} bytes of events waiting)`,
+      ),
+  };
+}
+
 export const JobStatusMessage = Type.Object(streamFields, open);
 const statusStream: StreamHandler<typeof JobStatusMessage> = async (ctx, message, out) => {
   const caller = ctx.caller(message);
   const jobId = message.jobId;
   const { signal } = out;
-  await forEachUntilAborted(ctx.deps.service.statusStream(caller, jobId, { signal }), signal, (item) => {
+  const limit = ctx.deps.streamBufferBytes;
+  const budget = limit === undefined ? undefined : launcherBudget(limit);
+  const stream = ctx.deps.service.statusStream(caller, jobId, budget ? { signal, budget } : { signal });
+  await forEachUntilAborted(stream, signal, (item) => {
     if ("resync" in item) return; // a fresh snapshot follows; the Launcher only needs statuses
     return out.emit(() => ({
       messageType: ResponseType.JobStatus,

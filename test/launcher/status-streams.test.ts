@@ -239,6 +239,31 @@ describe("StatusStreams (push)", () => {
     expect(bus.listening).toBe(0);
   });
 
+  it("read as an AsyncIterable with a budget: what waits for the reader counts; past it, the budget's error", async () => {
+    const { bus, streams } = setup([stored("a", "Running", 2)]);
+    const tooSlow = new ApiError(ErrCode.Timeout, "too slow");
+    const budget: StreamBudget = { limit: 2_000, unread: () => 0, exceeded: () => tooSlow };
+    const iterator = streams
+      .open(root, "*", { signal: new AbortController().signal, budget })
+      [Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toMatchObject({ id: "a", status: "Running" }); // the snapshot
+    // The reader stops taking; live events wait for it, about 140 bytes each here.
+    const next = iterator.next();
+    await tick();
+    for (let n = 6; n < 106; n++) bus.emit(event(n, "a", "Running", n));
+    expect(bus.listening).toBe(0); // ended when what waited passed 2,000 bytes
+    const got: StatusStreamItem[] = [(await next).value];
+    await expect(
+      (async () => {
+        for (let r = await iterator.next(); !r.done; r = await iterator.next()) got.push(r.value);
+      })(),
+    ).rejects.toBe(tooSlow);
+    // What waited came first, in order, and no more than the budget's worth.
+    expect(got.length).toBeGreaterThan(5);
+    expect(got.length).toBeLessThan(20);
+    expect(got.map((m) => ("resync" in m ? "" : m.eventId))).toEqual(got.map((_, i) => `${i + 6}-0`));
+  });
+
   it("read as an AsyncIterable: the replay, then live events, ending quietly on abort", async () => {
     const { bus, streams } = setup([stored("a", "Running", 3, "alice"), stored("c", "Running", 1, "carol")]);
     bus.history = [
