@@ -11,7 +11,9 @@
 // the maximum print as shares of what one Redis takes, and its CPU per request beside ours per change.
 // DESIGN: at 5,000 changes/s, p99 within 1.25x of raw pub/sub's p99 at the same moments and under
 // 10 ms, zero lost or duplicated.
+// With BENCH_PROFILE_DIR set, every node writes a CPU profile and its GC pauses per phase.
 import { fork } from "node:child_process";
+import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { PhaseReport, PhaseRequest, WriterData } from "./fanout-writer.js";
@@ -24,8 +26,10 @@ import {
   Http,
   jobStore,
   keysModule,
+  machineCpuTicks,
   monoMs,
   procCpuMs,
+  procMainThreadWaitMs,
   redisBenchmark,
   redisDelta,
   redisSnapshot,
@@ -242,6 +246,17 @@ export async function fanout(ctx: Ctx): Promise<void> {
       const r0 = await redisSnapshot(redis);
       const pids = fleet.nodes.map((x) => x.pid!);
       const cpu0 = pids.map(procCpuMs);
+      // Whether the machine had a core free: its busy share, and how long node C's event loop, the
+      // relay's and this process's (the clients) waited for a CPU while runnable.
+      const waitPids = [pids[2]!, relayProc.pid!, process.pid];
+      const wait0 = waitPids.map(procMainThreadWaitMs);
+      const ticks0 = machineCpuTicks();
+      const t0 = monoMs();
+      // With BENCH_PROFILE_DIR (bench/cpu-profile.cjs): every node's profile and GC over the phase.
+      const profile = () => {
+        if (process.env.BENCH_PROFILE_DIR) for (const pid of pids) process.kill(pid, "SIGUSR2");
+      };
+      profile();
       const report = await new Promise<PhaseReport>((resolve, reject) => {
         const onMsg = (m: PhaseReport & { error?: string }) => {
           if (m.phase !== phase) return;
@@ -252,6 +267,11 @@ export async function fanout(ctx: Ctx): Promise<void> {
         worker.on("message", onMsg);
         worker.postMessage(req);
       });
+      profile();
+      const phaseSec = (monoMs() - t0) / 1000;
+      const waitPerSec = waitPids.map((pid, i) => (procMainThreadWaitMs(pid) - wait0[i]!) / phaseSec);
+      const ticks1 = machineCpuTicks();
+      const busy = (ticks1.busy - ticks0.busy) / Math.max(1, ticks1.total - ticks0.total);
       const rd = redisDelta(r0, await redisSnapshot(redis));
       // Node CPU per change: node-1 and node-2 only receive the events; node-3 also streams them.
       const cpuPerEvent = pids.map(
@@ -286,9 +306,11 @@ export async function fanout(ctx: Ctx): Promise<void> {
               ` the same through the raw relay: p50 ${fmtMs(relay.p50)} p99 ${fmtMs(relay.p99)} max ${fmtMs(relay.max)};`
             : "") +
           ` Redis CPU ${fmtPct(rd.cpuShare, 1)}, ${rd.command("evalsha").usecPerCall.toFixed(1)} µs per update_job;` +
-          ` node CPU per change: ${cpuPerEvent.map((c) => `${c.toFixed(0)} µs`).join(" / ")} (node-1 / node-2 / node-3 with the client)`,
+          ` node CPU per change: ${cpuPerEvent.map((c) => `${c.toFixed(0)} µs`).join(" / ")} (node-1 / node-2 / node-3 with the client);` +
+          ` machine busy ${fmtPct(busy, 0)} of ${cpus().length} cores; waiting for a CPU, ms per s:` +
+          ` ${waitPerSec.map((w) => w.toFixed(1)).join(" / ")} (node C / raw relay / the clients)`,
       );
-      return { report, s, bus, raw, relay, lost, dup, achieved, rd, cpuPerEvent };
+      return { report, s, bus, raw, relay, lost, dup, achieved, rd, cpuPerEvent, busy, waitPerSec };
     };
 
     for (const rate of [1_000, 5_000]) {
@@ -333,6 +355,12 @@ export async function fanout(ctx: Ctx): Promise<void> {
         metric: "  node CPU per change: node C / others",
         value: `${ours.cpuPerEvent[2]!.toFixed(0)} µs`,
         baseline: `${ours.cpuPerEvent[0]!.toFixed(0)} / ${ours.cpuPerEvent[1]!.toFixed(0)} µs (no client)`,
+      });
+      ctx.row({
+        measure: MEASURE,
+        metric: "  waiting for a CPU, ms per s: node C / raw relay / clients",
+        value: ours.waitPerSec.map((w) => w.toFixed(1)).join(" / "),
+        baseline: `machine busy ${fmtPct(ours.busy, 0)} of ${cpus().length} cores`,
       });
       ctx.row({
         measure: MEASURE,

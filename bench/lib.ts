@@ -296,6 +296,23 @@ export function procMainThreadCpuMs(pid: number): number {
 }
 
 /**
+ * Time (ms) the main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat, second
+ * field): on a machine with fewer cores than busy processes, the delay the scheduler adds to a
+ * process's event loop, which no change to its code removes.
+ */
+export function procMainThreadWaitMs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
+}
+
+/** The machine's CPU counters (/proc/stat, all cores): busy and total, in clock ticks. */
+export function machineCpuTicks(): { busy: number; total: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle and iowait are the only fields in which no core did work.
+  return { busy: total - f[3]! - f[4]!, total };
+}
+
+/**
  * CPU time (ms) of the children a process has waited for (cutime + cstime in /proc/<pid>/stat,
  * 10 ms ticks): a node's job supervisors and their jobs, a worker's spawned commands.
  */
