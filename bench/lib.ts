@@ -590,13 +590,9 @@ export async function startFleet(
       LAUNCHER_KEY_PREFIX: opts.prefix ?? "bench",
       LAUNCHER_LOG_LEVEL: "warn",
       LAUNCHER_DRAIN_MS: "0",
-      // Optional CPU profiles of the nodes over a window the measure chooses (bench/cpu-profile.cjs).
-      ...(process.env.BENCH_PROFILE_DIR
-        ? {
-            BENCH_PROFILE_DIR: process.env.BENCH_PROFILE_DIR,
-            NODE_OPTIONS: `--require ${join(ROOT, "bench", "cpu-profile.cjs")}`,
-          }
-        : {}),
+      // Optional CPU profiles of the nodes over a window the measure chooses (bench/cpu-profile.cjs),
+      // and options for the nodes' Node.js alone (BENCH_NODE_OPTIONS, e.g. a V8 heap setting).
+      ...nodeOptions(),
       ...opts.env,
     },
     log: ctx.verbose ? (l) => ctx.log(`  fleet: ${l}`) : () => {},
@@ -604,6 +600,18 @@ export async function startFleet(
   });
   stack.defer("stop fleet", () => fleet.stop());
   return Object.assign(fleet, { scratchPath });
+}
+
+function nodeOptions(): Record<string, string> {
+  const profile = process.env.BENCH_PROFILE_DIR;
+  const options = [
+    ...(profile ? [`--require ${join(ROOT, "bench", "cpu-profile.cjs")}`] : []),
+    ...(process.env.BENCH_NODE_OPTIONS ? [process.env.BENCH_NODE_OPTIONS] : []),
+  ];
+  return {
+    ...(profile ? { BENCH_PROFILE_DIR: profile } : {}),
+    ...(options.length ? { NODE_OPTIONS: options.join(" ") } : {}),
+  };
 }
 
 export function haproxyAvailable(): boolean {

@@ -5,7 +5,7 @@ import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import { Counter, Gauge, Histogram, Registry as MetricsRegistry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry as MetricsRegistry } from "prom-client";
 import { type Node, NodeStatus } from "./api/index.js";
 import { JobStore } from "./cluster/job-store.js";
 import { fleetKeys } from "./cluster/keys.js";
@@ -298,7 +298,18 @@ function addQueueMetrics(metrics: MetricsRegistry, store: JobStore, nodeId: stri
   return { placed, wait };
 }
 
+/**
+ * Pauses of the node's event loop come in milliseconds (a young-generation collection at thousands
+ * of status events a second), so the GC buckets start there; prom-client's default starts at 1 ms
+ * and jumps to 10.
+ */
+const GC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
 function addNodeMetrics(metrics: MetricsRegistry, registry: Registry, bus: StatusBus, store: JobStore): void {
+  // The process's own: CPU, memory, heap spaces, GC pauses by kind (nodejs_gc_duration_seconds) and
+  // event-loop delay since the last scrape (nodejs_eventloop_lag_*). What every status stream and
+  // forwarded request waits behind; the figures are the process's, shared by nodes in one process.
+  collectDefaultMetrics({ register: metrics, gcDurationBuckets: GC_BUCKETS });
   new Gauge({
     name: "launcher_redis_latency_ms",
     help: "Round trip of the last heartbeat to Redis",
