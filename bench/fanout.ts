@@ -358,9 +358,10 @@ export async function fanout(ctx: Ctx): Promise<void> {
     };
 
     // Warm-up, not measured: node C's first load since it started (the measures before this one
-    // leave it idle). Its first collections clear what starting left in its heap, a scavenge of
-    // 14–23 ms and a mark-compact of 9–25 ms (session 14), which no node pays twice; they are
-    // printed, so they stay visible, and the measured phases start from a node in its steady state.
+    // leave it idle). Its first collections clear what starting left in its heap: a scavenge of
+    // 14–23 ms and a mark-compact of 9–25 ms (docs/benchmarks.md, session 14), paid once after a
+    // start. They are printed, so they stay visible, and the measured phases start from a node that
+    // has carried load, as the bench's own clients and writer have.
     const warm = await runPhase("both", 5_000, "warm-up ", 2_000);
     ctx.row({
       measure: MEASURE,

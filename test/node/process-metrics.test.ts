@@ -31,7 +31,9 @@ describe("process metrics", () => {
     const text = await scrape();
     const minor = value(text, 'nodejs_gc_duration_seconds_count{kind="minor"}');
     expect(minor).toBeGreaterThan(0);
-    expect(value(text, 'nodejs_gc_duration_seconds_bucket{le="0.0025",kind="minor"}')).toBeGreaterThanOrEqual(0);
+    expect(value(text, 'nodejs_gc_duration_seconds_bucket{le="0.0025",kind="minor"}')).toBeGreaterThanOrEqual(
+      0,
+    );
     expect(value(text, 'nodejs_gc_duration_seconds_bucket{le="+Inf",kind="minor"}')).toBe(minor);
     expect(value(text, "nodejs_eventloop_lag_p99_seconds")).toBeGreaterThan(0);
     expect(value(text, "process_cpu_seconds_total")).toBeGreaterThan(0);
