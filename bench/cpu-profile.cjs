@@ -7,7 +7,7 @@
 // time and heap, so a profile that looks slow can be told apart from a node that was collecting.
 // BENCH_PROFILE_INTERVAL_US sets the sampling interval (default 200 µs); 0 records only the window's
 // figures, without the profiler's own cost (at 200 µs it takes a good share of a node's CPU).
-// bench/throughput.ts signals its nodes around the last fleet round, bench/fanout.ts node C around
+// bench/throughput.ts signals its nodes around the last fleet round, bench/fanout.ts every node around
 // each phase, when BENCH_PROFILE_DIR is set.
 const { Session } = require("node:inspector");
 const { writeFileSync } = require("node:fs");
