@@ -29,6 +29,7 @@ import {
   machineCpuTicks,
   monoMs,
   procCpuMs,
+  procFaults,
   procMainThreadWaitMs,
   redisBenchmark,
   redisDelta,
@@ -283,6 +284,7 @@ export async function fanout(ctx: Ctx): Promise<void> {
       // relay's and this process's (the clients) waited for a CPU while runnable.
       const waitPids = [pids[2]!, relayProc.pid!, process.pid];
       const wait0 = waitPids.map(procMainThreadWaitMs);
+      const faults0 = waitPids.map(procFaults);
       const ticks0 = machineCpuTicks();
       // Node C's GC pauses and event-loop delay over the phase, from its /metrics.
       const pauses0 = await scrapePauses(fleet.nodes[2]!.url);
@@ -312,6 +314,7 @@ export async function fanout(ctx: Ctx): Promise<void> {
       };
       const lag = pauses1.lag;
       const waitPerSec = waitPids.map((pid, i) => (procMainThreadWaitMs(pid) - wait0[i]!) / phaseSec);
+      const majorFaults = waitPids.map((pid, i) => procFaults(pid).major - faults0[i]!.major);
       const ticks1 = machineCpuTicks();
       const busy = (ticks1.busy - ticks0.busy) / Math.max(1, ticks1.total - ticks0.total);
       const rd = redisDelta(r0, await redisSnapshot(redis));
@@ -352,9 +355,26 @@ export async function fanout(ctx: Ctx): Promise<void> {
           ` machine busy ${fmtPct(busy, 0)} of ${cpus().length} cores; waiting for a CPU, ms per s:` +
           ` ${waitPerSec.map((w) => w.toFixed(1)).join(" / ")} (node C / raw relay / the clients);` +
           ` node C's GC: ${gc.count} pauses, ${gc.ms.toFixed(1)} ms, ${gc.over10ms} over 10 ms;` +
-          ` its event-loop delay beyond the timer p99 ${fmtMs(lag.p99)} max ${fmtMs(lag.max)}`,
+          ` its event-loop delay beyond the timer p99 ${fmtMs(lag.p99)} max ${fmtMs(lag.max)};` +
+          ` major page faults ${majorFaults.join(" / ")} (node C / raw relay / the clients)`,
       );
-      return { report, s, bus, raw, relay, lost, dup, achieved, rd, cpuPerEvent, busy, waitPerSec, gc, lag };
+      return {
+        report,
+        s,
+        bus,
+        raw,
+        relay,
+        lost,
+        dup,
+        achieved,
+        rd,
+        cpuPerEvent,
+        busy,
+        waitPerSec,
+        gc,
+        lag,
+        majorFaults,
+      };
     };
 
     // Warm-up, not measured: node C's first load since it started (the measures before this one

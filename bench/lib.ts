@@ -304,6 +304,17 @@ export function procMainThreadWaitMs(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
 }
 
+/**
+ * Page faults of a process so far (/proc/<pid>/stat): minor, and major (the page had to be read
+ * back, e.g. code the kernel paged out while the process was idle), summed over its threads.
+ */
+export function procFaults(pid: number): { minor: number; major: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 10 and 12 of stat(5), counted from 1 with pid and comm as 1 and 2.
+  return { minor: Number(f[7]), major: Number(f[9]) };
+}
+
 /** The machine's CPU counters (/proc/stat, all cores): busy and total, in clock ticks. */
 export function machineCpuTicks(): { busy: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
