@@ -55,7 +55,7 @@ const RELAY = 3_000;
 
 /** A node's pauses as its /metrics reports them (prom-client's process metrics). */
 interface Pauses {
-  /** GC pauses by then: count, total ms, and how many took over 10 ms. */
+  /** GC pauses since the node started: count, total ms, and how many took over 10 ms. */
   gc: { count: number; ms: number; over10ms: number };
   /**
    * Event-loop delay since the previous scrape (prom-client resets it at each), beyond the

@@ -299,9 +299,9 @@ function addQueueMetrics(metrics: MetricsRegistry, store: JobStore, nodeId: stri
 }
 
 /**
- * Pauses of the node's event loop come in milliseconds (a young-generation collection at thousands
- * of status events a second), so the GC buckets start there; prom-client's default starts at 1 ms
- * and jumps to 10.
+ * A node's GC pauses that matter are a few milliseconds long (a young-generation collection at
+ * thousands of status events a second), so the buckets are fine between 1 and 10 ms, where
+ * prom-client's default jumps from 1 ms straight to 10.
  */
 const GC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
