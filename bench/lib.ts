@@ -305,13 +305,21 @@ export function procMainThreadWaitMs(pid: number): number {
 }
 
 /**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces), so that index 0 is
+ * stat(5)'s field 3 (state): field N of stat(5), counted from 1, is index N - 3.
+ */
+function procStatFields(pid: number | "self"): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/**
  * Page faults of a process so far (/proc/<pid>/stat): minor, and major (the page had to be read
  * back, e.g. code the kernel paged out while the process was idle), summed over its threads.
  */
 export function procFaults(pid: number): { minor: number; major: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 10 and 12 of stat(5), counted from 1 with pid and comm as 1 and 2.
+  const f = procStatFields(pid);
+  // Fields 10 and 12 of stat(5): minflt, majflt.
   return { minor: Number(f[7]), major: Number(f[9]) };
 }
 
@@ -328,9 +336,8 @@ export function machineCpuTicks(): { busy: number; total: number } {
  * 10 ms ticks): a node's job supervisors and their jobs, a worker's spawned commands.
  */
 export function procChildrenCpuMs(pid: number | "self"): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 16 and 17 of stat(5), counted from 1 with pid and comm as 1 and 2.
+  const f = procStatFields(pid);
+  // Fields 16 and 17 of stat(5): cutime, cstime.
   return (Number(f[13]) + Number(f[14])) * 10;
 }
 
@@ -353,8 +360,7 @@ export function supervisorDaemonsCpu(scratchPath: string): { own: number; jobs: 
   let jobs = 0;
   for (const pid of pidsMatching((c) => c.includes("supervisor-") && c.includes(scratchPath))) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const f = procStatFields(pid);
       own += (Number(f[11]) + Number(f[12])) * 10; // utime + stime
       jobs += (Number(f[13]) + Number(f[14])) * 10; // cutime + cstime
     } catch {
