@@ -50,4 +50,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # SIGTERM drains (readiness fails for LAUNCHER_DRAIN_MS) and exits 0: give the container a stop
 # timeout longer than the drain (`docker stop -t 30`, compose `stop_grace_period`).
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/cli.js", "node"]
+# --max-semi-space-size=4: a 4 MB young generation, whose pauses are short (src/topology/node-command.ts).
+CMD ["node", "--max-semi-space-size=4", "dist/cli.js", "node"]

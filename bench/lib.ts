@@ -607,11 +607,11 @@ export async function startFleet(
       LAUNCHER_KEY_PREFIX: opts.prefix ?? "bench",
       LAUNCHER_LOG_LEVEL: "warn",
       LAUNCHER_DRAIN_MS: "0",
-      // Optional CPU profiles of the nodes over a window the measure chooses (bench/cpu-profile.cjs),
-      // and options for the nodes' Node.js alone (BENCH_NODE_OPTIONS, e.g. a V8 heap setting).
-      ...nodeOptions(),
+      // Optional CPU profiles of the nodes over a window the measure chooses (bench/cpu-profile.cjs).
+      ...profilerOptions(),
       ...opts.env,
     },
+    nodeFlags: benchNodeFlags(),
     log: ctx.verbose ? (l) => ctx.log(`  fleet: ${l}`) : () => {},
     readyTimeoutMs: 60_000,
   });
@@ -619,16 +619,25 @@ export async function startFleet(
   return Object.assign(fleet, { scratchPath });
 }
 
-function nodeOptions(): Record<string, string> {
+function profilerOptions(): Record<string, string> {
   const profile = process.env.BENCH_PROFILE_DIR;
-  const options = [
-    ...(profile ? [`--require ${join(ROOT, "bench", "cpu-profile.cjs")}`] : []),
-    ...(process.env.BENCH_NODE_OPTIONS ? [process.env.BENCH_NODE_OPTIONS] : []),
-  ];
-  return {
-    ...(profile ? { BENCH_PROFILE_DIR: profile } : {}),
-    ...(options.length ? { NODE_OPTIONS: options.join(" ") } : {}),
-  };
+  if (!profile) return {};
+  return { BENCH_PROFILE_DIR: profile, NODE_OPTIONS: `--require ${join(ROOT, "bench", "cpu-profile.cjs")}` };
+}
+
+/**
+ * BENCH_NODE_OPTIONS, when set, replaces the nodes' Node.js flags (NODE_FLAGS in
+ * src/topology/node-command.ts), to measure another V8 setting against them in the same way:
+ * `--max-semi-space-size=16` is V8's own young generation, an empty value Node's defaults.
+ */
+export function benchNodeFlags(): string[] | undefined {
+  const flags = process.env.BENCH_NODE_OPTIONS;
+  return flags === undefined ? undefined : flags.split(/\s+/).filter(Boolean);
+}
+
+/** The flags the bench's nodes run with, as printed in its header. */
+export function nodeFlagsInUse(): readonly string[] {
+  return benchNodeFlags() ?? topology.NODE_FLAGS;
 }
 
 export function haproxyAvailable(): boolean {

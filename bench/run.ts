@@ -14,6 +14,7 @@ import {
   closeAllStacks,
   cpuPressure,
   execFileP,
+  nodeFlagsInUse,
   printTable,
   type Row,
   type Shared,
@@ -116,7 +117,7 @@ async function main(): Promise<number> {
   const load0 = loadavg();
   console.log(`launcher-fleet benchmarks (${mode} mode)`);
   console.log(
-    `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${load0.map((l) => l.toFixed(2)).join(" ")}`,
+    `node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), load average ${load0.map((l) => l.toFixed(2)).join(" ")}; nodes run as \`node ${[...nodeFlagsInUse(), "dist/cli.js node"].join(" ")}\``,
   );
   console.log(`${await versionOf("redis-server", ["--version"])}; ${await versionOf("haproxy", ["-v"])}`);
   const psi0 = cpuPressure();
@@ -155,7 +156,7 @@ async function main(): Promise<number> {
   if (opts.json) {
     writeFileSync(
       opts.json,
-      `${JSON.stringify({ mode, date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadStart: load0, loadEnd: load1, psiStart: psi0, psiEnd: cpuPressure(), rows, broken }, null, 2)}\n`,
+      `${JSON.stringify({ mode, date: new Date().toISOString(), node: process.version, nodeFlags: nodeFlagsInUse(), cpus: cpus().length, loadStart: load0, loadEnd: load1, psiStart: psi0, psiEnd: cpuPressure(), rows, broken }, null, 2)}\n`,
     );
   }
   return broken.length ? 1 : 0;

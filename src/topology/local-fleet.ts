@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { SETTING_ENV_NAMES, SETTINGS } from "../config.js";
 import { signToken, type TokenOptions } from "../http/auth.js";
 import { type RunningHaproxy, startHaproxy } from "./haproxy.js";
+import { nodeArgs } from "./node-command.js";
 import { CLI_PATH, findOnPath } from "./paths.js";
 import { freePort, isPortFree } from "./ports.js";
 import { type Child, describeExit, type ExitInfo, spawnLogged, stopChild, tailFile } from "./process.js";
@@ -49,6 +50,8 @@ export interface LocalFleetOptions {
    * it again at the next start, so tokens minted for this fleet stay valid across restarts.
    */
   persistSecret?: boolean;
+  /** The nodes' Node.js flags, in place of NODE_FLAGS (src/topology/node-command.ts); [] for Node's defaults. */
+  nodeFlags?: readonly string[];
 }
 
 export interface FleetNode {
@@ -251,7 +254,7 @@ export async function startLocalFleet(opts: LocalFleetOptions = {}): Promise<Loc
     if (slot.child && !slot.child.hasExited()) throw new Error(`${slot.id} is already running`);
     const started = Date.now();
     log(`${slot.id}: starting on ${slot.url} (log: ${slot.logFile})`);
-    const child = spawnLogged(process.execPath, [CLI_PATH, "node"], {
+    const child = spawnLogged(process.execPath, nodeArgs(opts.nodeFlags), {
       env: nodeEnv(slot),
       logFile: slot.logFile,
     });

@@ -1,15 +1,17 @@
 // A real local fleet (3 node processes from dist/, HAProxy with the loopback config rendered from
 // ops/haproxy.cfg) on the test Redis: routing, fleet-wide reads, and HAProxy dropping a dead node.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
+  CLI_PATH,
   findFreePortRange,
   freePort,
   haproxyServerStates,
   type LocalFleet,
+  NODE_FLAGS,
   startLocalFleet,
 } from "../../src/topology/index.js";
 import { uniquePrefix } from "../helpers/redis.js";
@@ -74,6 +76,10 @@ describe("local fleet", () => {
     for (const node of fleet.nodes) {
       expect(node.pid).toBeGreaterThan(0);
       expect((await get(`${node.url}/readyz`, false)).status).toBe(200);
+      // Started with the nodes' Node.js flags (a 4 MB young generation), as the Dockerfile does.
+      const argv = readFileSync(`/proc/${node.pid}/cmdline`, "utf8").split("\0");
+      expect(argv.slice(1, -3)).toEqual([...NODE_FLAGS]);
+      expect(argv.slice(-3, -1)).toEqual([CLI_PATH, "node"]);
     }
     expect((await get(`${fleet.lbUrl}/readyz`, false)).status).toBe(200);
     // HAProxy starts servers at the lowest UP health ("UP 1/2"); one passed check makes them "UP".

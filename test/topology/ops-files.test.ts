@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../../src/topology/index.js";
+import { NODE_FLAGS, REPO_ROOT } from "../../src/topology/index.js";
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), "utf8");
 const all = (text: string, re: RegExp) => [...text.matchAll(re)].map((m) => m[1]!).sort();
@@ -26,6 +26,22 @@ describe("ops files", () => {
     expect(all(read("ops/haproxy.cfg"), /^\s*server \S+ (\S+)/gm)).toEqual(targets);
     expect(all(read("ops/nginx.conf"), /^\s*server (\S+) /gm)).toEqual(targets);
     expect(read("ops/prometheus.yml")).toContain(targets.map((t) => `          - ${t}`).join("\n"));
+  });
+
+  it("every way of starting a node passes the nodes' Node.js flags (src/topology/node-command.ts)", () => {
+    const flags = NODE_FLAGS.join(" ");
+    expect(flags).toMatch(/^--max-semi-space-size=\d+$/);
+    expect(read("Dockerfile")).toContain(
+      `CMD ["node", ${NODE_FLAGS.map((f) => JSON.stringify(f)).join(", ")}, "dist/cli.js", "node"]`,
+    );
+    expect(read("ops/systemd/launcher-node.service")).toContain(
+      `ExecStart=/usr/bin/node ${flags} dist/cli.js node`,
+    );
+    expect(JSON.parse(read("package.json")).scripts.start).toBe(`node ${flags} dist/cli.js node`);
+    expect(read("README.md")).toContain(`node ${flags} dist/cli.js node`);
+    expect(read("docs/posit-launcher.md")).toContain(
+      `exec /usr/bin/node ${flags} /opt/launcher-fleet/dist/cli.js plugin`,
+    );
   });
 
   it("nodes are given longer to stop than they drain", () => {
@@ -81,7 +97,7 @@ describe("ops files", () => {
   it("the image runs a node as a non-root user", () => {
     const dockerfile = read("Dockerfile");
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile).toMatch(/^CMD \["node", "dist\/cli\.js", "node"\]$/m);
+    expect(dockerfile).toMatch(/^CMD \["node", ("--[^"]+", )*"dist\/cli\.js", "node"\]$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*/m);
     expect(dockerfile).toMatch(/^EXPOSE 5559$/m);
   });
