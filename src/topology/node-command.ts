@@ -6,7 +6,8 @@ import { CLI_PATH } from "./paths.js";
 /**
  * A 4 MB young generation (V8's own limit is 16 MB). Its scavenges then take about 1 ms each instead
  * of up to 18 ms, so status events are not held behind them, and a node listing 10,000 jobs holds about
- * 30 MB less RSS, for under 5% more CPU per listing. 2 MB costs a listing about 20% more CPU.
+ * 26 MB less RSS, for about 6% more CPU per listing (within the runs' spread). 2 MB costs a listing
+ * about 20% more CPU.
  * docs/benchmarks.md ("Session 15") has the runs.
  */
 export const NODE_FLAGS: readonly string[] = ["--max-semi-space-size=4"];
