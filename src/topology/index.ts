@@ -7,7 +7,7 @@ export {
   NODE_SETTING_VARS,
   startLocalFleet,
 } from "./local-fleet.js";
-export { NODE_FLAGS, nodeArgs } from "./node-command.js";
+export { NODE_FLAGS } from "./node-command.js";
 export { CLI_PATH, HAPROXY_CFG_PATH, REPO_ROOT } from "./paths.js";
 export { findFreePortRange, freePort, isPortFree } from "./ports.js";
 export type { ExitInfo } from "./process.js";

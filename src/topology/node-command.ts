@@ -1,6 +1,6 @@
 // How a node process is started: the one place that says which Node.js flags a node runs with.
-// The Dockerfile, the systemd unit and `npm start` carry the same flags (test/topology/ops-files.test.ts
-// keeps them in step).
+// The Dockerfile, the systemd unit, `npm start`, the README and the plugin script carry the same flags
+// (test/topology/ops-files.test.ts keeps them in step).
 import { CLI_PATH } from "./paths.js";
 
 /**
