@@ -214,6 +214,8 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
     expect(history).toContain("Running");
     expect(history.at(-1)).toBe("Finished");
     expect(await page.evaluate(() => window.stayed)).toBe(true);
+    // The spec is read again when the status changes: its exit code can come after the badge.
+    await waitForCount('#spec [data-field="exitCode"]', 1);
     expect(await page.locator('#spec [data-field="exitCode"]').textContent()).toBe("0");
     // A finished job offers no control.
     expect(await page.locator("#controls button").count()).toBe(0);
@@ -240,6 +242,8 @@ describe.skipIf(!runnable)("web console in chromium, through HAProxy", () => {
     const recorded = (await api<{ status: string }>("GET", `/jobs/${jobId}`)).status;
     expect(["Finished", "Failed", "Killed"]).toContain(recorded);
     expect(shown).toBe(recorded);
+    // The control call's answer can arrive after the status stream has shown the job's end.
+    await waitForCount(".note:not([hidden])", 1);
     expect(await page.locator(".note").textContent()).toMatch(/SIGTERM/);
   }, 60_000);
 
