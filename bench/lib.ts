@@ -630,7 +630,7 @@ function profilerOptions(): Record<string, string> {
  * src/topology/node-command.ts), to measure another V8 setting against them in the same way:
  * `--max-semi-space-size=16` is V8's own young generation, an empty value Node's defaults.
  */
-export function benchNodeFlags(): string[] | undefined {
+function benchNodeFlags(): string[] | undefined {
   const flags = process.env.BENCH_NODE_OPTIONS;
   return flags === undefined ? undefined : flags.split(/\s+/).filter(Boolean);
 }
