@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { TERMINAL_STATUSES } from "../src/api/status.js";
+import { clockTicks, type ProcStat, readProcStat } from "../src/runner/proc.js";
 import type { LocalFleet } from "../src/topology/index.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -304,23 +305,23 @@ export function procMainThreadWaitMs(pid: number): number {
   return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
 }
 
-/**
- * The fields of /proc/<pid>/stat after the command name (which may hold spaces), so that index 0 is
- * stat(5)'s field 3 (state): field N of stat(5), counted from 1, is index N - 3.
- */
-function procStatFields(pid: number | "self"): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+/** /proc/<pid>/stat, parsed as the node's runner parses it; throws when the process is gone. */
+function procStat(pid: number | "self"): ProcStat {
+  const stat = readProcStat(pid === "self" ? process.pid : pid);
+  if (!stat) throw new Error(`no /proc/${pid}/stat`);
+  return stat;
 }
+
+/** Clock ticks (utime, cutime …) to milliseconds. */
+const ticksToMs = (ticks: number): number => (ticks * 1000) / clockTicks();
 
 /**
  * Page faults of a process so far (/proc/<pid>/stat): minor, and major (the page had to be read
  * back, e.g. code the kernel paged out while the process was idle), summed over its threads.
  */
 export function procFaults(pid: number): { minor: number; major: number } {
-  const f = procStatFields(pid);
-  // Fields 10 and 12 of stat(5): minflt, majflt.
-  return { minor: Number(f[7]), major: Number(f[9]) };
+  const { minflt, majflt } = procStat(pid);
+  return { minor: minflt, major: majflt };
 }
 
 /** The machine's CPU counters (/proc/stat, all cores): busy and total, in clock ticks. */
@@ -332,13 +333,12 @@ export function machineCpuTicks(): { busy: number; total: number } {
 }
 
 /**
- * CPU time (ms) of the children a process has waited for (cutime + cstime in /proc/<pid>/stat,
- * 10 ms ticks): a node's job supervisors and their jobs, a worker's spawned commands.
+ * CPU time (ms) of the children a process has waited for (cutime + cstime in /proc/<pid>/stat):
+ * a node's job supervisors and their jobs, a worker's spawned commands.
  */
 export function procChildrenCpuMs(pid: number | "self"): number {
-  const f = procStatFields(pid);
-  // Fields 16 and 17 of stat(5): cutime, cstime.
-  return (Number(f[13]) + Number(f[14])) * 10;
+  const { cutime, cstime } = procStat(pid);
+  return ticksToMs(cutime + cstime);
 }
 
 /**
@@ -359,13 +359,10 @@ export function supervisorDaemonsCpu(scratchPath: string): { own: number; jobs: 
   let own = 0;
   let jobs = 0;
   for (const pid of pidsMatching((c) => c.includes("supervisor-") && c.includes(scratchPath))) {
-    try {
-      const f = procStatFields(pid);
-      own += (Number(f[11]) + Number(f[12])) * 10; // utime + stime
-      jobs += (Number(f[13]) + Number(f[14])) * 10; // cutime + cstime
-    } catch {
-      // gone meanwhile
-    }
+    const stat = readProcStat(pid);
+    if (!stat) continue; // gone meanwhile
+    own += ticksToMs(stat.utime + stat.stime);
+    jobs += ticksToMs(stat.cutime + stat.cstime);
   }
   return { own, jobs };
 }

@@ -20,6 +20,9 @@ export interface ProcStat {
   state: string;
   ppid: number;
   pgrp: number;
+  /** Page faults so far: minor, and major (the page had to be read back from disk). */
+  minflt: number;
+  majflt: number;
   utime: number;
   stime: number;
   cutime: number;
@@ -74,6 +77,8 @@ export function parseProcStat(text: string): ProcStat | undefined {
     state: f[0] ?? "",
     ppid: num(4),
     pgrp: num(5),
+    minflt: num(10),
+    majflt: num(12),
     utime: num(14),
     stime: num(15),
     cutime: num(16),
